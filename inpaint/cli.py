@@ -1,0 +1,125 @@
+"""`inpaint`: the pipeline's stages and tools from one command line. Every stage reads params.yaml."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def _params(args):
+    from inpaint.config import load_params
+
+    return load_params(Path(args.params) if args.params else None)
+
+
+def _stage(name: str, takes_variant: bool):
+    def run(args) -> None:
+        from inpaint import stages
+
+        params = _params(args)  # validated before any work
+        start = time.perf_counter()
+        fn = getattr(stages, name)
+        fn(params, args.variant) if takes_variant else fn(params)
+        print(f"{name}{' ' + args.variant if takes_variant else ''}: done in {time.perf_counter() - start:.1f} s")
+    return run
+
+
+def _ui(args) -> None:
+    from inpaint import tracking
+
+    uri = tracking.tracking_uri(_params(args).tracking.uri)
+    print(f"MLflow UI at http://127.0.0.1:{args.port} (store {uri}); Ctrl-C stops it", flush=True)
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    subprocess.run([sys.executable, "-m", "mlflow", "ui", "--host", "127.0.0.1", "--port", str(args.port),
+                    "--backend-store-uri", uri], env=env, check=False)
+
+
+def _weights(args) -> None:
+    from inpaint import weights
+
+    if args.action == "import":
+        for p in weights.import_dir(Path(args.dir)):
+            print(f"imported {p}")
+        return
+    for row in weights.status():
+        mark = "present" if row["present"] else "MISSING"
+        print(f"{mark:8} {row['file']:42} {row['expected_at']}  ({row['used_by']})")
+
+
+def _models(args) -> None:
+    from inpaint.models.summary import summarise
+
+    rows = summarise(args.size, only=args.only)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return
+    for r in rows:
+        paper = f"{r['paper_params'] / 1e6:.2f} M" if r["paper_params"] else "-"
+        print(f"{r['name']:24} {r['role']:13} {r['params'] / 1e6:8.2f} M (paper {paper:>9})  "
+              f"{r['gflops']:8.2f} GFLOPs  out {r['output_shapes']}")
+
+
+def _show(args) -> None:
+    print(json.dumps(_params(args).model_dump(mode="json"), indent=2))
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="inpaint", description=__doc__)
+    p.add_argument("--params", help="params file (default: params.yaml at the repository root)")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    stage_help = {
+        "prepare": "datasets -> data/prepared (images at the working resolution, manifest)",
+        "masks": "training and test masks (shards + manifests), test pairs, leak check, pictures",
+        "report": "tables from the evaluated MLflow runs -> reports/ and an MLflow report run",
+    }
+    for name, text in stage_help.items():
+        s = sub.add_parser(name, help=text, description=text)
+        s.set_defaults(func=_stage(name, takes_variant=False))
+    for name, text in {"train": "train one variant on Ray Train -> runs/VARIANT/model.pt",
+                       "evaluate": "score one trained variant on the test pairs of every bin"}.items():
+        s = sub.add_parser(name, help=text, description=text)
+        s.add_argument("variant", help="a key of `variants` in params.yaml")
+        s.set_defaults(func=_stage(name, takes_variant=True))
+    s = sub.add_parser("ui", help="start the MLflow UI on 127.0.0.1", description="start the MLflow UI on 127.0.0.1")
+    s.add_argument("--port", type=int, default=5000)
+    s.set_defaults(func=_ui)
+    s = sub.add_parser("weights", help="pretrained weight files: status, or import from a folder",
+                       description="status: where each file is expected and whether it is there; "
+                                   "import DIR: copy files downloaded elsewhere into the torch cache")
+    s.add_argument("action", choices=["status", "import"])
+    s.add_argument("dir", nargs="?", help="for import: the folder holding the files")
+    s.set_defaults(func=_weights)
+    s = sub.add_parser("models", help="the model zoo: parameters, FLOPs, output shapes",
+                       description="summary: every registered model with its parameter count (and the paper's), "
+                                   "FLOPs counted by torch.utils.flop_counter and output shapes")
+    s.add_argument("action", choices=["summary"])
+    s.add_argument("--size", type=int, default=256)
+    s.add_argument("--only", nargs="*", help="model names (default: all)")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=_models)
+    s = sub.add_parser("params", help="print the resolved params (profile + params.yaml)",
+                       description="print the resolved params (profile + params.yaml)")
+    s.set_defaults(func=_show)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    from inpaint.config import ParamsError
+
+    args = parser().parse_args(argv)
+    if args.command == "weights" and args.action == "import" and not args.dir:
+        parser().error("weights import needs DIR")
+    try:
+        args.func(args)
+    except ParamsError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,211 @@
+"""params.yaml, typed and validated once at the edge.
+
+The resolved configuration is the chosen profile (`profiles/<profile>.yaml`) with the sections of
+`params.yaml` laid over it key by key. Every stage reads it through `load_params`, so a wrong key, type or
+range stops the stage before any work with a message naming the key and what is allowed.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from inpaint.masks.settings import MaskSettings
+from inpaint.paths import REPO_ROOT
+
+PROFILES = ("smoke", "ci", "paper")
+SECTIONS = ("data", "masks", "train", "evaluate", "tracking", "ray")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataConfig(Strict):
+    """Which images, at which working resolution, split how."""
+
+    dataset: Literal["sample", "folder"] = "sample"
+    folder: Path | None = None  # for dataset=folder: a directory of images (searched recursively)
+    image_size: Annotated[int, Field(ge=64, le=1024)] = 64
+    seed: int = 0
+    crops_per_photo: Annotated[int, Field(ge=1)] = 64  # sample: random crops cut from each photo
+    test_photos: Annotated[int, Field(ge=1)] = 2  # sample: photos held out for the test split
+    test_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.1  # folder: share of files in the test split
+    min_size: Annotated[int, Field(ge=1)] = 32  # folder: smaller images are reported and skipped
+
+    @field_validator("image_size")
+    @classmethod
+    def _multiple_of_32(cls, v: int) -> int:
+        if v % 32:
+            raise ValueError(f"must be a multiple of 32 (the generators downsample by up to 32), got {v}")
+        return v
+
+    @model_validator(mode="after")
+    def _folder_given(self):
+        if self.dataset == "folder" and self.folder is None:
+            raise ValueError("data.folder: dataset 'folder' needs data.folder, a directory of images")
+        return self
+
+
+class Optimiser(Strict):
+    lr_g: Annotated[float, Field(gt=0)] = 1e-4
+    lr_d: Annotated[float, Field(gt=0)] = 1e-5
+    beta1: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    beta2: Annotated[float, Field(ge=0, lt=1)] = 0.9
+
+
+class WeightFramework(Strict):
+    """GDN Sec. 4.3 'Weight': the generator alone, L1 weighted 6 in the hole and 1 outside (as PConv)."""
+
+    framework: Literal["weight"]
+    generator: str = "gdn_generator"
+    hole_weight: Annotated[float, Field(gt=0)] = 6.0
+    valid_weight: Annotated[float, Field(ge=0)] = 1.0
+    optimiser: Optimiser = Optimiser()
+
+
+class AdvFramework(Strict):
+    """GDN Sec. 4.3 'Adv': Weight's L1 plus an SN-PatchGAN on the composite (hinge, weight 0.1)."""
+
+    framework: Literal["adv"]
+    generator: str = "gdn_generator"
+    discriminator: str = "sn_patchgan"
+    hole_weight: Annotated[float, Field(gt=0)] = 6.0
+    valid_weight: Annotated[float, Field(ge=0)] = 1.0
+    gan_loss: Literal["hinge", "lsgan", "nsgan"] = "hinge"
+    adv_weight: Annotated[float, Field(ge=0)] = 0.1
+    optimiser: Optimiser = Optimiser()
+
+
+class DetFramework(Strict):
+    """GDN 'Det': generator + 7-layer pixel detector; loss mean(W * |out - gt|), W = mapping(V)."""
+
+    framework: Literal["det"]
+    generator: str = "gdn_generator"
+    detector: str = "gdn_detector"
+    detector_loss: Literal["focal", "bce", "ce"] = "focal"
+    gamma: Annotated[float, Field(ge=0)] = 2.0
+    weight_mapping: Literal["exp", "linear"] = "exp"
+    exp_base: float = 10.0
+    detach_weight: bool = False  # the authors' code does not detach W
+    optimiser: Optimiser = Optimiser()
+
+    @field_validator("exp_base")
+    @classmethod
+    def _base_above_one(cls, v: float) -> float:
+        if not v > 1:
+            raise ValueError(f"the exponential weight mapping W = base^V needs base > 1, got {v}")
+        return v
+
+
+Variant = Annotated[Union[WeightFramework, AdvFramework, DetFramework], Field(discriminator="framework")]
+
+
+class TrainConfig(Strict):
+    steps: Annotated[int, Field(ge=1)] = 100
+    batch_size: Annotated[int, Field(ge=1)] = 8  # global: split across Ray workers
+    num_workers: Annotated[int, Field(ge=1)] = 1
+    use_gpu: bool = False
+    seed: int = 10
+    log_every: Annotated[int, Field(ge=1)] = 10
+    image_every: Annotated[int, Field(ge=1)] = 100
+    checkpoint_every: Annotated[int, Field(ge=1)] = 100
+    torch_threads: Annotated[int, Field(ge=1)] = 2  # per worker, on CPU
+    max_failures: Annotated[int, Field(ge=0)] = 1  # worker failures survived (Ray FailureConfig)
+
+    @model_validator(mode="after")
+    def _batch_splits(self):
+        if self.batch_size % self.num_workers:
+            raise ValueError(
+                f"train.batch_size ({self.batch_size}) must be divisible by train.num_workers ({self.num_workers})")
+        return self
+
+
+class EvaluateConfig(Strict):
+    batch_size: Annotated[int, Field(ge=1)] = 16
+    pairs_per_bin: Annotated[int, Field(ge=1)] | None = None  # None: every test image once per bin
+    ssim_window: Literal[11, 51] = 11  # 11 = Gaussian sigma 1.5 (Wang et al.); 51 = the GDN/PEN-Net code
+    fid_dims: Literal[64, 192, 768, 2048] = 2048
+    lpips_net: Literal["alex", "vgg"] = "alex"
+    weights: Literal["auto", "required", "random"] = "auto"  # protocol.md section 4
+
+
+class TrackingConfig(Strict):
+    experiment: str = "inpaint"
+    uri: str | None = None  # None: MLFLOW_TRACKING_URI, else sqlite:///<repo>/mlflow.db
+
+
+class RayConfig(Strict):
+    address: str | None = None  # None: RAY_ADDRESS, else a local Ray on 127.0.0.1
+    storage_path: str = "runs/ray"  # relative paths are taken from the repository root
+
+
+class Params(Strict):
+    profile: Literal["smoke", "ci", "paper"]
+    data: DataConfig = DataConfig()
+    masks: MaskSettings = MaskSettings()
+    train: TrainConfig = TrainConfig()
+    evaluate: EvaluateConfig = EvaluateConfig()
+    tracking: TrackingConfig = TrackingConfig()
+    ray: RayConfig = RayConfig()
+    variants: dict[str, Variant]
+
+    @field_validator("variants")
+    @classmethod
+    def _names(cls, v: dict[str, Any]) -> dict[str, Any]:
+        if not v:
+            raise ValueError("at least one variant to train is needed")
+        for name in v:
+            if not name.replace("_", "").isalnum():
+                raise ValueError(f"variant name {name!r} may only hold letters, digits and underscores")
+        return v
+
+
+class ParamsError(ValueError):
+    """A params file that does not validate; the message names the file and every bad key."""
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _read_yaml(path: Path) -> dict:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ParamsError(f"{path}: file not found") from None
+    except yaml.YAMLError as e:
+        raise ParamsError(f"{path}: not valid YAML: {e}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ParamsError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    return data
+
+
+def resolve(raw: dict, source: str = "params.yaml", profiles_dir: Path | None = None) -> Params:
+    """Lay `raw` (the contents of params.yaml) over its profile and validate the result."""
+    profile = raw.get("profile", "smoke")
+    if profile not in PROFILES:
+        raise ParamsError(f"{source}: profile: unknown profile {profile!r}; allowed: {', '.join(PROFILES)}")
+    base = _read_yaml((profiles_dir or REPO_ROOT / "profiles") / f"{profile}.yaml")
+    merged = _merge(base, {k: v for k, v in raw.items() if v is not None})
+    try:
+        return Params.model_validate(merged)
+    except ValidationError as e:
+        lines = []
+        for err in e.errors():
+            loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith(("function-after", "tagged-union")))
+            got = "" if err["type"] == "missing" else f" (got {err.get('input')!r})"
+            lines.append(f"  {loc or '<top>'}: {err['msg']}{got}")
+        raise ParamsError(f"{source} (profile {profile}) is invalid:\n" + "\n".join(lines)) from None
+
+
+def load_params(path: Path | None = None) -> Params:
+    path = path or REPO_ROOT / "params.yaml"
+    return resolve(_read_yaml(path), source=str(path), profiles_dir=path.parent / "profiles")

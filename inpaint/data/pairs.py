@@ -1,0 +1,52 @@
+"""Image-mask pairs for training and testing.
+
+Training: image i is paired with a mask drawn from (seed, epoch, i) alone, so the same params give the
+same pairs on any number of workers. Testing: a fixed, recorded order (written by the masks stage).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+
+def to_tensor(image: np.ndarray) -> torch.Tensor:
+    """uint8 H x W x 3 -> float 3 x H x W in [0, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255)
+
+
+def mask_tensor(mask: np.ndarray) -> torch.Tensor:
+    """uint8 H x W in {0, 1} -> float 1 x H x W, 1 = hole."""
+    return torch.from_numpy(np.ascontiguousarray(mask)).unsqueeze(0).float()
+
+
+class TrainPairs(Dataset):
+    def __init__(self, images: np.ndarray, masks, seed: int):
+        if images.shape[1:3] != masks[0].shape:
+            raise ValueError(f"training images are {images.shape[1:3]} but masks are {masks[0].shape}: "
+                             "re-run the prepare and masks stages with the same data.image_size")
+        self.images, self.masks, self.seed, self.epoch = images, masks, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        j = int(np.random.default_rng([self.seed, self.epoch, i]).integers(len(self.masks)))
+        return to_tensor(self.images[i]), mask_tensor(self.masks[j])
+
+
+class TestPairs(Dataset):
+    """The recorded test pairs of one bin: rows of (image index, mask index)."""
+
+    def __init__(self, images: np.ndarray, masks, pairs: np.ndarray):
+        self.images, self.masks, self.pairs = images, masks, pairs
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        i, j = self.pairs[k]
+        return to_tensor(self.images[int(i)]), mask_tensor(self.masks[int(j)])

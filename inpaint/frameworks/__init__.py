@@ -1,0 +1,23 @@
+"""Training recipes over the shared model zoo, chosen by name (`framework:` in a variant)."""
+from __future__ import annotations
+
+from torch import nn
+
+from inpaint.frameworks.base import Framework
+from inpaint.frameworks.gdn import AdvFramework, DetFramework, WeightFramework
+from inpaint.models.registry import build
+
+FRAMEWORKS: dict[str, type[Framework]] = {f.name: f for f in (WeightFramework, AdvFramework, DetFramework)}
+
+
+def build_networks(cfg, image_size: int) -> dict[str, nn.Module]:
+    """The networks a variant trains: its generator and, by framework, a discriminator or a detector."""
+    nets = {"generator": build(cfg.generator, image_size=image_size)}
+    for role in ("discriminator", "detector"):
+        if hasattr(cfg, role):
+            nets[role] = build(getattr(cfg, role), image_size=image_size)
+    return nets
+
+
+def build_framework(cfg, networks: dict[str, nn.Module]) -> Framework:
+    return FRAMEWORKS[cfg.framework](cfg, networks)

@@ -1,0 +1,114 @@
+"""The GDN paper's three frameworks (Sec. 4.3), all on one generator, with simultaneous G and D updates
+from one forward pass and Adam (G 1e-4, D 1e-5, betas (0, 0.9)) as the authors' code.
+
+- Weight: L1 weighted 6 in the hole and 1 outside, normalised by the image size (as PConv).
+- Adv: Weight's L1 + an SN-PatchGAN on the composite (hinge, weight 0.1 by default).
+- Det: mean(W * |out - gt|) with W = mapping(V), V the detector's hole probability on the raw output;
+  the detector learns the mask from the output alone (focal loss by default).
+
+"Simultaneous" means both updates use the gradients at the same parameters: the generator's loss is
+backpropagated first, the discriminator's/detector's gradients are then recomputed from its own loss
+alone (the generator loss also reaches D's parameters when W is not detached, and TF's optimiser for D
+ignores that part), and only then do both optimisers step.
+"""
+from __future__ import annotations
+
+import torch
+
+from inpaint.frameworks.base import Framework, adam, composite, masked_input
+from inpaint.losses.adversarial import discriminator_loss, generator_loss
+from inpaint.losses.detector import detector_loss
+from inpaint.losses.reconstruction import hole_valid_weight, weight_mapping, weighted_l1
+from inpaint.models.gdn import hole_probability
+
+
+class WeightFramework(Framework):
+    name = "weight"
+
+    def make_optimisers(self) -> None:
+        o = self.cfg.optimiser
+        self.optimisers = {"generator": adam(self.networks["generator"], o.lr_g, o.beta1, o.beta2)}
+
+    def _reconstruction(self, out, image, mask):
+        return weighted_l1(out, image, hole_valid_weight(mask, self.cfg.hole_weight, self.cfg.valid_weight))
+
+    def step(self, image, mask):
+        out = self.networks["generator"](masked_input(image, mask), mask)["output"]
+        loss = self._reconstruction(out, image, mask)
+        opt = self.optimisers["generator"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return {"loss_g": loss.item(), "l1": (out - image).abs().mean().item()}
+
+
+class AdvFramework(WeightFramework):
+    name = "adv"
+
+    def make_optimisers(self) -> None:
+        o = self.cfg.optimiser
+        self.optimisers = {"generator": adam(self.networks["generator"], o.lr_g, o.beta1, o.beta2),
+                           "discriminator": adam(self.networks["discriminator"], o.lr_d, o.beta1, o.beta2)}
+
+    def step(self, image, mask):
+        gen, disc = self.networks["generator"], self.networks["discriminator"]
+        opt_g, opt_d = self.optimisers["generator"], self.optimisers["discriminator"]
+        out = gen(masked_input(image, mask), mask)["output"]
+        comp = composite(out, image, mask)
+        rec = self._reconstruction(out, image, mask)
+        adv = generator_loss(disc(comp), self.cfg.gan_loss)
+        loss_g = rec + self.cfg.adv_weight * adv
+        opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        opt_d.zero_grad(set_to_none=True)  # drop what loss_g left on D
+        scores = disc(torch.cat([image, comp.detach()]))
+        real, fake = scores.chunk(2)
+        loss_d = discriminator_loss(real, fake, self.cfg.gan_loss)
+        loss_d.backward()
+        opt_g.step()
+        opt_d.step()
+        return {"loss_g": loss_g.item(), "loss_rec": rec.item(), "loss_adv": adv.item(), "loss_d": loss_d.item(),
+                "l1": (out - image).abs().mean().item()}
+
+
+class DetFramework(Framework):
+    name = "det"
+
+    def make_optimisers(self) -> None:
+        o = self.cfg.optimiser
+        self.optimisers = {"generator": adam(self.networks["generator"], o.lr_g, o.beta1, o.beta2),
+                           "detector": adam(self.networks["detector"], o.lr_d, o.beta1, o.beta2)}
+
+    def _weight(self, logits):
+        return weight_mapping(hole_probability(logits), self.cfg.weight_mapping, self.cfg.exp_base)
+
+    def step(self, image, mask):
+        gen, det = self.networks["generator"], self.networks["detector"]
+        opt_g, opt_d = self.optimisers["generator"], self.optimisers["detector"]
+        out = gen(masked_input(image, mask), mask)["output"]
+        opt_g.zero_grad(set_to_none=True)
+        opt_d.zero_grad(set_to_none=True)
+        if self.cfg.detach_weight:
+            logits = det(out.detach())
+            weight = self._weight(logits).detach()
+            loss_g = weighted_l1(out, image, weight)
+            loss_d = detector_loss(logits, mask, self.cfg.detector_loss, self.cfg.gamma)
+            (loss_g + loss_d).backward()  # disjoint parameters: G gets loss_g, D gets loss_d
+        else:
+            weight = self._weight(det(out))
+            loss_g = weighted_l1(out, image, weight)
+            loss_g.backward()
+            opt_d.zero_grad(set_to_none=True)  # D's optimiser sees only the detector loss (as TF's var_list)
+            logits = det(out.detach())
+            loss_d = detector_loss(logits, mask, self.cfg.detector_loss, self.cfg.gamma)
+            loss_d.backward()
+        opt_g.step()
+        opt_d.step()
+        return {"loss_g": loss_g.item(), "loss_d": loss_d.item(), "weight_mean": weight.mean().item(),
+                "l1": (out - image).abs().mean().item()}
+
+    @torch.no_grad()
+    def visuals(self, image, mask):
+        v = super().visuals(image, mask)
+        v["detector heat map"] = hole_probability(self.networks["detector"](v["output"])).expand(-1, 3, -1, -1)
+        return v

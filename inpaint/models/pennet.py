@@ -1,0 +1,159 @@
+"""PEN-Net (Zeng et al., CVPR 2019): a pyramid-context encoder whose attention transfer networks (ATN) fill
+each encoder level from the level below it, as the authors' PyTorch code does (reference.md 3.2-3.3).
+
+Zoo conventions versus the authors: our images are in [0, 1], theirs in [-1, 1] with tanh outputs. The
+generator maps its input with x * 2 - 1 at entry and every tanh output back with (y + 1) / 2, so the network
+itself computes exactly what the authors' does (holes filled with 1 stay 1, the white the authors use).
+The ATN is the authors' per-sample algorithm vectorised over the batch with unfold / bmm / fold; the
+numerics (key masking, scaled softmax, clamp, transposed-conv transfer / 4) are unchanged.
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from inpaint.models.registry import register
+
+MaskResize = Literal["bilinear", "nearest"]
+
+LEVELS = 6  # stride-2 encoder levels
+MIN_SIZE = 2**LEVELS  # every level must halve exactly so the decoder's skip connections line up
+RATE = 2  # x1 has twice x2's resolution; raw patches are 2 * RATE wide with stride RATE (reference 3.3)
+
+
+def _up2(x: Tensor) -> Tensor:
+    return F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=True)
+
+
+class ATN(nn.Module):
+    """Attention transfer network: matches patches of the high-level map x2 and copies the corresponding
+    4x4 patches of the low-level map x1 (twice x2's resolution), so holes are filled from the known region.
+
+    `mask_resize="bilinear"` (align_corners=True) is the PyTorch code; "nearest" is the TF version's choice.
+    A key is valid only if the resized mask is exactly 0 over its whole ksize x ksize patch (zero padding
+    counts as valid); queries are all positions.
+    """
+
+    def __init__(self, channels: int, *, ksize: int = 3, fuse: bool = True, softmax_scale: float = 10.0,
+                 rates: tuple[int, ...] = (1, 2, 4, 8), mask_resize: MaskResize = "bilinear") -> None:
+        super().__init__()
+        if ksize not in (1, 3):
+            raise ValueError(f"ATN ksize must be 1 or 3 (the authors' padding rule), got {ksize}")
+        if mask_resize not in ("bilinear", "nearest"):
+            raise ValueError(f"mask_resize must be 'bilinear' or 'nearest', got {mask_resize!r}")
+        self.ksize = ksize
+        self.softmax_scale = softmax_scale
+        self.mask_resize = mask_resize
+        self.fuse = None
+        if fuse:
+            if channels % len(rates):
+                raise ValueError(f"ATN fuse: {channels} channels do not split into {len(rates)} dilated groups")
+            self.fuse = nn.ModuleList(
+                nn.Sequential(nn.Conv2d(channels, channels // len(rates), 3, padding=d, dilation=d), nn.ReLU())
+                for d in rates
+            )
+
+    def attention(self, x2: Tensor, mask: Tensor) -> Tensor:
+        """Attention weights B x keys x queries over the positions of x2 (row-major)."""
+        h, w = x2.shape[-2:]
+        pad = self.ksize // 2
+        patches = F.unfold(x2, self.ksize, padding=pad)  # B x C*k*k x L, un-normalised queries
+        keys = patches / patches.norm(dim=1, keepdim=True).clamp_min(1e-4)
+        scores = torch.bmm(keys.transpose(1, 2), patches)  # cosine-like score of each key at each query
+
+        align = True if self.mask_resize == "bilinear" else None
+        m = F.interpolate(mask, size=(h, w), mode=self.mask_resize, align_corners=align)
+        valid = (F.unfold(m, self.ksize, padding=pad).mean(1) == 0).to(x2.dtype).unsqueeze(2)  # B x L x 1
+
+        # Invalid keys score 0 before the softmax and are zeroed after it, so the weights over the valid
+        # keys do not quite sum to 1: the authors' numerics, kept.
+        attn = F.softmax(scores * valid * self.softmax_scale, dim=1) * valid
+        return attn.clamp_min(1e-8)
+
+    def forward(self, x1: Tensor, x2: Tensor, mask: Tensor) -> Tensor:
+        if x1.shape[-2:] != (RATE * x2.shape[-2], RATE * x2.shape[-1]):
+            raise ValueError(f"ATN needs x1 at twice x2's size, got {tuple(x1.shape[-2:])} and {tuple(x2.shape[-2:])}")
+        attn = self.attention(x2, mask)
+        k = 2 * RATE
+        raw = F.unfold(x1, k, stride=RATE, padding=1)  # B x C*4*4 x L: one raw patch per key
+        # Equal to the authors' conv_transpose2d(attn, raw patches, stride 2, padding 1) / 4 (overlap average).
+        y = F.fold(torch.bmm(raw, attn), x1.shape[-2:], k, stride=RATE, padding=1) / 4
+        if self.fuse is not None:
+            y = torch.cat([branch(y) for branch in self.fuse], dim=1)
+        return y
+
+
+class PENNet(nn.Module):
+    """InpaintGenerator of the PyTorch PEN-Net code (cnum = 32 gives 10.23 M parameters).
+
+    Encoder dw1..dw6 (3x3 stride-2 convs), ATNs at5..at1 from deep to shallow, each output replacing the
+    encoder feature of its level; decoder up5..up1 (bilinear x2 then conv) with the ATN features as skips;
+    a 1x1 tanh RGB head per decoder level gives the pyramid.
+    """
+
+    def __init__(self, cnum: int = 32, mask_resize: MaskResize = "bilinear") -> None:
+        super().__init__()
+        ch = [4, cnum, 2 * cnum, 4 * cnum, 8 * cnum, 16 * cnum, 16 * cnum]  # ch[i] = channels of x_i
+        self.encoder = nn.ModuleList(
+            nn.Sequential(nn.Conv2d(ch[i - 1], ch[i], 3, stride=2, padding=1),
+                          nn.ReLU() if i == LEVELS else nn.LeakyReLU(0.2))
+            for i in range(1, LEVELS + 1)
+        )
+        # atn[i] fills level i + 1 from level i + 2; the deepest (at5) uses 1x1 patches and no fuse.
+        self.atn = nn.ModuleList(
+            ATN(ch[i], ksize=1 if i == 5 else 3, fuse=i != 5, mask_resize=mask_resize) for i in range(1, 6)
+        )
+        self.up = nn.ModuleList(
+            nn.Sequential(nn.Conv2d(ch[6] if i == 5 else 2 * ch[i + 1], ch[i], 3, padding=1), nn.ReLU())
+            for i in range(1, 6)
+        )
+        self.to_rgb = nn.ModuleList(nn.Sequential(nn.Conv2d(2 * ch[i], 3, 1), nn.Tanh()) for i in range(1, 6))
+        self.decoder = nn.Sequential(
+            nn.Conv2d(2 * ch[1], cnum, 3, padding=1), nn.ReLU(), nn.Conv2d(cnum, 3, 3, padding=1), nn.Tanh()
+        )
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.normal_(module.weight, 0.0, 0.02)
+                nn.init.zeros_(module.bias)
+
+    def forward(self, masked: Tensor, mask: Tensor) -> dict[str, Tensor | list[Tensor]]:
+        """masked: B x 3 x H x W in [0, 1], holes = 1; mask: B x 1 x H x W, 1 = hole."""
+        h, w = masked.shape[-2:]
+        if h % MIN_SIZE or w % MIN_SIZE:
+            raise ValueError(
+                f"PEN-Net needs H and W to be multiples of {MIN_SIZE} (its {LEVELS} stride-2 levels must halve "
+                f"exactly for the skips to line up; the smallest input is {MIN_SIZE}x{MIN_SIZE}, so 32x32 cannot "
+                f"work), got {h}x{w}"
+            )
+        if mask.shape != (masked.shape[0], 1, h, w):
+            raise ValueError(f"mask must be B x 1 x H x W matching the image, got {tuple(mask.shape)}")
+
+        x = torch.cat([masked * 2 - 1, mask], dim=1)
+        feats = []
+        for dw in self.encoder:
+            x = dw(x)
+            feats.append(x)
+
+        filled: list[Tensor] = []  # x5', x4', ..., x1': each level filled from the one below it
+        deeper = feats[5]
+        for i in reversed(range(5)):
+            deeper = self.atn[i](feats[i], deeper, mask)
+            filled.append(deeper)
+        filled.reverse()
+
+        pyramid: list[Tensor] = []  # img5 (H/32) first, reversed below to H/2 first
+        up = self.up[4](_up2(feats[5]))
+        for i in reversed(range(5)):
+            skip = torch.cat([up, filled[i]], dim=1)
+            pyramid.append((self.to_rgb[i](skip) + 1) / 2)
+            up = self.up[i - 1](_up2(skip)) if i > 0 else self.decoder(_up2(skip))
+        pyramid.reverse()
+        return {"output": (up + 1) / 2, "pyramid": pyramid}
+
+
+@register("pennet", role="generator", paper_params=10_230_000, source="reference.md 3.2")
+def pennet(*, cnum: int = 32, mask_resize: MaskResize = "bilinear") -> PENNet:
+    return PENNet(cnum=cnum, mask_resize=mask_resize)

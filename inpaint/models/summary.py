@@ -1,0 +1,43 @@
+"""`inpaint models summary`: parameters, FLOPs and output shapes of every registered model.
+
+FLOPs are counted by torch.utils.flop_counter (PyTorch's own counter) on one forward pass of one image:
+a multiply-add counts as 2 FLOPs; convolutions, transposed convolutions and matrix products are counted,
+element-wise operations are not.
+"""
+from __future__ import annotations
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from inpaint.models.registry import count_parameters, registered
+
+
+def _shapes(out) -> list:
+    if isinstance(out, torch.Tensor):
+        return list(out.shape)
+    if isinstance(out, dict):
+        return {k: _shapes(v) for k, v in out.items()}
+    return [_shapes(v) for v in out]
+
+
+@torch.no_grad()
+def summarise(size: int = 256, only: list[str] | None = None) -> list[dict]:
+    rows = []
+    models = registered()
+    for name in only or sorted(models):
+        if name not in models:
+            raise KeyError(f"unknown model {name!r}; registered: {', '.join(sorted(models))}")
+        info = models[name]
+        model = info.builder(image_size=size).eval()
+        image = torch.rand(1, 3, size, size)
+        with FlopCounterMode(display=False) as counter:
+            if info.role == "generator":
+                mask = torch.zeros(1, 1, size, size)
+                mask[..., size // 4: size // 2, size // 4: size // 2] = 1
+                out = model(image, mask)
+            else:
+                out = model(image)
+        rows.append({"name": name, "role": info.role, "params": count_parameters(model),
+                     "paper_params": info.paper_params, "source": info.source,
+                     "gflops": counter.get_total_flops() / 1e9, "output_shapes": _shapes(out), "size": size})
+    return rows

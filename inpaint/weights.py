@@ -1,0 +1,85 @@
+"""Pretrained weight files (protocol.md section 4): looked up in the torch cache, never downloaded here.
+
+`weights` setting: `auto` skips what needs a missing file (loudly, recorded), `required` stops before any
+work naming the file and the fix, `random` (tests only) builds the same networks with random weights and
+every result records `pretrained: false`.
+"""
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+
+@dataclass(frozen=True)
+class WeightFile:
+    key: str
+    filename: str
+    url: str
+    used_by: str
+
+    @property
+    def path(self) -> Path:
+        return Path(torch.hub.get_dir()) / "checkpoints" / self.filename
+
+
+FILES = {f.key: f for f in (
+    WeightFile("fid_inception", "pt_inception-2015-12-05-6726825d.pth",
+               "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth",
+               "FID (pytorch-fid Inception, pool3)"),
+    WeightFile("alexnet", "alexnet-owt-7be5be79.pth", "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
+               "LPIPS (alex backbone)"),
+    WeightFile("vgg16", "vgg16-397923af.pth", "https://download.pytorch.org/models/vgg16-397923af.pth",
+               "LPIPS (vgg backbone), LGNet perceptual and style losses"),
+)}
+
+
+class MissingWeights(FileNotFoundError):
+    pass
+
+
+def missing_message(f: WeightFile) -> str:
+    return (f"{f.used_by} needs {f.filename}, expected at {f.path} (the torch cache, TORCH_HOME). "
+            f"Download {f.url} on a machine with internet access and run `inpaint weights import DIR` "
+            "with the folder that holds it.")
+
+
+def resolve(key: str, mode: str) -> Path | None:
+    """The local file for `key`: a Path when present; None when it must be skipped (`auto`) or replaced by
+    random weights (`random`); raises MissingWeights in `required` mode."""
+    if mode not in ("auto", "required", "random"):
+        raise ValueError(f"evaluate.weights must be auto, required or random, got {mode!r}")
+    if mode == "random":
+        return None
+    f = FILES[key]
+    if f.path.is_file():
+        return f.path
+    if mode == "required":
+        raise MissingWeights(missing_message(f))
+    return None
+
+
+def status() -> list[dict]:
+    return [{"key": f.key, "file": f.filename, "expected_at": str(f.path), "present": f.path.is_file(),
+             "used_by": f.used_by} for f in FILES.values()]
+
+
+def import_dir(directory: Path) -> list[Path]:
+    """Copy every known weight file found in `directory` into the torch cache."""
+    if not directory.is_dir():
+        raise FileNotFoundError(f"{directory}: not a directory")
+    copied = []
+    for f in FILES.values():
+        src = directory / f.filename
+        if src.is_file():
+            f.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = f.path.with_suffix(".partial")
+            shutil.copyfile(src, tmp)
+            tmp.replace(f.path)
+            copied.append(f.path)
+    if not copied:
+        names = ", ".join(f.filename for f in FILES.values())
+        raise FileNotFoundError(f"{directory}: none of the known weight files ({names}) is there")
+    return copied
