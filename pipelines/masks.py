@@ -3,4 +3,5 @@ import sys
 
 from inpaint.cli import main
 
-sys.exit(main(["masks", *sys.argv[1:]]))
+if __name__ == "__main__":  # the masks stage spawns worker processes that re-import this file
+    sys.exit(main(["masks", *sys.argv[1:]]))

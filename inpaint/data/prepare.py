@@ -74,7 +74,8 @@ def prepare(cfg: DataConfig, out_dir: Path) -> dict:
         else:
             crops = [centre_square(rgb, cfg.image_size)]
         for crop in crops:
-            rows.append({"split": split, "index": len(images[split]), "source": str(path), "hash": content_hash(crop)})
+            source = f"{path.parent.name}/{path.name}" if cfg.dataset == "sample" else str(path.relative_to(cfg.folder))
+            rows.append({"split": split, "index": len(images[split]), "source": source, "hash": content_hash(crop)})
             images[split].append(crop)
     manifest = pd.DataFrame(rows)
     overlap = set(manifest.hash[manifest.split == "train"]) & set(manifest.hash[manifest.split == "test"])

@@ -37,7 +37,6 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from inpaint.bins import BINS
 
 RAW = 512  # QD-IMD canvas
 CROP = 256  # GDN crop, the papers' working size
@@ -51,17 +50,7 @@ STROKES_MEAN, STROKES_STD = 4.0, 2.0
 # Bin steering: the mean of the stroke-count normal for a candidate made for each target bin (the standard
 # deviation stays 2). Calibrated on the procedural source at 256 with erosion="code" (see
 # bench/masks.py --calibrate); with steer=False every target uses QD-IMD's N(4, 2).
-STEER_MEAN = (1.0, 2.0, 3.5, 5.0, 6.5, 8.0)
-
-EDGES = np.array([lo for lo, _ in BINS] + [BINS[-1][1]])
-
-
-def bins_of(ratios: np.ndarray) -> np.ndarray:
-    """Vectorised `inpaint.bins.bin_of`: bin index per ratio, -1 outside (0.01, 0.6]."""
-    r = np.asarray(ratios, dtype=np.float64)
-    b = np.searchsorted(EDGES, r, side="left") - 1  # lo < r <= hi
-    return np.where((r > EDGES[0]) & (r <= EDGES[-1]), b, -1).astype(np.int64)
-
+STEER_MEAN = (3.0, 6.0, 7.0, 9.0, 11.0, 13.0)
 
 def margin_px(size: int) -> int:
     return int(round(MARGIN * size / CROP))
@@ -71,8 +60,9 @@ def margin_px(size: int) -> int:
 class Candidate:
     """Every random draw of one candidate mask."""
 
-    strokes: list[np.ndarray]  # points in the 256 box
-    widths: np.ndarray  # stroke widths on the 512 canvas, px (float)
+    points: np.ndarray  # (P, 2) float32, the strokes' points in the 256 box, stroke after stroke
+    counts: np.ndarray  # (n,) points per stroke
+    widths: np.ndarray  # (n,) stroke widths on the 512 canvas, px (float)
     upscale: float
     angle: int
     kernel_u: float  # U(0, 1), turned into k once the range is known (it depends on the canvas for "ratio")
@@ -82,14 +72,18 @@ class Candidate:
     kernel: int = 0
     raw_hole_pct: float = field(default=float("nan"))
 
+    @property
+    def strokes(self) -> list[np.ndarray]:
+        return np.split(self.points, np.cumsum(self.counts)[:-1])
+
 
 def draw_candidate(rng: np.random.Generator, source, *, target: int, margin_bins, steer: bool,
                    erosion: str) -> Candidate:
     mean = STEER_MEAN[target] if steer else STROKES_MEAN
     n = max(1, int(round(rng.normal(mean, STROKES_STD))))
-    strokes = source.sample(rng, n)
+    points, counts = source.sample_flat(rng, n)
     widths = rng.uniform(*WIDTH, n)
-    c = Candidate(strokes=strokes, widths=widths, upscale=float(rng.uniform(*UPSCALE)),
+    c = Candidate(points=points, counts=counts, widths=widths, upscale=float(rng.uniform(*UPSCALE)),
                   angle=int(rng.integers(-180, 181)), kernel_u=float(rng.random()),
                   x=int(rng.integers(0, RAW - CROP + 1)), y=int(rng.integers(0, RAW - CROP + 1)),
                   margin=target in margin_bins)
@@ -113,6 +107,7 @@ def draw_candidate(rng: np.random.Generator, source, *, target: int, margin_bins
 # --------------------------------------------------------------------------------------------------------
 
 _SHIFT = 4  # sub-pixel bits for cv2.polylines
+_ONE = 1 << _SHIFT
 _KERNELS: dict[int, np.ndarray] = {}
 
 
@@ -122,33 +117,50 @@ def _kernel(k: int) -> np.ndarray:
     return _KERNELS[k]
 
 
-def _raw_points(stroke: np.ndarray, upscale: float) -> np.ndarray:
-    """256-box points -> raw 512 canvas after the centre upscale and centre crop."""
-    c = (RAW - 1) / 2.0
-    return (stroke.astype(np.float64) * 2.0 - c) * upscale + c
-
-
-def thickness_for(width: float) -> int:
-    """cv2's `thickness` whose drawn line is closest to `width` px wide.
+def thickness_for(width):
+    """cv2's `thickness` whose drawn line is closest to `width` px wide (scalar or array).
 
     A thick cv2 line (round caps and joints) of thickness t covers 2 * ceil(t / 2) + 1 px across (t = 1: 1 px),
     so only odd widths exist; t = w - 1 draws w px for odd w.
     """
-    if width < 2.0:
-        return 1
-    return max(2, 2 * int(round((width - 1.0) / 2.0)))
+    w = np.asarray(width, dtype=np.float64)
+    t = np.where(w < 2.0, 1, np.maximum(2, 2 * np.rint((w - 1.0) / 2.0))).astype(np.int64)
+    return int(t) if t.ndim == 0 else t
 
 
-def _draw(canvas: np.ndarray, pts: np.ndarray, width: float, value: int) -> None:
-    fixed = np.rint(pts * (1 << _SHIFT)).astype(np.int32).reshape(-1, 1, 2)
-    cv2.polylines(canvas, [fixed], False, value, thickness_for(width), cv2.LINE_8, _SHIFT)
+def _upscale_matrix(upscale: float) -> np.ndarray:
+    """3x3: 256-box point -> raw 512 canvas (x2), then the centre upscale + centre crop."""
+    c = (RAW - 1) / 2.0
+    return np.array([[2.0 * upscale, 0.0, c * (1.0 - upscale)], [0.0, 2.0 * upscale, c * (1.0 - upscale)],
+                     [0.0, 0.0, 1.0]])
+
+
+def _polylines(canvas: np.ndarray, points: np.ndarray, counts: np.ndarray, affine: np.ndarray,
+               thickness: np.ndarray, value: int) -> int:
+    """Draw the strokes mapped by `affine` (2x3); strokes entirely off the canvas are skipped.
+
+    Returns the number of strokes drawn."""
+    pts = np.rint((points @ affine[:, :2].T + affine[:, 2]) * _ONE).astype(np.int32)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    lo = np.minimum.reduceat(pts, starts, axis=0)
+    hi = np.maximum.reduceat(pts, starts, axis=0)
+    reach = (thickness[:, None] + 2) * (_ONE // 2)
+    h, w = canvas.shape
+    size = np.array([w, h]) * _ONE
+    visible = ((hi + reach) >= 0).all(1) & ((lo - reach) < size).all(1)
+    drawn = 0
+    for j in np.flatnonzero(visible).tolist():
+        a = starts[j]
+        cv2.polylines(canvas, [pts[a:a + counts[j]].reshape(-1, 1, 2)], False, value, int(thickness[j]),
+                      cv2.LINE_8, _SHIFT)
+        drawn += 1
+    return drawn
 
 
 def render_raw(c: Candidate) -> np.ndarray:
     """The QD-IMD raw canvas (512 x 512, 255 = valid, 0 = stroke), drawn directly at the upscaled size."""
     canvas = np.full((RAW, RAW), 255, np.uint8)
-    for s, w in zip(c.strokes, c.widths):
-        _draw(canvas, _raw_points(s, c.upscale), w * c.upscale, 0)
+    _polylines(canvas, c.points, c.counts, _upscale_matrix(c.upscale)[:2], thickness_for(c.widths * c.upscale), 0)
     return canvas
 
 
@@ -157,17 +169,17 @@ def render_mask(c: Candidate, size: int = CROP, resize: str = "nearest") -> np.n
     s = 1.0 if (resize == "nearest" or size == CROP) else size / CROP
     out = int(round(CROP * s))
     k = max(1, int(round(c.kernel * s)))
-    pad = k
-    m = cv2.getRotationMatrix2D((RAW / 2.0, RAW / 2.0), c.angle, ROT_SCALE)
-    offset = np.array([c.x, c.y], dtype=np.float64)
+    pad = k // 2 + 1  # the k x k kernel (anchor k // 2) reaches k // 2 px up/left, k - 1 - k // 2 down/right
+    rot = np.vstack([cv2.getRotationMatrix2D((RAW / 2.0, RAW / 2.0), c.angle, ROT_SCALE), [0.0, 0.0, 1.0]])
+    crop = np.array([[s, 0.0, pad - c.x * s], [0.0, s, pad - c.y * s], [0.0, 0.0, 1.0]])
+    affine = (crop @ rot @ _upscale_matrix(c.upscale))[:2]
     win = np.zeros((out + 2 * pad, out + 2 * pad), np.uint8)
-    for stroke, w in zip(c.strokes, c.widths):
-        q = _raw_points(stroke, c.upscale)
-        r = q @ m[:, :2].T + m[:, 2]
-        _draw(win, (r - offset) * s + pad, w * c.upscale * ROT_SCALE * s, 1)
-    if k > 1:
-        win = cv2.dilate(win, _kernel(k))
-    mask = win[pad:pad + out, pad:pad + out]
+    if _polylines(win, c.points, c.counts, affine, thickness_for(c.widths * (c.upscale * ROT_SCALE * s)), 1):
+        if k > 1:
+            win = cv2.dilate(win, _kernel(k))
+        mask = win[pad:pad + out, pad:pad + out]
+    else:
+        mask = win[:out, :out]  # nothing near the crop: an empty mask
     if out != size:
         mask = cv2.resize(mask, (size, size), interpolation=cv2.INTER_NEAREST)
     else:
@@ -188,8 +200,8 @@ def _clear_margin(mask: np.ndarray, mp: int) -> None:
 def render_literal(c: Candidate, size: int = CROP) -> np.ndarray:
     """Steps 2-7 as the authors wrote them: raw canvas, upscale + centre crop, warpAffine, erode, crop."""
     canvas = np.full((RAW, RAW), 255, np.uint8)
-    for s, w in zip(c.strokes, c.widths):
-        _draw(canvas, s.astype(np.float64) * 2.0, w, 0)
+    two = np.array([[2.0, 0.0, 0.0], [0.0, 2.0, 0.0]])
+    _polylines(canvas, c.points, c.counts, two, thickness_for(c.widths), 0)
     big = int(round(RAW * c.upscale))
     up = cv2.resize(canvas, (big, big), interpolation=cv2.INTER_LINEAR)
     o = (big - RAW) // 2

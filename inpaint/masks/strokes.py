@@ -14,7 +14,7 @@ both split into disjoint train and test "categories":
   corner rate); train and test draw their families from different sub-streams of `category_seed`, so test
   strokes come from families never seen in training.
 
-Both expose `sample(rng, n) -> list[np.ndarray]`, the only call the renderer makes, so either source goes
+Both expose `sample_flat(rng, n) -> (points, counts)`, the only call the renderer makes, so either source goes
 through exactly the same rendering path.
 """
 from __future__ import annotations
@@ -97,6 +97,8 @@ class StrokePool:
     def __init__(self, strokes: list[np.ndarray], origin: str):
         if not strokes:
             raise StrokeSourceError(f"{origin}: no strokes found")
+        # a one-point stroke (a dot) is drawn as a zero-length segment: cv2 draws nothing for a single point
+        strokes = [s if len(s) > 1 else np.repeat(s, 2, axis=0) for s in strokes]
         lengths = np.array([len(s) for s in strokes], dtype=np.int64)
         self.offsets = np.concatenate([[0], np.cumsum(lengths)])
         self.points = np.concatenate(strokes).astype(np.float32)
@@ -115,6 +117,16 @@ class StrokePool:
 
     def stroke(self, j: int) -> np.ndarray:
         return self.points[self.offsets[j]:self.offsets[j + 1]]
+
+    def sample_flat(self, rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """n strokes drawn uniformly with replacement: (points (P, 2), points per stroke (n,))."""
+        idx = rng.integers(len(self), size=n)
+        a, b = self.offsets[idx], self.offsets[idx + 1]
+        counts = b - a
+        if n == 1:
+            return self.points[a[0]:b[0]], counts
+        take = np.repeat(a - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts) + np.arange(counts.sum())
+        return self.points[take], counts
 
 
 class QuickDrawStrokes:
@@ -146,9 +158,8 @@ class QuickDrawStrokes:
         self.pool = StrokePool(strokes, f"{directory} ({split} categories)")
         self.categories = [p.stem for p in cats]
 
-    def sample(self, rng: np.random.Generator, n: int) -> list[np.ndarray]:
-        idx = rng.integers(len(self.pool), size=n)
-        return [self.pool.stroke(int(j)) for j in idx]
+    def sample_flat(self, rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+        return self.pool.sample_flat(rng, n)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -184,9 +195,8 @@ class ProceduralStrokes:
                                          f"procedural ({split} families, category_seed {category_seed})")
         self.families = families
 
-    def sample(self, rng: np.random.Generator, n: int) -> list[np.ndarray]:
-        idx = rng.integers(len(self.pool), size=n)
-        return [self.pool.stroke(int(j)) for j in idx]
+    def sample_flat(self, rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+        return self.pool.sample_flat(rng, n)
 
 
 def _segment_cumsum(values: np.ndarray, starts: np.ndarray) -> np.ndarray:

@@ -14,7 +14,7 @@ stage maps its input with x * 2 - 1 and its output back with (y + 1) / 2; the pr
 Merging uses the project's masked image (holes = 1): identical to the authors' img * (1 - m) for binary masks.
 
 Parameter counts at 256 (exact; the published figures are rounded to 0.01 M):
-  Net_C 54,414,979 (54.42 M in reference.md, i.e. the code's "%.3f" print 54.415 rounded again),
+  Net_C 54,414,979 (54.42 M in reference.md: presumably the code's "%.3f" print, 54.415, rounded again),
   Net_L 5,483,203 (5.48 M), Net_G 55,104,003 (55.10 M), LGNet 115,002,185 (115.00 M).
   light: ngf 48 in Net_C and Net_G, attention scaled with it, Net_L kept at ngf 64:
   30,612,195 + 5,483,203 + 30,999,939 = 67,095,337 (67.10 M). Net_L at ngf 48 too would give 64,701,561
@@ -77,13 +77,13 @@ class UNet(nn.Module):
                 raise ValueError(f"attention at 1/{factor} needs a decoder level there; "
                                  f"a {num_downs}-level U-Net has 1/2 .. 1/{2 ** (num_downs - 1)}")
         self.attention = nn.ModuleDict({str(f): SelfAttention(ch[f.bit_length() - 2]) for f in attention_at})
+        self.config = (in_channels, out_channels, tuple(ch), norm)
         if shared is not None:
-            if (shared.in_channels, shared.out_channels, shared.ch, shared.norm) != (in_channels, out_channels, ch, norm):
-                raise ValueError("a shared U-Net must have the same channels and norm")
+            if shared.config != self.config:
+                raise ValueError(f"cannot share a U-Net {shared.config} with a different one {self.config}")
             self.down, self.up = shared.down, shared.up
         else:
             self.down, self.up = self._layers(in_channels, out_channels, ch, norm)
-        self.in_channels, self.out_channels, self.ch, self.norm = in_channels, out_channels, ch, norm
 
     @staticmethod
     def _layers(in_channels: int, out_channels: int, ch: list[int], norm: str) -> tuple[nn.ModuleList, nn.ModuleList]:
