@@ -1,19 +1,24 @@
 """The local Ray default listens on the loopback address only."""
+import os
+
 import pytest
 
 
 @pytest.fixture(scope="module")
-def ray_session(monkeypatch_module=None):
+def ray_session():
     import ray
 
     from inpaint import cluster
 
+    saved = os.environ.pop("RAY_ADDRESS", None)
     cluster.connect(None)
     yield ray
     ray.shutdown()
+    if saved is not None:
+        os.environ["RAY_ADDRESS"] = saved
 
 
-def test_local_ray_listens_on_loopback(ray_session, monkeypatch):
+def test_local_ray_listens_on_loopback(ray_session):
     from inpaint import cluster
 
     assert cluster.node_addresses() == ["127.0.0.1"]

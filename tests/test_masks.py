@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 from pathlib import Path
 
@@ -30,6 +31,7 @@ def _files(directory: Path) -> dict[str, str]:
 def built(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("masks32")
     summary = build_mask_sets(MaskSettings(**SMALL, shard_size=50), 32, out)
+    json.dumps(summary)  # the stage logs it
     assert summary["train"]["per_bin"] == {f"bin_{k}": 24 for k in
                                            ("0p01_0p1", "0p1_0p2", "0p2_0p3", "0p3_0p4", "0p4_0p5", "0p5_0p6")}
     return out

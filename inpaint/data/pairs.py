@@ -12,12 +12,12 @@ from torch.utils.data import Dataset
 
 def to_tensor(image: np.ndarray) -> torch.Tensor:
     """uint8 H x W x 3 -> float 3 x H x W in [0, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255)
+    return torch.from_numpy(np.array(image)).permute(2, 0, 1).float().div_(255)  # copy: the source is a read-only memmap
 
 
 def mask_tensor(mask: np.ndarray) -> torch.Tensor:
     """uint8 H x W in {0, 1} -> float 1 x H x W, 1 = hole."""
-    return torch.from_numpy(np.ascontiguousarray(mask)).unsqueeze(0).float()
+    return torch.from_numpy(np.array(mask)).unsqueeze(0).float()
 
 
 class TrainPairs(Dataset):

@@ -8,7 +8,7 @@ from inpaint.bins import BINS, key
 from inpaint.io import atomic_dir
 from inpaint.masks import generate
 from inpaint.masks.generate import generate_set, worker_pool
-from inpaint.masks.liu import import_liu
+from inpaint.masks.liu import LiuMaskError, import_liu
 from inpaint.masks.settings import MaskSettings
 from inpaint.masks.store import MaskStore, check_no_leak
 from inpaint.masks.strokes import make_source
@@ -44,6 +44,9 @@ def build_mask_sets(settings: MaskSettings, image_size: int, out_dir: Path) -> d
     out_dir = Path(out_dir)
     train_job = _job(settings, "train", image_size)  # bad stroke input fails here, before any work
     test_job = _job(settings, "test", image_size) if settings.test_source == "generated" else None
+    if test_job is None and not absolute(settings.liu_dir).is_dir():
+        raise LiuMaskError(f"masks.liu_dir: {absolute(settings.liu_dir)} is not a directory (expected Liu et "
+                           f"al.'s irregular mask PNGs, hole = white)")
     jobs = {"train": train_job} | ({"test": test_job} if test_job else {})
     generated = len(BINS) * (settings.train_per_bin + (settings.test_per_bin if test_job else 0))
     workers = settings.workers if generated >= generate.PARALLEL_MIN else 1  # same files either way
@@ -65,7 +68,7 @@ def build_mask_sets(settings: MaskSettings, image_size: int, out_dir: Path) -> d
                "test_source": settings.test_source, "train": _public(train), "test": _public(test),
                "seconds": round(seconds, 3), "masks_per_s": round(n / seconds, 1)}
     print(f"masks: {train['masks']} train in {train['seconds']:.1f} s ({train['masks_per_s']:.0f} masks/s, "
-          f"{train.get('candidates', train.get('files_read'))} candidates), {test['masks']} test in "
+          f"{train['candidates']} candidates), {test['masks']} test in "
           f"{test['seconds']:.1f} s; {n} masks at {image_size}px in {seconds:.1f} s = {n / seconds:.0f} masks/s "
           f"with {workers} worker process(es)", flush=True)
     return summary

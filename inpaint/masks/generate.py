@@ -20,7 +20,9 @@ import multiprocessing as mp
 import time
 from collections import deque
 from contextlib import contextmanager
+from dataclasses import dataclass
 from itertools import islice
+from multiprocessing.pool import Pool
 from pathlib import Path
 
 import numpy as np
@@ -35,33 +37,38 @@ NB = len(BINS)
 PARALLEL_MIN = 6000  # smaller runs (train + test masks) stay in-process: starting spawn workers costs 1-3 s
 
 
+@dataclass
+class Workers:
+    pool: Pool
+    processes: int
+
+
 @contextmanager
 def worker_pool(jobs: dict[str, Job], workers: int):
-    """A spawn pool whose processes hold `jobs` (one per split), or None for workers == 1."""
+    """`Workers` around a spawn pool whose processes hold `jobs` (one per split); None for workers == 1."""
     if workers <= 1:
         yield None
         return
     pool = mp.get_context("spawn").Pool(workers, initializer=init_worker, initargs=(jobs,))
     try:
-        yield pool
+        yield Workers(pool, workers)
     finally:
         pool.terminate()
         pool.join()
 
 
-def _ordered(pool, tasks: list):
+def _ordered(workers: Workers, tasks: list):
     """Results of `run_task` over `tasks` in order, with only a few tasks in flight, so that stopping early
     (every bin full) leaves little queued work behind in the pool."""
-    window = 2 * pool._processes + 2
     pending: deque = deque()
     it = iter(tasks)
-    for t in islice(it, window):
-        pending.append(pool.apply_async(run_task, (t,)))
+    for t in islice(it, 2 * workers.processes + 2):
+        pending.append(workers.pool.apply_async(run_task, (t,)))
     while pending:
         result = pending.popleft().get()
         nxt = next(it, None)
         if nxt is not None:
-            pending.append(pool.apply_async(run_task, (nxt,)))
+            pending.append(workers.pool.apply_async(run_task, (nxt,)))
         yield result
 
 
@@ -96,7 +103,8 @@ def plan_round(deficit: np.ndarray, yields: np.ndarray) -> np.ndarray:
 # driver
 # --------------------------------------------------------------------------------------------------------
 
-def generate_set(job: Job, per_bin: int, out_dir: Path, *, pool, shard_size: int, max_candidates: int,
+def generate_set(job: Job, per_bin: int, out_dir: Path, *, pool: Workers | None, shard_size: int,
+                 max_candidates: int,
                  exclude: frozenset[str] | set[str] = frozenset()) -> dict:
     """Fill `out_dir` with `per_bin` masks in every bin; return statistics (and the hashes taken).
 

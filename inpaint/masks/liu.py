@@ -14,6 +14,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from tqdm import tqdm
 
 from inpaint.bins import BINS, bin_of, label
 from inpaint.masks.store import StoreWriter, mask_hash
@@ -47,7 +48,8 @@ def import_liu(directory: Path, image_size: int, per_bin: int, out_dir: Path, *,
         raise LiuMaskError(f"masks.liu_dir: {directory} holds no .png files")
     chosen: list[list[tuple[np.ndarray, float, str, str]]] = [[] for _ in BINS]
     read = 0
-    with ThreadPoolExecutor(max(1, workers)) as ex:  # cv2 releases the GIL while decoding
+    bar = tqdm(total=per_bin * len(BINS), desc="masks test (Liu et al.)", unit="mask", mininterval=0.5)
+    with ThreadPoolExecutor(max(1, workers)) as ex, bar:  # cv2 releases the GIL while decoding
         for s in range(0, len(files), BATCH):
             batch = files[s:s + BATCH]
             for path, m in zip(batch, ex.map(lambda p: _load(p, image_size), batch)):
@@ -58,6 +60,7 @@ def import_liu(directory: Path, image_size: int, per_bin: int, out_dir: Path, *,
                     continue
                 row = np.packbits(m)
                 chosen[b].append((row, ratio, mask_hash(row), f"liu:{path.relative_to(directory).as_posix()}"))
+                bar.update(1)
             if all(len(c) >= per_bin for c in chosen):
                 break
     counts = [len(c) for c in chosen]

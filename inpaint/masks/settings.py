@@ -10,7 +10,13 @@ from inpaint.bins import BINS
 
 
 class MaskSettings(BaseModel):
-    """How the training and test mask sets are made. Defaults = the `smoke` profile at image_size 64.
+    """How the training and test mask sets are made. The defaults suit the `smoke` profile (image_size 64).
+
+    Recommended per profile (masks: section of profiles/<profile>.yaml):
+        ci     (image_size 32):  train_per_bin 32,    test_per_bin 8,    workers 1   (stage ~3 s)
+        smoke  (image_size 64):  train_per_bin 1000,  test_per_bin 50,   workers 2   (stage ~12 s)
+        paper  (image_size 256): train_per_bin 30000, test_per_bin 2000, workers 2   (~3-4 min on 2 cores),
+               test_source liu + liu_dir when Liu et al.'s masks are on disk
 
     seed / test_seed: the generators of training and test candidates (mask i's draws come only from
         (seed, split, i)). category_seed: the train/test split of stroke categories (QD-IMD used 0).
@@ -28,7 +34,8 @@ class MaskSettings(BaseModel):
     test_source: "generated" (test categories, test_seed) or "liu" (liu_dir = Liu et al.'s irregular mask
         PNGs, hole = white, resized with nearest, binned by the recomputed ratio, first test_per_bin per bin
         in sorted path order).
-    workers: generation processes (spawn); 1 runs in the calling process. The result does not depend on it.
+    workers: generation processes (spawn); 1 runs in the calling process, and so does any run of fewer than
+        6,000 masks (starting workers costs 1-3 s). The files written do not depend on it.
     shard_size: masks per shard file.
     max_candidates_factor: give up (with an error naming the short bins) after this many candidates per
         requested mask, so a setting that cannot fill a bin fails in bounded time instead of running forever.
@@ -39,8 +46,8 @@ class MaskSettings(BaseModel):
     seed: int = 0
     test_seed: int = 1
     category_seed: int = 0
-    train_per_bin: Annotated[int, Field(ge=1, le=1_000_000)] = 2000
-    test_per_bin: Annotated[int, Field(ge=1, le=100_000)] = 100
+    train_per_bin: Annotated[int, Field(ge=1, le=1_000_000)] = 1000
+    test_per_bin: Annotated[int, Field(ge=1, le=100_000)] = 50
     stroke_source: Literal["procedural", "quickdraw"] = "procedural"
     quickdraw_dir: Path | None = None
     drawings_per_category: Annotated[int, Field(ge=1)] = 1000

@@ -122,11 +122,8 @@ class StrokePool:
         """n strokes drawn uniformly with replacement: (points (P, 2), points per stroke (n,))."""
         idx = rng.integers(len(self), size=n)
         a, b = self.offsets[idx], self.offsets[idx + 1]
-        counts = b - a
-        if n == 1:
-            return self.points[a[0]:b[0]], counts
-        take = np.repeat(a - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts) + np.arange(counts.sum())
-        return self.points[take], counts
+        points = self.points
+        return np.concatenate([points[i:j] for i, j in zip(a.tolist(), b.tolist())]), b - a
 
 
 class QuickDrawStrokes:
