@@ -94,7 +94,9 @@ class InceptionFeatures:
     def __call__(self, images: torch.Tensor) -> np.ndarray:
         """B x 3 x H x W in [0, 1] -> B x dims."""
         feats = self.model(images.to(self.device))[0]
-        return feats.squeeze(-1).squeeze(-1).cpu().numpy().astype(np.float64)
+        if feats.shape[-2:] != (1, 1):  # the 64- and 192-d blocks are spatial: pooled as pytorch-fid does
+            feats = torch.nn.functional.adaptive_avg_pool2d(feats, (1, 1))
+        return feats.flatten(1).cpu().numpy().astype(np.float64)
 
 
 class LPIPSDistance:

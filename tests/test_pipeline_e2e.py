@@ -1,0 +1,109 @@
+"""The whole DVC pipeline at the `ci` profile, in a temporary copy of the repository, checked through
+what a researcher sees: the MLflow store and the report table."""
+import math
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from inpaint import bins
+from inpaint.paths import REPO_ROOT
+
+pytestmark = pytest.mark.e2e
+VARIANTS = ("gdn_weight", "gdn_adv", "gdn_det")
+RANGES = {"l1": (0, 100), "psnr": (0, 100), "ssim": (-1, 1), "fid": (0, math.inf), "lpips": (0, 2)}
+
+
+def _run(cmd, cwd, env, timeout=900):
+    out = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    assert out.returncode == 0, f"{' '.join(cmd)} failed:\n{out.stdout[-4000:]}\n{out.stderr[-6000:]}"
+    return out.stdout + out.stderr
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory):
+    """Copy the tracked files, switch to the ci profile with random metric weights, run `dvc repro`."""
+    work = tmp_path_factory.mktemp("repo")
+    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=REPO_ROOT,
+                           capture_output=True, text=True, check=True).stdout.split()
+    for f in files:
+        if (REPO_ROOT / f).is_file():
+            (work / f).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO_ROOT / f, work / f)
+    params = yaml.safe_load((work / "params.yaml").read_text())
+    params["profile"] = "ci"
+    params["evaluate"] = {"weights": "random"}  # the explicit tests-only switch: FID/LPIPS code paths run
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "RAY_ADDRESS", "INPAINT_ROOT")}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    git = ["git", "-c", "user.email=ci@example.invalid", "-c", "user.name=ci"]
+    _run(["git", "init", "-q"], work, env)
+    _run([*git, "add", "-A"], work, env)
+    _run([*git, "commit", "-qm", "copy"], work, env)
+    start = time.perf_counter()
+    log = _run([str(Path(sys.executable).parent / "dvc"), "repro"], work, env, timeout=1800)
+    print(f"dvc repro (ci) took {time.perf_counter() - start:.0f} s")
+    return work, env, log
+
+
+def _mlflow(work):
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{work / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("inpaint")
+    assert exp is not None, "the pipeline made no MLflow experiment"
+    return client, exp.experiment_id
+
+
+def test_every_variant_is_trained_and_evaluated_in_mlflow(pipeline):
+    work, _, _ = pipeline
+    client, exp = _mlflow(work)
+    runs = client.search_runs([exp], filter_string="tags.`inpaint.kind` = 'train'")
+    by_variant = {r.data.tags["inpaint.variant"]: r for r in runs}
+    assert set(by_variant) == set(VARIANTS)
+    for variant, run in by_variant.items():
+        assert run.data.tags["eval.pretrained"] == "false"  # random weights are recorded as such
+        assert any(k.startswith("train/loss_g") for k in run.data.metrics), variant
+        artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+        assert {"checkpoint", "train", "evaluation"} <= artifacts, (variant, artifacts)
+        for b in range(len(bins.BINS)):
+            for metric, (lo, hi) in RANGES.items():
+                key = f"test/{metric}/{bins.key(b)}"
+                assert key in run.data.metrics, (variant, key)
+                assert lo <= run.data.metrics[key] <= hi and math.isfinite(run.data.metrics[key]), (variant, key)
+
+
+def test_report_run_holds_the_weight_adv_det_table(pipeline):
+    work, _, _ = pipeline
+    client, exp = _mlflow(work)
+    reports = client.search_runs([exp], filter_string="tags.`inpaint.kind` = 'report'")
+    assert len(reports) == 1
+    artifacts = {a.path for a in client.list_artifacts(reports[0].info.run_id, "tables")}
+    assert {"tables/weight_adv_det.md", "tables/weight_adv_det.csv", "tables/weight_adv_det.json"} <= artifacts
+    table = pd.read_csv(work / "reports" / "weight_adv_det.csv", header=[0, 1], index_col=0)
+    ours = [i for i in table.index if "ours" in i]
+    assert len(ours) == 3 and [i.split()[0] for i in ours] == ["Weight", "Adv", "Det"]
+    assert sorted({b for b, _ in table.columns}) == sorted(bins.label(b) for b in range(len(bins.BINS)))
+    assert table.loc[ours].notna().all().all()
+    assert "random weights" in (work / "reports" / "weight_adv_det.md").read_text().lower()
+
+
+def test_second_repro_is_a_no_op_and_a_param_change_reruns_only_its_stages(pipeline):
+    work, env, _ = pipeline
+    dvc = str(Path(sys.executable).parent / "dvc")
+    start = time.perf_counter()
+    log = _run([dvc, "repro"], work, env)
+    print(f"no-op dvc repro took {time.perf_counter() - start:.1f} s")
+    assert "Running stage" not in log, log
+    params = yaml.safe_load((work / "params.yaml").read_text())
+    params["train"] = {"steps": 3}
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    status = _run([dvc, "status"], work, env)
+    changed = {line.split(":")[0] for line in status.splitlines() if line and not line.startswith((" ", "\t"))}
+    assert changed == {f"train@{v}" for v in VARIANTS}, status
