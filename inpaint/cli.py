@@ -57,10 +57,12 @@ def _models(args) -> None:
     if args.json:
         print(json.dumps(rows, indent=2))
         return
+    print("FLOPs: torch.utils.flop_counter, 1 multiply-add = 2 FLOPs (halve to compare with a MAC count)")
     for r in rows:
         paper = f"{r['paper_params'] / 1e6:.2f} M" if r["paper_params"] else "-"
+        paper_flops = f"{r['paper_gflops']:.2f} G" if r["paper_gflops"] else "-"
         print(f"{r['name']:24} {r['role']:13} {r['params'] / 1e6:8.2f} M (paper {paper:>9})  "
-              f"{r['gflops']:8.2f} GFLOPs  out {r['output_shapes']}")
+              f"{r['gflops']:8.2f} GFLOPs (paper {paper_flops:>8})  out {r['output_shapes']}")
 
 
 def _show(args) -> None:

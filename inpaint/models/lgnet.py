@@ -226,7 +226,7 @@ def lgnet(*, variant: str = "C+L+G_att", light: bool = False, share: bool = Fals
     return LGNet(stages, zoo_coarse=zoo_coarse)
 
 
-register("lgnet", role="generator", paper_params=115_000_000, source="LGNet Table IV")(lgnet)
+register("lgnet", role="generator", paper_params=115_000_000, source="LGNet Table IV", paper_gflops=69.62)(lgnet)
 
 
 @register("net_c", role="generator", paper_params=54_420_000, source="reference.md 2.4")
@@ -244,12 +244,12 @@ def net_g(*, norm: str = "batch", image_size: int = 256) -> LGNet:
     return lgnet(variant="G_att", norm=norm, image_size=image_size)
 
 
-@register("lgnet_light", role="generator", paper_params=67_100_000, source="LGNet Table IV")
+@register("lgnet_light", role="generator", paper_params=67_100_000, source="LGNet Table IV", paper_gflops=53.73)
 def lgnet_light(*, image_size: int = 256) -> LGNet:
     return lgnet(light=True, image_size=image_size)
 
 
-@register("lgnet_share", role="generator", paper_params=60_580_000, source="LGNet Table IV")
+@register("lgnet_share", role="generator", paper_params=60_580_000, source="LGNet Table IV", paper_gflops=69.62)
 def lgnet_share(*, image_size: int = 256) -> LGNet:
     return lgnet(share=True, image_size=image_size)
 

@@ -154,6 +154,7 @@ class PENNet(nn.Module):
         return {"output": (up + 1) / 2, "pyramid": pyramid}
 
 
-@register("pennet", role="generator", paper_params=10_230_000, source="reference.md 3.2")
-def pennet(*, cnum: int = 32, mask_resize: MaskResize = "bilinear") -> PENNet:
+@register("pennet", role="generator", paper_params=10_230_000, source="reference.md 3.2", paper_gflops=48.07)
+def pennet(*, cnum: int = 32, mask_resize: MaskResize = "bilinear", image_size: int = 256) -> PENNet:
+    """`image_size` is accepted like every builder's; PEN-Net's depth is fixed (the forward checks the size)."""
     return PENNet(cnum=cnum, mask_resize=mask_resize)

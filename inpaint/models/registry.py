@@ -18,12 +18,14 @@ class ModelInfo:
     role: str  # "generator", "detector" or "discriminator"
     paper_params: int | None  # parameter count of the authors' model at 256x256, None if unpublished
     source: str  # where the count comes from (reference.md section or paper table)
+    paper_gflops: float | None = None  # FLOPs at 256x256 as the paper's Table IV gives them
 
 
 _REGISTRY: dict[str, ModelInfo] = {}
 
 
-def register(name: str, *, role: str, paper_params: int | None = None, source: str = ""):
+def register(name: str, *, role: str, paper_params: int | None = None, source: str = "",
+             paper_gflops: float | None = None):
     """Decorator: `@register("gdn_generator", role="generator", paper_params=10_774_595)`."""
     if role not in ("generator", "detector", "discriminator"):
         raise ValueError(f"model {name!r}: role must be generator, detector or discriminator, got {role!r}")
@@ -31,7 +33,7 @@ def register(name: str, *, role: str, paper_params: int | None = None, source: s
     def wrap(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} is registered twice")
-        _REGISTRY[name] = ModelInfo(name, builder, role, paper_params, source)
+        _REGISTRY[name] = ModelInfo(name, builder, role, paper_params, source, paper_gflops)
         return builder
 
     return wrap

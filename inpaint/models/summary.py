@@ -2,7 +2,8 @@
 
 FLOPs are counted by torch.utils.flop_counter (PyTorch's own counter) on one forward pass of one image:
 a multiply-add counts as 2 FLOPs; convolutions, transposed convolutions and matrix products are counted,
-element-wise operations are not.
+element-wise operations (norms, activations, softmax) are not. Papers often quote multiply-adds (MACs) as
+"FLOPs": divide ours by 2 to compare with such a figure (LGNet's Table IV does not say which it uses).
 """
 from __future__ import annotations
 
@@ -38,6 +39,6 @@ def summarise(size: int = 256, only: list[str] | None = None) -> list[dict]:
             else:
                 out = model(image)
         rows.append({"name": name, "role": info.role, "params": count_parameters(model),
-                     "paper_params": info.paper_params, "source": info.source,
+                     "paper_params": info.paper_params, "source": info.source, "paper_gflops": info.paper_gflops,
                      "gflops": counter.get_total_flops() / 1e9, "output_shapes": _shapes(out), "size": size})
     return rows
