@@ -20,7 +20,10 @@ def _stage(name: str, takes_variant: bool):
     def run(args) -> None:
         from inpaint import stages
 
+        from inpaint import weights
+
         params = _params(args)  # validated before any work
+        weights.preflight(params)
         start = time.perf_counter()
         fn = getattr(stages, name)
         fn(params, args.variant) if takes_variant else fn(params)
@@ -111,13 +114,14 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from inpaint.config import ParamsError
+    from inpaint.weights import MissingWeights
 
     args = parser().parse_args(argv)
     if args.command == "weights" and args.action == "import" and not args.dir:
         parser().error("weights import needs DIR")
     try:
         args.func(args)
-    except ParamsError as e:
+    except (ParamsError, MissingWeights) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0

@@ -24,16 +24,23 @@ class Strict(BaseModel):
 
 
 class DataConfig(Strict):
-    """Which images, at which working resolution, split how."""
+    """Which images, at which working resolution, split how (protocol.md section 1).
 
-    dataset: Literal["sample", "folder"] = "sample"
-    folder: Path | None = None  # for dataset=folder: a directory of images (searched recursively)
+    Every dataset but `sample` is read from data.folder; the layout each one expects is described in
+    inpaint/data/presets.py (LAYOUTS).
+    """
+
+    dataset: Literal["sample", "folder", "celeba_hq", "places2_gdn", "places2_lgnet", "paris"] = "sample"
+    folder: Path | None = None  # every dataset but sample: the directory its images are read from
     image_size: Annotated[int, Field(ge=64, le=1024)] = 64
-    seed: int = 0
+    seed: int = 0  # the random splits, the sample crops, the Places categories and per-category draws
     crops_per_photo: Annotated[int, Field(ge=1)] = 64  # sample: random crops cut from each photo
     test_photos: Annotated[int, Field(ge=1)] = 2  # sample: photos held out for the test split
-    test_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.1  # folder: share of files in the test split
-    min_size: Annotated[int, Field(ge=1)] = 32  # folder: smaller images are reported and skipped
+    test_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.1  # folder, celeba_hq: share of usable files in test
+    min_size: Annotated[int, Field(ge=1)] = 32  # every folder dataset: smaller images are reported and skipped
+    categories: list[str] = []  # places2_*: Places365 categories ('airfield' or '/a/airfield'); [] = drawn
+    categories_count: Annotated[int, Field(ge=1)] | None = None  # places2_*: how many to draw; None = GDN 30, LGNet 20
+    train_per_category: Annotated[int, Field(ge=1)] = 2000  # places2_*: train images drawn per category
 
     @field_validator("image_size")
     @classmethod
@@ -42,10 +49,30 @@ class DataConfig(Strict):
             raise ValueError(f"must be a multiple of 32 (the generators downsample by up to 32), got {v}")
         return v
 
+    @field_validator("categories")
+    @classmethod
+    def _distinct_names(cls, v: list[str]) -> list[str]:
+        if any(not c.strip() for c in v):
+            raise ValueError(f"data.categories: empty category name in {v}")
+        if len(set(v)) < len(v):
+            raise ValueError(f"data.categories: a category is listed twice in {v}")
+        return v
+
     @model_validator(mode="after")
     def _folder_given(self):
-        if self.dataset == "folder" and self.folder is None:
-            raise ValueError("data.folder: dataset 'folder' needs data.folder, a directory of images")
+        if self.dataset != "sample" and self.folder is None:
+            raise ValueError(f"data.folder: dataset {self.dataset!r} needs data.folder, the directory its images "
+                             "are read from (layouts: inpaint/data/presets.py)")
+        return self
+
+    @model_validator(mode="after")
+    def _categories_for_places(self):
+        if (self.categories or self.categories_count) and not self.dataset.startswith("places2"):
+            raise ValueError(f"data.categories / data.categories_count: only the places2_gdn and places2_lgnet "
+                             f"datasets have categories, not {self.dataset!r}")
+        if self.categories and self.categories_count not in (None, len(self.categories)):
+            raise ValueError(f"data.categories_count={self.categories_count} but data.categories lists "
+                             f"{len(self.categories)}; give one of the two")
         return self
 
 
@@ -129,7 +156,6 @@ class EvaluateConfig(Strict):
     ssim_window: Literal[11, 51] = 11  # 11 = Gaussian sigma 1.5 (Wang et al.); 51 = the GDN/PEN-Net code
     fid_dims: Literal[64, 192, 768, 2048] = 2048
     lpips_net: Literal["alex", "vgg"] = "alex"
-    weights: Literal["auto", "required", "random"] = "auto"  # protocol.md section 4
 
 
 class TrackingConfig(Strict):
@@ -144,6 +170,8 @@ class RayConfig(Strict):
 
 class Params(Strict):
     profile: Literal["smoke", "ci", "paper"]
+    # protocol.md section 4: what a missing pretrained file (FID Inception, LPIPS backbone, VGG-16) does
+    weights: Literal["auto", "required", "random"] = "auto"
     data: DataConfig = DataConfig()
     masks: MaskSettings = MaskSettings()
     train: TrainConfig = TrainConfig()

@@ -44,18 +44,18 @@ def read_pairs(path: Path) -> pd.DataFrame:
 class SetMetrics:
     """FID and LPIPS as the `weights` setting allows; records why either is not computed."""
 
-    def __init__(self, cfg: EvaluateConfig):
+    def __init__(self, cfg: EvaluateConfig, mode: str):
         self.status: dict[str, str] = {}
         self.fid = self.lpips = None
-        fid_path = weights.resolve("fid_inception", cfg.weights)
-        if fid_path or cfg.weights == "random":
+        fid_path = weights.resolve("fid_inception", mode)
+        if fid_path or mode == "random":
             self.fid = metrics.InceptionFeatures(cfg.fid_dims, fid_path)
             self.status["fid"] = "pretrained" if fid_path else "random weights (uncalibrated)"
         else:
             self.status["fid"] = "not computed: " + weights.missing_message(weights.FILES["fid_inception"])
         backbone = "alexnet" if cfg.lpips_net == "alex" else "vgg16"
-        lpips_path = weights.resolve(backbone, cfg.weights)
-        if lpips_path or cfg.weights == "random":
+        lpips_path = weights.resolve(backbone, mode)
+        if lpips_path or mode == "random":
             self.lpips = metrics.LPIPSDistance(cfg.lpips_net, pretrained_backbone=lpips_path is not None)
             self.status["lpips"] = "pretrained" if lpips_path else "random weights (uncalibrated)"
         else:

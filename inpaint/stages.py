@@ -29,9 +29,29 @@ def masks(params: Params) -> dict:
     test = MaskStore(paths.MASKS / "test")
     n_images = len(load_split(paths.PREPARED, "test"))
     write_test_pairs(test, n_images, paths.MASKS / "test_pairs.csv")
-    write_mask_pictures(MaskStore(paths.MASKS / "train"), paths.REPORTS / "masks")
+    pictures = write_mask_pictures(MaskStore(paths.MASKS / "train"), paths.REPORTS / "masks")
     write_json(paths.MASKS / "summary.json", summary)
+    _log_masks_run(params, summary, pictures)
     return summary
+
+
+def _log_masks_run(params: Params, summary: dict, pictures: list[Path]) -> None:
+    """An MLflow `masks` run: the contact sheets, the hole-ratio histogram and the counts per bin."""
+    import mlflow
+
+    client = mlflow.tracking.MlflowClient(tracking.tracking_uri(params.tracking.uri))
+    experiment_id = tracking.get_or_create_experiment(client, params.tracking.experiment)
+    run = client.create_run(experiment_id, run_name="masks", tags={tracking.TAG_KIND: "masks", **tracking.provenance()})
+    rid = run.info.run_id
+    for k, v in tracking.flatten(params.masks.model_dump(mode="json")).items():
+        client.log_param(rid, f"masks.{k}", v)
+    for split in ("train", "test"):
+        for key, count in summary[split]["per_bin"].items():
+            client.log_metric(rid, tracking.metric_key("masks", split, key), count)
+    client.log_metric(rid, "masks/masks_per_s", summary["masks_per_s"])
+    for p in pictures:
+        client.log_artifact(rid, str(p), artifact_path="pictures")
+    client.set_terminated(rid)
 
 
 def write_test_pairs(test_masks, n_images: int, path: Path) -> None:
@@ -62,7 +82,7 @@ def evaluate(params: Params, variant: str) -> dict:
     from inpaint.masks import MaskStore
 
     generator, meta = ev.load_generator(paths.RUNS / variant / "model.pt")
-    set_metrics = ev.SetMetrics(params.evaluate)
+    set_metrics = ev.SetMetrics(params.evaluate, params.weights)
     start = time.perf_counter()
     results, per_image = ev.evaluate(generator, load_split(paths.PREPARED, "test"), MaskStore(paths.MASKS / "test"),
                                      ev.read_pairs(paths.MASKS / "test_pairs.csv"), params.evaluate, set_metrics)
@@ -72,7 +92,7 @@ def evaluate(params: Params, variant: str) -> dict:
     print(f"evaluate {variant}: {len(per_image)} pairs in {seconds:.1f} s ({pairs_per_s:.1f} pairs/s)")
     record = {"variant": variant, "metrics": results, "pretrained": set_metrics.pretrained,
               "set_metrics": set_metrics.status, "pairs_per_s": round(pairs_per_s, 2),
-              "settings": params.evaluate.model_dump(mode="json")}
+              "settings": {**params.evaluate.model_dump(mode="json"), "weights": params.weights}}
     write_json(paths.EVALS / f"{variant}.json", record)
     per_bin_csv = paths.EVALS / f"{variant}_per_bin.csv"
     with atomic_path(per_bin_csv) as tmp:
@@ -88,7 +108,7 @@ def evaluate(params: Params, variant: str) -> dict:
     client.set_tag(run_id, "eval.pretrained", str(set_metrics.pretrained).lower())
     for name, status in set_metrics.status.items():
         client.set_tag(run_id, f"eval.{name}", status[:5000])
-    for k, v in params.evaluate.model_dump(mode="json").items():
+    for k, v in record["settings"].items():
         client.set_tag(run_id, f"eval.setting.{k}", str(v))
     client.log_artifact(run_id, str(per_bin_csv), artifact_path="evaluation")
     return record

@@ -61,6 +61,19 @@ def resolve(key: str, mode: str) -> Path | None:
     return None
 
 
+def needed(params) -> list[str]:
+    """The weight files a configuration uses: FID's Inception and the LPIPS backbone."""
+    return ["fid_inception", "alexnet" if params.evaluate.lpips_net == "alex" else "vgg16"]
+
+
+def preflight(params) -> None:
+    """In `required` mode, stop before any stage does work when a file the run will need is missing."""
+    if params.weights == "required":
+        missing = [missing_message(FILES[k]) for k in needed(params) if not FILES[k].path.is_file()]
+        if missing:
+            raise MissingWeights("weights: required, and these files are missing:\n  " + "\n  ".join(missing))
+
+
 def status() -> list[dict]:
     return [{"key": f.key, "file": f.filename, "expected_at": str(f.path), "present": f.path.is_file(),
              "used_by": f.used_by} for f in FILES.values()]

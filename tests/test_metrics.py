@@ -91,9 +91,9 @@ def test_evaluator_gives_the_same_numbers_with_batch_1_and_16():
     pairs = pd.DataFrame([{"bin": b, "image": k, "mask": (b * 2 + k) % 12} for b in range(6) for k in range(6)])
     results = []
     for batch in (1, 16):
-        cfg = EvaluateConfig(batch_size=batch, fid_dims=64, weights="random")
+        cfg = EvaluateConfig(batch_size=batch, fid_dims=64)
         torch.manual_seed(0)
-        res, per_image = evaluate(gen, images, masks, pairs, cfg, SetMetrics(cfg))
+        res, per_image = evaluate(gen, images, masks, pairs, cfg, SetMetrics(cfg, "random"))
         results.append(res)
     assert results[0].keys() == results[1].keys()
     for k in results[0]:

@@ -38,7 +38,7 @@ def pipeline(tmp_path_factory):
             shutil.copy2(REPO_ROOT / f, work / f)
     params = yaml.safe_load((work / "params.yaml").read_text())
     params["profile"] = "ci"
-    params["evaluate"] = {"weights": "random"}  # the explicit tests-only switch: FID/LPIPS code paths run
+    params["weights"] = "random"  # the explicit tests-only switch: FID/LPIPS code paths run
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "RAY_ADDRESS", "INPAINT_ROOT")}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
@@ -107,3 +107,23 @@ def test_second_repro_is_a_no_op_and_a_param_change_reruns_only_its_stages(pipel
     status = _run([dvc, "status"], work, env)
     changed = {line.split(":")[0] for line in status.splitlines() if line and not line.startswith((" ", "\t"))}
     assert changed == {f"train@{v}" for v in VARIANTS}, status
+
+
+def test_mask_pictures_are_in_mlflow(pipeline):
+    work, _, _ = pipeline
+    client, exp = _mlflow(work)
+    runs = client.search_runs([exp], filter_string="tags.`inpaint.kind` = 'masks'")
+    assert len(runs) == 1
+    pictures = {a.path.split("/")[-1] for a in client.list_artifacts(runs[0].info.run_id, "pictures")}
+    assert "ratio_histogram.png" in pictures and {f"contact_{bins.key(b)}.png" for b in range(6)} <= pictures
+    assert runs[0].data.metrics[f"masks/train/{bins.key(5)}"] == 32  # the ci profile's quota per bin
+
+
+def test_dvc_metrics_and_plots_render(pipeline):
+    work, env, _ = pipeline
+    dvc = str(Path(sys.executable).parent / "dvc")
+    metrics = _run([dvc, "metrics", "show"], work, env)
+    assert "evals/gdn_det.json" in metrics and "runs/gdn_det/train_metrics.json" in metrics
+    _run([dvc, "plots", "show", "-o", str(work / "plots_html")], work, env)
+    html = (work / "plots_html" / "index.html").read_text()
+    assert "ratio_histogram" in html and "loss.csv" in html

@@ -1,11 +1,13 @@
-"""The prepare stage: deterministic sample crops split by photo; a user folder validated file by file."""
+"""The prepare stage: deterministic sample crops split by photo; a user folder validated file by file; splits
+written straight to disk. The papers' datasets: tests/test_datasets.py."""
 import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
 
 from inpaint.config import DataConfig
-from inpaint.data.prepare import prepare
+from inpaint.data.prepare import centre_square, load_split, prepare
+from inpaint.data.sources import load_rgb
 
 
 def test_sample_is_deterministic_and_split_by_photo(tmp_path):
@@ -34,6 +36,9 @@ def test_folder_reports_and_skips_bad_files(tmp_path, capsys):
     out = capsys.readouterr().out
     assert summary["skipped"] == 2 and summary["train"] + summary["test"] == 7
     assert "broken.jpg" in out and "tiny.png" in out and "2 files skipped" in out
+    assert f"skipped {src / 'broken.jpg'}: not a decodable image" in out
+    assert summary["skipped_files"] == [line.removeprefix("skipped ") for line in out.splitlines()
+                                        if line.startswith("skipped ")]
 
 
 def test_missing_folder_names_the_param(tmp_path):
@@ -41,3 +46,19 @@ def test_missing_folder_names_the_param(tmp_path):
     with pytest.raises(FileNotFoundError, match="data.folder"):
         prepare(cfg, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_splits_are_memory_mapped_not_stacked(tmp_path, monkeypatch):
+    """At paper scale a split does not fit in RAM (27,000 x 256 x 256 x 3 = 5.3 GB): it is written in place."""
+    src = tmp_path / "photos"
+    src.mkdir()
+    rng = np.random.default_rng(1)
+    for i in range(10):
+        Image.fromarray(rng.integers(0, 256, (70, 90, 3), dtype=np.uint8)).save(src / f"{i}.png")
+    monkeypatch.setattr(np, "stack", lambda *a, **k: pytest.fail("a split was stacked in memory"))
+    prepare(DataConfig(dataset="folder", folder=src, image_size=64), tmp_path / "out")
+    train, test = load_split(tmp_path / "out", "train"), load_split(tmp_path / "out", "test")
+    assert isinstance(train, np.memmap) and train.shape == (9, 64, 64, 3) and test.shape == (1, 64, 64, 3)
+    m = pd.read_csv(tmp_path / "out" / "manifest.csv")
+    first = m[(m.split == "train") & (m["index"] == 0)].source.item()
+    assert np.array_equal(train[0], centre_square(load_rgb(src / first), 64))  # rows match the manifest

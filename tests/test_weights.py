@@ -22,7 +22,7 @@ def test_required_mode_stops_naming_the_file_and_the_fix(empty_cache):
 
 
 def test_auto_mode_skips_loudly_and_records_why(empty_cache, capsys):
-    m = SetMetrics(EvaluateConfig(weights="auto"))
+    m = SetMetrics(EvaluateConfig(), "auto")
     assert m.fid is None and m.lpips is None
     assert m.status["fid"].startswith("not computed") and "pt_inception" in m.status["fid"]
     assert "WARNING fid" in capsys.readouterr().out
@@ -30,7 +30,7 @@ def test_auto_mode_skips_loudly_and_records_why(empty_cache, capsys):
 
 
 def test_random_mode_is_recorded_as_uncalibrated(empty_cache):
-    m = SetMetrics(EvaluateConfig(weights="random", fid_dims=64))
+    m = SetMetrics(EvaluateConfig(fid_dims=64), "random")
     assert m.fid is not None and m.lpips is not None
     assert not m.pretrained and "random" in m.status["fid"]
 
@@ -47,3 +47,17 @@ def test_import_copies_known_files_into_the_cache(empty_cache, tmp_path):
                                                                   "vgg16": True}
     with pytest.raises(FileNotFoundError, match="none of the known weight files"):
         weights.import_dir(tmp_path / "hub")
+
+
+def test_required_mode_stops_every_stage_before_any_work(empty_cache, tmp_path, capsys):
+    import shutil
+
+    from inpaint.cli import main
+    from inpaint.paths import REPO_ROOT
+
+    shutil.copytree(REPO_ROOT / "profiles", tmp_path / "profiles")
+    (tmp_path / "params.yaml").write_text("profile: ci\nweights: required\nvariants: {v: {framework: det}}\n")
+    assert main(["--params", str(tmp_path / "params.yaml"), "prepare"]) == 2
+    err = capsys.readouterr().err
+    assert "pt_inception-2015-12-05-6726825d.pth" in err and "alexnet-owt-7be5be79.pth" in err
+    assert not (tmp_path / "data").exists()

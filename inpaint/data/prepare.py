@@ -1,7 +1,9 @@
 """The prepare stage: images -> one uint8 array per split at the working resolution + a manifest.
 
-Output (`data/prepared/`): `train.npy` and `test.npy` (N x S x S x 3, uint8, memory-mappable so every
-Ray worker reads only what it needs), `manifest.csv` (index, split, source, hash) and `summary.json`.
+Which files and which split come from the dataset's preset (inpaint/data/presets.py). Output
+(`data/prepared/`): `train.npy` and `test.npy` (N x S x S x 3, uint8, memory-mappable so every Ray worker reads
+only what it needs), `manifest.csv` (split, index, source relative to data.folder, content hash; plus category
+for Places2) and `summary.json` (counts, skipped files with their reasons, warnings, Places2 categories).
 """
 from __future__ import annotations
 
@@ -14,7 +16,8 @@ from PIL import Image
 from tqdm import tqdm
 
 from inpaint.config import DataConfig
-from inpaint.data.sources import content_hash, load_rgb, sample_photos, scan_folder
+from inpaint.data.presets import LAYOUTS, PRESETS, SPLITS
+from inpaint.data.sources import content_hash, load_rgb
 from inpaint.io import atomic_dir, write_json
 
 
@@ -41,58 +44,83 @@ def random_crops(rgb: np.ndarray, size: int, count: int, rng: np.random.Generato
     return crops
 
 
-def _plan(cfg: DataConfig) -> tuple[list[tuple[str, Path]], list[str]]:
-    """(split, file) for every source file, and the reports of skipped files."""
-    rng = np.random.default_rng(cfg.seed)
+def _source(cfg: DataConfig, path: Path) -> str:
+    """The manifest's `source`: relative to data.folder, so a manifest checks out on another machine."""
+    return f"{path.parent.name}/{path.name}" if cfg.dataset == "sample" else path.relative_to(cfg.folder).as_posix()
+
+
+def _crops(cfg: DataConfig, path: Path, i: int) -> list[np.ndarray]:
+    rgb = load_rgb(path, cfg.min_size)
     if cfg.dataset == "sample":
-        photos = sample_photos()
-        if cfg.test_photos >= len(photos):
-            raise ValueError(f"data.test_photos={cfg.test_photos}: the sample set has only {len(photos)} photos; "
-                             "leave at least one for training")
-        order = rng.permutation(len(photos))
-        test = set(order[: cfg.test_photos].tolist())
-        return [("test" if i in test else "train", p) for i, p in enumerate(photos)], []
-    good, bad = scan_folder(Path(cfg.folder), cfg.min_size)
-    n_test = max(1, round(len(good) * cfg.test_fraction))
-    if n_test >= len(good):
-        raise ValueError(f"data.folder: {len(good)} usable images cannot give a test split of {n_test} and a train split")
-    test = set(rng.permutation(len(good))[:n_test].tolist())
-    return [("test" if i in test else "train", p) for i, p in enumerate(good)], [f"{b.path}: {b.reason}" for b in bad]
+        return random_crops(rgb, cfg.image_size, cfg.crops_per_photo, np.random.default_rng([cfg.seed, i]))
+    return [centre_square(rgb, cfg.image_size)]
 
 
 def prepare(cfg: DataConfig, out_dir: Path) -> dict:
-    """Build the prepared dataset in `out_dir` (replaced atomically); returns the summary."""
+    """Build the prepared dataset in `out_dir` (replaced atomically); returns the summary.
+
+    Pass 1 (the dataset's preset) lists and validates the files, so each split's size is known up front;
+    pass 2 writes the images straight into memory-mapped .npy files and never holds a split in RAM
+    (27,000 CelebA-HQ images at 256 px are 5.3 GB).
+    """
     start = time.perf_counter()
-    plan, skipped = _plan(cfg)
+    plan = PRESETS[cfg.dataset](cfg)
+    skipped = [str(b) for b in plan.bad]
     for line in skipped:
         print(f"skipped {line}")
-    rows, images = [], {"train": [], "test": []}
-    for i, (split, path) in enumerate(tqdm(plan, desc="prepare", unit="file")):
-        rgb = load_rgb(path, cfg.min_size)
-        if cfg.dataset == "sample":
-            crops = random_crops(rgb, cfg.image_size, cfg.crops_per_photo, np.random.default_rng([cfg.seed, i]))
-        else:
-            crops = [centre_square(rgb, cfg.image_size)]
-        for crop in crops:
-            source = f"{path.parent.name}/{path.name}" if cfg.dataset == "sample" else str(path.relative_to(cfg.folder))
-            rows.append({"split": split, "index": len(images[split]), "source": source, "hash": content_hash(crop)})
-            images[split].append(crop)
-    manifest = pd.DataFrame(rows)
-    overlap = set(manifest.hash[manifest.split == "train"]) & set(manifest.hash[manifest.split == "test"])
-    if overlap:
-        raise ValueError(f"prepare: {len(overlap)} images appear in both splits (content hashes {sorted(overlap)[:5]})")
+    for line in plan.warnings:
+        print(f"warning: {line}")
+    per_file = cfg.crops_per_photo if cfg.dataset == "sample" else 1
+    sizes = {s: per_file * sum(item.split == s for item in plan.items) for s in SPLITS}
+    for split, n in sizes.items():
+        if not n:
+            raise ValueError(f"data.folder: no usable {split} image ({len(skipped)} bad files); "
+                             f"data.dataset={cfg.dataset} expects {LAYOUTS[cfg.dataset]}")
+    rows = []
+    filled = dict.fromkeys(SPLITS, 0)
     with atomic_dir(out_dir) as tmp:
-        for split, arrays in images.items():
-            np.save(tmp / f"{split}.npy", np.stack(arrays))
+        arrays = {s: np.lib.format.open_memmap(tmp / f"{s}.npy", mode="w+", dtype=np.uint8,
+                                               shape=(n, cfg.image_size, cfg.image_size, 3))
+                  for s, n in sizes.items()}
+        for i, item in enumerate(tqdm(plan.items, desc="prepare", unit="file")):
+            for crop in _crops(cfg, item.path, i):
+                index = filled[item.split]
+                arrays[item.split][index] = crop
+                filled[item.split] += 1
+                row = {"split": item.split, "index": index, "source": _source(cfg, item.path),
+                       "hash": content_hash(crop)}
+                if plan.categories:
+                    row["category"] = item.category
+                rows.append(row)
+        for array in arrays.values():
+            array.flush()
+        del arrays  # release the maps before the folder is moved into place
+        manifest = pd.DataFrame(rows)
+        _check_disjoint(manifest)
         manifest.to_csv(tmp / "manifest.csv", index=False)
-        summary = {"dataset": cfg.dataset, "image_size": cfg.image_size,
-                   "train": len(images["train"]), "test": len(images["test"]),
-                   "skipped": len(skipped), "skipped_files": skipped,
-                   "seconds": round(time.perf_counter() - start, 2)}
+        summary = {"dataset": cfg.dataset, "image_size": cfg.image_size, "train": sizes["train"],
+                   "test": sizes["test"], "skipped": len(skipped), "skipped_files": skipped,
+                   "warnings": plan.warnings, "seconds": round(time.perf_counter() - start, 2)}
+        if plan.categories:
+            summary["categories"] = plan.categories
+            summary["per_category"] = {c: {s: int(((manifest.category == c) & (manifest.split == s)).sum())
+                                           for s in SPLITS} for c in plan.categories}
         write_json(tmp / "summary.json", summary)
+    if plan.categories:
+        print(f"prepare: categories {plan.categories}")
     print(f"prepare: {summary['train']} train / {summary['test']} test images at {cfg.image_size}px, "
           f"{len(skipped)} files skipped, {summary['seconds']} s")
     return summary
+
+
+def _check_disjoint(manifest: pd.DataFrame) -> None:
+    """No image in both splits, by content: a leak a file-level split cannot see (a photo saved twice)."""
+    train, test = (manifest[manifest.split == s].drop_duplicates("hash").set_index("hash").source for s in SPLITS)
+    both = train.index.intersection(test.index)
+    if len(both):
+        pairs = [f"{train[h]} = {test[h]}" for h in both[:5]]
+        raise ValueError(f"prepare: {len(both)} images appear in both splits (train = test: {pairs}); "
+                         "remove the duplicates from data.folder")
 
 
 def load_split(prepared: Path, split: str) -> np.ndarray:
