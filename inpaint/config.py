@@ -127,7 +127,44 @@ class DetFramework(Strict):
         return v
 
 
-Variant = Annotated[Union[WeightFramework, AdvFramework, DetFramework], Field(discriminator="framework")]
+
+class LGNetFramework(Strict):
+    """LGNet (reference.md 2.7-2.9): coarse + refinement stages, per-image masked L1 at every stage, perceptual,
+    style and TV on the refinement stages, LSGAN on the stage-1 composite; D first, then G."""
+
+    framework: Literal["lgnet"]
+    generator: str = "lgnet"  # any registered LGNet builder: lgnet, lgnet_c_l, lgnet_light, lgnet_share, ...
+    discriminator: str = "sn_patchgan"
+    hole_weight: Annotated[float, Field(gt=0)] = 6.0
+    valid_weight: Annotated[float, Field(ge=0)] = 1.0
+    perceptual_weight: Annotated[float, Field(ge=0)] = 0.05
+    style_weight: Annotated[float, Field(ge=0)] = 120.0
+    tv_weight: Annotated[float, Field(ge=0)] = 0.1
+    gan_loss: Literal["hinge", "lsgan", "nsgan"] = "lsgan"
+    adv_weight: Annotated[float, Field(ge=0)] = 0.1
+    constant_fraction: Annotated[float, Field(ge=0, le=1)] = 0.5  # share of train.steps at constant lr (100 of 200)
+    optimiser: Optimiser = Optimiser(lr_g=2e-4, lr_d=2e-4, beta1=0.5, beta2=0.999)
+
+
+class PENFramework(Strict):
+    """PEN-Net (reference.md 3.4-3.6): batch-normalised masked L1 + pyramid L1 + SN-PatchGAN (hinge) on the
+    composite; D first, then G; lr = lr0 * 0.1^(min(step, decay_steady) // decay_every)."""
+
+    framework: Literal["pen"]
+    generator: str = "pennet"
+    discriminator: str = "sn_patchgan"
+    gan_loss: Literal["hinge", "lsgan", "nsgan"] = "hinge"  # the authors' configs: hinge, or nsgan (DTD, Facade)
+    adv_weight: Annotated[float, Field(ge=0)] = 0.1
+    hole_weight: Annotated[float, Field(gt=0)] = 6.0
+    valid_weight: Annotated[float, Field(ge=0)] = 1.0
+    pyramid_weight: Annotated[float, Field(ge=0)] = 0.5
+    decay_every: Annotated[int, Field(gt=0)] = 100_000  # the authors' niter
+    decay_steady: Annotated[int, Field(gt=0)] = 10_000  # niter_steady; below decay_every: never decays (CelebA-HQ)
+    optimiser: Optimiser = Optimiser(lr_g=1e-4, lr_d=1e-4, beta1=0.5, beta2=0.999)
+
+
+Variant = Annotated[Union[WeightFramework, AdvFramework, DetFramework, LGNetFramework, PENFramework],
+                    Field(discriminator="framework")]
 
 
 class TrainConfig(Strict):

@@ -26,8 +26,13 @@ STATE_FILE = "state.pt"
 
 
 def config_hash(variant: str, params: Params) -> str:
-    """Everything that changes what a run computes: the variant, training, data and masks sections."""
+    """Everything that changes what a run computes: the variant, training, data and masks sections, and
+    which pretrained files the run would use (a resumed run must not switch a loss term on half-way)."""
+    from inpaint import weights
+
+    used = {k: weights.FILES[k].path.is_file() for k in weights.needed_for_training(params.variants[variant])}
     blob = json.dumps({"variant": variant, "cfg": params.variants[variant].model_dump(mode="json"),
+                       "weights": params.weights, "weight_files": used,
                        "train": params.train.model_dump(mode="json", exclude={"log_every", "image_every"}),
                        "data": params.data.model_dump(mode="json"), "masks": params.masks.model_dump(mode="json")},
                       sort_keys=True)
@@ -91,8 +96,9 @@ def train_func(config: dict) -> None:
 
     networks = build_networks(cfg, config["image_size"])
     networks = {k: ray.train.torch.prepare_model(v) for k, v in networks.items()}
-    framework = build_framework(cfg, networks)
+    framework = build_framework(cfg, networks, weights_mode=config["weights"])
     framework.make_optimisers()
+    framework.make_schedulers(tcfg.steps)
     meta = {"variant": config["variant"], "framework": cfg.framework, "config_hash": config["config_hash"]}
 
     step = 0
@@ -114,6 +120,9 @@ def train_func(config: dict) -> None:
     device = ray.train.torch.get_device()
 
     client = MlflowClient(config["tracking_uri"]) if rank == 0 else None
+    if client:
+        for name, note in framework.notes.items():  # what this run did differently from its config
+            client.set_tag(config["run_id"], f"inpaint.note.{name}", note[:5000])
     framework.train()
     window_start, window_images = time.perf_counter(), 0
     progress = None
@@ -183,7 +192,7 @@ def train_variant(params: Params, variant: str, out_dir: Path) -> dict:
             "variant": variant, "variant_cfg": cfg.model_dump(mode="json"),
             "train": params.train.model_dump(mode="json"), "image_size": params.data.image_size,
             "prepared": str(paths.PREPARED), "masks": str(paths.MASKS / "train"),
-            "tracking_uri": uri, "run_id": run_id, "config_hash": chash},
+            "tracking_uri": uri, "run_id": run_id, "config_hash": chash, "weights": params.weights},
         scaling_config=ScalingConfig(num_workers=params.train.num_workers, use_gpu=params.train.use_gpu,
                                      resources_per_worker={"CPU": 1}),
         torch_config=TorchConfig(backend="nccl" if params.train.use_gpu else "gloo"),

@@ -61,9 +61,18 @@ def resolve(key: str, mode: str) -> Path | None:
     return None
 
 
+def needed_for_training(variant_cfg) -> list[str]:
+    """LGNet's perceptual and style terms use VGG-16."""
+    uses_vgg = variant_cfg.framework == "lgnet" and (variant_cfg.perceptual_weight or variant_cfg.style_weight)
+    return ["vgg16"] if uses_vgg else []
+
+
 def needed(params) -> list[str]:
-    """The weight files a configuration uses: FID's Inception and the LPIPS backbone."""
-    return ["fid_inception", "alexnet" if params.evaluate.lpips_net == "alex" else "vgg16"]
+    """The weight files a configuration uses: FID's Inception, the LPIPS backbone, VGG-16 for LGNet."""
+    keys = {"fid_inception", "alexnet" if params.evaluate.lpips_net == "alex" else "vgg16"}
+    for cfg in params.variants.values():
+        keys.update(needed_for_training(cfg))
+    return sorted(keys)
 
 
 def preflight(params) -> None:

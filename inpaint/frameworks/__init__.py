@@ -5,9 +5,12 @@ from torch import nn
 
 from inpaint.frameworks.base import Framework
 from inpaint.frameworks.gdn import AdvFramework, DetFramework, WeightFramework
+from inpaint.frameworks.lgnet import LGNetFramework
+from inpaint.frameworks.pennet import PENFramework
 from inpaint.models.registry import build
 
-FRAMEWORKS: dict[str, type[Framework]] = {f.name: f for f in (WeightFramework, AdvFramework, DetFramework)}
+FRAMEWORKS: dict[str, type[Framework]] = {
+    f.name: f for f in (WeightFramework, AdvFramework, DetFramework, LGNetFramework, PENFramework)}
 
 
 def build_networks(cfg, image_size: int) -> dict[str, nn.Module]:
@@ -19,5 +22,7 @@ def build_networks(cfg, image_size: int) -> dict[str, nn.Module]:
     return nets
 
 
-def build_framework(cfg, networks: dict[str, nn.Module]) -> Framework:
-    return FRAMEWORKS[cfg.framework](cfg, networks)
+def build_framework(cfg, networks: dict[str, nn.Module], *, weights_mode: str = "auto") -> Framework:
+    """`weights_mode` is params' `weights` setting (auto | required | random): what a framework that needs a
+    pretrained file (LGNet's VGG-16) does when it is missing; see the framework's `notes` afterwards."""
+    return FRAMEWORKS[cfg.framework](cfg, networks, weights_mode=weights_mode)

@@ -1,7 +1,17 @@
-"""What every training framework is: networks, optimisers and a `step` that owns the order of updates.
+"""What every training framework is: networks, optimisers, learning-rate schedulers and a `step` that owns
+the order of updates.
 
 The training loop (inpaint/train.py) knows nothing about losses; a framework knows nothing about Ray,
 DVC or MLflow. `networks` may be replaced by their DDP-wrapped versions before `make_optimisers`.
+
+Life cycle, as the training loop drives it:
+    fw = build_framework(cfg, networks, weights_mode=params.weights)   # networks already DDP-wrapped
+    fw.make_optimisers()
+    fw.make_schedulers(train.steps)   # a no-op for frameworks without an lr schedule (GDN's)
+    fw.load_state_dict(...)           # when resuming: networks, optimisers and schedulers
+    fw.step(image, mask) ...          # each step also advances the schedulers
+`fw.notes` ({name: text}) says what the run did differently from its config (e.g. LGNet's perceptual and
+style terms switched off because the VGG-16 file is missing); the driver records them as run tags.
 """
 from __future__ import annotations
 
@@ -25,13 +35,26 @@ def unwrap(module: nn.Module) -> nn.Module:
 class Framework:
     name = "base"
 
-    def __init__(self, cfg, networks: dict[str, nn.Module]):
+    def __init__(self, cfg, networks: dict[str, nn.Module], *, weights_mode: str = "auto"):
         self.cfg = cfg
         self.networks = networks
+        self.weights_mode = weights_mode  # the `weights` setting: auto | required | random (protocol.md 4)
         self.optimisers: dict[str, torch.optim.Optimizer] = {}
+        self.schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler] = {}
+        self.notes: dict[str, str] = {}
 
     def make_optimisers(self) -> None:
         raise NotImplementedError(f"{type(self).__name__} must define its optimisers")
+
+    def make_schedulers(self, total_steps: int) -> None:
+        """Learning-rate schedules over a run of `total_steps` optimisation steps (train.steps); call after
+        `make_optimisers`. Default: constant learning rates, no schedulers."""
+        self.schedulers = {}
+
+    def advance_schedulers(self) -> None:
+        """End of a step: every scheduler moves on by one optimisation step."""
+        for scheduler in self.schedulers.values():
+            scheduler.step()
 
     def step(self, image: torch.Tensor, mask: torch.Tensor) -> dict[str, float]:
         """One optimisation step on a batch; returns the losses to log."""
@@ -50,13 +73,19 @@ class Framework:
 
     def state_dict(self) -> dict:
         return {"networks": {k: unwrap(v).state_dict() for k, v in self.networks.items()},
-                "optimisers": {k: v.state_dict() for k, v in self.optimisers.items()}}
+                "optimisers": {k: v.state_dict() for k, v in self.optimisers.items()},
+                "schedulers": {k: v.state_dict() for k, v in self.schedulers.items()}}
 
     def load_state_dict(self, state: dict) -> None:
         for k, net in self.networks.items():
             unwrap(net).load_state_dict(state["networks"][k])
         for k, opt in self.optimisers.items():
             opt.load_state_dict(state["optimisers"][k])
+        saved = state.get("schedulers", {})  # checkpoints of frameworks without schedulers have none
+        for k, scheduler in self.schedulers.items():
+            if k not in saved:
+                raise KeyError(f"checkpoint has no state for the {k!r} lr scheduler (saved: {sorted(saved)})")
+            scheduler.load_state_dict(saved[k])
 
 
 def adam(module: nn.Module, lr: float, beta1: float, beta2: float) -> torch.optim.Adam:

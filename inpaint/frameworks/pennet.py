@@ -1,0 +1,99 @@
+"""PEN-Net's training recipe (Zeng et al., CVPR 2019; reference.md 3.4-3.6, the PyTorch trainer).
+
+One iteration, in the authors' order:
+1. forward G once: the output and the pyramid; comp = out * m + gt * (1 - m);
+2. D step: D(cat[gt, comp.detach()]) in one call; hinge (or nsgan), loss_D = 0.5 (real + fake);
+3. G step, with the D just updated, one backward of
+       adv_weight * adv(D(comp)) + hole_weight * L1_hole + valid_weight * L1_valid + pyramid_weight * L1_pyramid
+   where the hole and valid L1 are batch-normalised (mean(|out - gt| m) / mean(m)) on the raw output and the
+   pyramid L1 compares every pyramid image with gt bilinearly resized to its size, over the whole image.
+
+Decisions:
+- Value range: the authors' losses and D see [-1, 1] images, the zoo's are [0, 1]; every pixel loss and D's
+  input are computed on x * 2 - 1, so each term has the authors' magnitude (the L1 terms double) and the
+  balance of the 0.1 adversarial weight against the L1 terms is theirs.
+- LR step decay, both optimisers (the authors' adjust_learning_rate): at step s (0-based)
+  lr = lr0 * 0.1^(min(s, decay_steady) // decay_every); the CelebA-HQ config (1e5 / 1e4) never decays.
+- The authors' D has a sigmoid unless the loss is hinge; the zoo's D gives raw scores and nsgan is BCE with
+  logits, the same thing.
+
+DDP: G's forward feeds every G term, summed into one loss and one backward (the D-step input is detached);
+D runs forward then backward twice (its own step, then inside the G loss), never two forwards in a row. The
+G backward leaves gradients on D; D's next step zeroes them before its own backward.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from inpaint.frameworks.base import Framework, adam, composite, masked_input
+from inpaint.losses.adversarial import discriminator_loss, generator_loss
+from inpaint.losses.reconstruction import masked_l1_per_batch, pyramid_l1
+
+
+def _pm(x: Tensor) -> Tensor:
+    """[0, 1] -> the authors' [-1, 1]."""
+    return x * 2 - 1
+
+
+def step_decay_factor(step: int, decay_every: int, decay_steady: int) -> float:
+    """PEN-Net's lr factor at step `step`: 0.1^(min(step, decay_steady) // decay_every)."""
+    return 0.1 ** (min(step, decay_steady) // decay_every)
+
+
+class PENFramework(Framework):
+    name = "pen"
+
+    def make_optimisers(self) -> None:
+        o = self.cfg.optimiser
+        self.optimisers = {"generator": adam(self.networks["generator"], o.lr_g, o.beta1, o.beta2),
+                           "discriminator": adam(self.networks["discriminator"], o.lr_d, o.beta1, o.beta2)}
+
+    def make_schedulers(self, total_steps: int) -> None:
+        """The step decay does not depend on the run length; `total_steps` is taken for the common interface."""
+        every, steady = self.cfg.decay_every, self.cfg.decay_steady
+
+        def factor(step: int) -> float:
+            return step_decay_factor(step, every, steady)
+
+        self.schedulers = {k: torch.optim.lr_scheduler.LambdaLR(opt, factor) for k, opt in self.optimisers.items()}
+
+    def generator_terms(self, result: dict, image: Tensor, mask: Tensor) -> dict[str, Tensor]:
+        """The unweighted hole, valid and pyramid terms."""
+        out, gt = _pm(result["output"]), _pm(image)
+        terms = {"hole": masked_l1_per_batch(out, gt, mask), "valid": masked_l1_per_batch(out, gt, 1 - mask)}
+        if self.cfg.pyramid_weight > 0:
+            if "pyramid" not in result:
+                raise ValueError(f"framework pen: generator {self.cfg.generator!r} returns no pyramid; "
+                                 "set pyramid_weight: 0 to train it without the pyramid loss")
+            terms["pyramid"] = pyramid_l1([_pm(p) for p in result["pyramid"]], gt)
+        return terms
+
+    def step(self, image, mask):
+        if not self.schedulers:
+            raise RuntimeError("PENFramework: call make_schedulers(total_steps) after make_optimisers()")
+        gen, disc = self.networks["generator"], self.networks["discriminator"]
+        opt_g, opt_d = self.optimisers["generator"], self.optimisers["discriminator"]
+        cfg = self.cfg
+        result = gen(masked_input(image, mask), mask)
+        comp = _pm(composite(result["output"], image, mask))
+
+        # D first: real and fake in one call (one forward, one backward under DDP)
+        real, fake = disc(torch.cat([_pm(image), comp.detach()])).chunk(2)
+        loss_d = discriminator_loss(real, fake, cfg.gan_loss)
+        opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        opt_d.step()
+
+        # G: adversarial through the updated D + reconstruction + pyramid, one backward
+        terms = self.generator_terms(result, image, mask)
+        terms["adv"] = generator_loss(disc(comp), cfg.gan_loss)
+        weight = {"hole": cfg.hole_weight, "valid": cfg.valid_weight, "pyramid": cfg.pyramid_weight,
+                  "adv": cfg.adv_weight}
+        loss_g = sum(weight[k] * v for k, v in terms.items())
+        opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        opt_g.step()
+        self.advance_schedulers()
+        return {"loss_g": loss_g.item(), "loss_d": loss_d.item(), **{f"loss_{k}": v.item() for k, v in terms.items()},
+                "l1": (result["output"] - image).abs().mean().item()}
