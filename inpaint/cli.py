@@ -72,17 +72,31 @@ def _show(args) -> None:
     print(json.dumps(_params(args).model_dump(mode="json"), indent=2))
 
 
+def _stage_epilog(name: str) -> str | None:
+    """The params a stage reads, from the schema's own docs (so the help cannot drift from the code)."""
+    if name != "masks":
+        return None
+    import inspect
+
+    from inpaint.masks.settings import MaskSettings
+
+    return ("params (the `masks:` section of params.yaml; `inpaint params` shows the resolved values):\n"
+            + inspect.cleandoc(MaskSettings.__doc__).split("\n", 1)[1])
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="inpaint", description=__doc__)
     p.add_argument("--params", help="params file (default: params.yaml at the repository root)")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     stage_help = {
         "prepare": "datasets -> data/prepared (images at the working resolution, manifest)",
-        "masks": "training and test masks (shards + manifests), test pairs, leak check, pictures",
+        "masks": "training and test masks (shards + manifests), leak check, pictures",
+        "pairs": "the fixed test pairs: per bin, test image k with the bin's k-th test mask",
         "report": "tables from the evaluated MLflow runs -> reports/ and an MLflow report run",
     }
     for name, text in stage_help.items():
-        s = sub.add_parser(name, help=text, description=text)
+        s = sub.add_parser(name, help=text, description=text, epilog=_stage_epilog(name),
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
         s.set_defaults(func=_stage(name, takes_variant=False))
     for name, text in {"train": "train one variant on Ray Train -> runs/VARIANT/model.pt",
                        "evaluate": "score one trained variant on the test pairs of every bin"}.items():

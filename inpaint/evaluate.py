@@ -33,7 +33,7 @@ def load_generator(model_path: Path) -> tuple[torch.nn.Module, dict]:
 
 def read_pairs(path: Path) -> pd.DataFrame:
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: missing; the masks stage writes the test pairs")
+        raise FileNotFoundError(f"{path}: missing; the pairs stage writes the test pairs (`dvc repro pairs`)")
     pairs = pd.read_csv(path)
     missing = {"bin", "image", "mask"} - set(pairs.columns)
     if missing:

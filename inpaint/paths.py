@@ -20,6 +20,7 @@ REPO_ROOT = _find_root()
 DATA = REPO_ROOT / "data"
 PREPARED = DATA / "prepared"
 MASKS = DATA / "masks"
+TEST_PAIRS = DATA / "test_pairs.csv"
 RUNS = REPO_ROOT / "runs"
 EVALS = REPO_ROOT / "evals"
 REPORTS = REPO_ROOT / "reports"

@@ -21,14 +21,10 @@ def prepare(params: Params) -> dict:
 
 
 def masks(params: Params) -> dict:
-    """Training and test masks, the leak check, the recorded test pairs and the mask pictures."""
-    from inpaint.data.prepare import load_split
+    """Training and test masks (with the leak check) and the mask pictures."""
     from inpaint.masks import MaskStore, build_mask_sets, write_mask_pictures
 
     summary = build_mask_sets(params.masks, params.data.image_size, paths.MASKS)
-    test = MaskStore(paths.MASKS / "test")
-    n_images = len(load_split(paths.PREPARED, "test"))
-    write_test_pairs(test, n_images, paths.MASKS / "test_pairs.csv")
     pictures = write_mask_pictures(MaskStore(paths.MASKS / "train"), paths.REPORTS / "masks")
     write_json(paths.MASKS / "summary.json", summary)
     _log_masks_run(params, summary, pictures)
@@ -52,6 +48,16 @@ def _log_masks_run(params: Params, summary: dict, pictures: list[Path]) -> None:
     for p in pictures:
         client.log_artifact(rid, str(p), artifact_path="pictures")
     client.set_terminated(rid)
+
+
+def pairs(params: Params) -> None:
+    """The recorded test pairs (data/test_pairs.csv) of the prepared test images and the test masks."""
+    from inpaint.data.prepare import load_split
+    from inpaint.masks import MaskStore
+
+    n_images = len(load_split(paths.PREPARED, "test"))
+    write_test_pairs(MaskStore(paths.MASKS / "test"), n_images, paths.TEST_PAIRS)
+    print(f"pairs: {n_images} test images x 6 bins -> {paths.TEST_PAIRS}")
 
 
 def write_test_pairs(test_masks, n_images: int, path: Path) -> None:
@@ -85,7 +91,7 @@ def evaluate(params: Params, variant: str) -> dict:
     set_metrics = ev.SetMetrics(params.evaluate, params.weights)
     start = time.perf_counter()
     results, per_image = ev.evaluate(generator, load_split(paths.PREPARED, "test"), MaskStore(paths.MASKS / "test"),
-                                     ev.read_pairs(paths.MASKS / "test_pairs.csv"), params.evaluate, set_metrics)
+                                     ev.read_pairs(paths.TEST_PAIRS), params.evaluate, set_metrics)
     seconds = time.perf_counter() - start
     results.update(ev.complexity(generator, meta["image_size"]))
     pairs_per_s = len(per_image) / max(seconds, 1e-9)

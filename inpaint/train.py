@@ -49,12 +49,9 @@ def _grid(visuals: dict[str, torch.Tensor], rows: int = 4) -> np.ndarray:
     return (grid.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
 
 
-def _rng_state() -> dict:
-    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state()}
-
-
 def save_state(directory: Path, framework, step: int, meta: dict) -> None:
-    state = {"meta": meta, "step": step, "framework": framework.state_dict(), "rng": _rng_state()}
+    """Networks, optimisers, schedulers, step and torch's RNG (the data order depends only on seed and step)."""
+    state = {"meta": meta, "step": step, "framework": framework.state_dict(), "rng": torch.get_rng_state()}
     with atomic_path(directory / STATE_FILE) as tmp:
         torch.save(state, tmp)
 
@@ -62,7 +59,7 @@ def save_state(directory: Path, framework, step: int, meta: dict) -> None:
 def load_state(path: Path, expect: dict | None = None) -> dict:
     """Read a checkpoint file; refuse one that is corrupt or belongs to another variant/config."""
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unpickling failure means the same thing to the user
         raise ValueError(f"{path}: not a readable checkpoint ({type(e).__name__}: {e})") from None
     if not isinstance(state, dict) or "meta" not in state:
@@ -92,7 +89,6 @@ def train_func(config: dict) -> None:
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     torch.set_num_threads(tcfg.torch_threads)
     torch.manual_seed(tcfg.seed)
-    np.random.seed(tcfg.seed)
 
     networks = build_networks(cfg, config["image_size"])
     networks = {k: ray.train.torch.prepare_model(v) for k, v in networks.items()}
@@ -107,8 +103,7 @@ def train_func(config: dict) -> None:
         with checkpoint.as_directory() as d:
             state = load_state(Path(d) / STATE_FILE, expect=meta)
         framework.load_state_dict(state["framework"])
-        torch.set_rng_state(state["rng"]["torch"])
-        np.random.set_state(state["rng"]["numpy"])
+        torch.set_rng_state(state["rng"])
         step = state["step"]
 
     dataset = TrainPairs(load_split(Path(config["prepared"]), "train"), MaskStore(Path(config["masks"])), tcfg.seed)

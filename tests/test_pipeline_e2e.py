@@ -127,3 +127,17 @@ def test_dvc_metrics_and_plots_render(pipeline):
     _run([dvc, "plots", "show", "-o", str(work / "plots_html")], work, env)
     html = (work / "plots_html" / "index.html").read_text()
     assert "ratio_histogram" in html and "loss.csv" in html
+
+
+def test_rerun_of_a_trained_variant_resumes_from_its_checkpoint(pipeline):
+    """The Ray run of an unchanged config restores its last checkpoint: no step is trained twice and the
+    same MLflow run is continued."""
+    work, env, _ = pipeline
+    client, exp = _mlflow(work)
+    (run,) = client.search_runs([exp], filter_string="tags.`inpaint.variant` = 'gdn_weight'")
+    (work / "runs" / "gdn_weight" / "model.pt").unlink()
+    log = _run([str(Path(sys.executable).parent / "inpaint"), "train", "gdn_weight"], work, env)
+    assert "2 steps in" in log and run.info.run_id in log
+    steps = [m.step for m in client.get_metric_history(run.info.run_id, "train/loss_g")]
+    assert sorted(steps) == [1, 2], steps  # every step logged exactly once
+    assert (work / "runs" / "gdn_weight" / "model.pt").is_file()

@@ -13,7 +13,7 @@ class MaskSettings(BaseModel):
     """How the training and test mask sets are made. The defaults suit the `smoke` profile (image_size 64).
 
     Recommended per profile (masks: section of profiles/<profile>.yaml):
-        ci     (image_size 32):  train_per_bin 32,    test_per_bin 8,    workers 1   (stage ~3 s)
+        ci     (image_size 64):  train_per_bin 32,    test_per_bin 8,    workers 1   (stage ~4 s)
         smoke  (image_size 64):  train_per_bin 1000,  test_per_bin 50,   workers 2   (stage ~12 s)
         paper  (image_size 256): train_per_bin 30000, test_per_bin 2000, workers 2   (~3-4 min on 2 cores),
                test_source liu + liu_dir when Liu et al.'s masks are on disk
