@@ -68,6 +68,14 @@ def _models(args) -> None:
               f"{r['gflops']:8.2f} GFLOPs (paper {paper_flops:>8})  out {r['output_shapes']}")
 
 
+def _fill(args) -> None:
+    from inpaint.fill import fill
+
+    result = fill(args.checkpoint, Path(args.image), Path(args.mask), Path(args.out))
+    print(f"filled {result['hole_ratio']:.1%} of a {result['size'][0]}x{result['size'][1]} photo with "
+          f"{result['generator']} (trained at {result['model_size']}px) -> {result['out']} in {result['seconds']:.1f} s")
+
+
 def _show(args) -> None:
     print(json.dumps(_params(args).model_dump(mode="json"), indent=2))
 
@@ -120,6 +128,13 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--only", nargs="*", help="model names (default: all)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=_models)
+    text = "object removal: fill the white part of MASK in IMAGE with a trained model"
+    s = sub.add_parser("fill", help=text, description=text + " (see inpaint/fill.py for how sizes are handled)")
+    s.add_argument("--checkpoint", required=True, help="runs/VARIANT/model.pt, or an MLflow run id of a train run")
+    s.add_argument("--image", required=True, help="the photo, any size")
+    s.add_argument("--mask", required=True, help="same size as the photo; white (255) = remove, black (0) = keep")
+    s.add_argument("--out", required=True, help="the result, a .png (unmasked pixels stay bit-identical)")
+    s.set_defaults(func=_fill)
     s = sub.add_parser("params", help="print the resolved params (profile + params.yaml)",
                        description="print the resolved params (profile + params.yaml)")
     s.set_defaults(func=_show)
@@ -128,6 +143,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from inpaint.config import ParamsError
+    from inpaint.fill import FillError
     from inpaint.weights import MissingWeights
 
     args = parser().parse_args(argv)
@@ -135,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         parser().error("weights import needs DIR")
     try:
         args.func(args)
-    except (ParamsError, MissingWeights) as e:
+    except (ParamsError, MissingWeights, FillError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0

@@ -7,7 +7,7 @@ import pytest
 from inpaint.cli import main
 from inpaint.paths import REPO_ROOT
 
-COMMANDS = ["prepare", "masks", "pairs", "train", "evaluate", "report", "ui", "weights", "models", "params"]
+COMMANDS = ["prepare", "masks", "pairs", "train", "evaluate", "report", "ui", "weights", "models", "fill", "params"]
 
 
 def test_help_lists_every_command(capsys):
