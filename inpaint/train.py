@@ -128,8 +128,8 @@ def train_func(config: dict) -> None:
         epoch = step // len(loader)
         sampler.set_epoch(epoch)
         dataset.set_epoch(epoch)
-        for k, (image, mask) in enumerate(loader):
-            if epoch * len(loader) + k < step:  # resuming mid-epoch: skip what was done
+        for batch_index, (image, mask) in enumerate(loader):
+            if epoch * len(loader) + batch_index < step:  # resuming mid-epoch: skip what was done
                 continue
             image, mask = image.to(device), mask.to(device)
             losses = framework.step(image, mask)
@@ -207,7 +207,7 @@ def train_variant(params: Params, variant: str, out_dir: Path) -> dict:
     with atomic_path(out_dir / "model.pt") as tmp:
         torch.save(model, tmp)
     summary = {"variant": variant, "framework": cfg.framework, "steps": state["step"], "seconds": round(seconds, 1),
-               "images_per_s": round(params.train.steps * params.train.batch_size / max(seconds, 1e-9), 2),
+               "images_per_s_with_startup": round(params.train.steps * params.train.batch_size / max(seconds, 1e-9), 2),
                **{k: round(float(v), 6) for k, v in result.metrics.items() if isinstance(v, (int, float))}}
     write_json(out_dir / "train_metrics.json", summary)
     _write_loss_curve(client, run_id, out_dir / "loss.csv")
