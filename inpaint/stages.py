@@ -6,7 +6,6 @@ import math
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from inpaint import bins, paths, tracking

@@ -44,7 +44,12 @@ class Framework:
         self.notes: dict[str, str] = {}
 
     def make_optimisers(self) -> None:
-        raise NotImplementedError(f"{type(self).__name__} must define its optimisers")
+        """One Adam per network with the variant's settings: lr_g for the generator, lr_d for the other
+        (discriminator or detector). The authors' per-stage optimisers (LGNet's G1, G2, G3) are the same
+        thing, since Adam's state is per parameter."""
+        o = self.cfg.optimiser
+        self.optimisers = {name: adam(net, o.lr_g if name == "generator" else o.lr_d, o.beta1, o.beta2)
+                           for name, net in self.networks.items()}
 
     def make_schedulers(self, total_steps: int) -> None:
         """Learning-rate schedules over a run of `total_steps` optimisation steps (train.steps); call after

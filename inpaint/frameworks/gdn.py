@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import torch
 
-from inpaint.frameworks.base import Framework, adam, composite, masked_input
+from inpaint.frameworks.base import Framework, composite, masked_input
 from inpaint.losses.adversarial import discriminator_loss, generator_loss
 from inpaint.losses.detector import detector_loss
 from inpaint.losses.reconstruction import hole_valid_weight, weight_mapping, weighted_l1
@@ -24,10 +24,6 @@ from inpaint.models.gdn import hole_probability
 
 class WeightFramework(Framework):
     name = "weight"
-
-    def make_optimisers(self) -> None:
-        o = self.cfg.optimiser
-        self.optimisers = {"generator": adam(self.networks["generator"], o.lr_g, o.beta1, o.beta2)}
 
     def _reconstruction(self, out, image, mask):
         return weighted_l1(out, image, hole_valid_weight(mask, self.cfg.hole_weight, self.cfg.valid_weight))
@@ -44,11 +40,6 @@ class WeightFramework(Framework):
 
 class AdvFramework(WeightFramework):
     name = "adv"
-
-    def make_optimisers(self) -> None:
-        o = self.cfg.optimiser
-        self.optimisers = {"generator": adam(self.networks["generator"], o.lr_g, o.beta1, o.beta2),
-                           "discriminator": adam(self.networks["discriminator"], o.lr_d, o.beta1, o.beta2)}
 
     def step(self, image, mask):
         gen, disc = self.networks["generator"], self.networks["discriminator"]
@@ -73,11 +64,6 @@ class AdvFramework(WeightFramework):
 
 class DetFramework(Framework):
     name = "det"
-
-    def make_optimisers(self) -> None:
-        o = self.cfg.optimiser
-        self.optimisers = {"generator": adam(self.networks["generator"], o.lr_g, o.beta1, o.beta2),
-                           "detector": adam(self.networks["detector"], o.lr_d, o.beta1, o.beta2)}
 
     def _weight(self, logits):
         return weight_mapping(hole_probability(logits), self.cfg.weight_mapping, self.cfg.exp_base)

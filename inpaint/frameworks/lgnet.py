@@ -19,7 +19,7 @@ Decisions, each against the authors' code:
   a DDP-wrapped module upsets its gradient reduction. The G backward therefore also leaves gradients on D;
   they are never used (D's next step zeroes them before its own backward). Same updates, a little more work.
 - Value range: the authors' losses and D see [-1, 1] images, the zoo's are [0, 1]. Every pixel loss and D's
-  input are computed on x * 2 - 1 (`_pm`), so each term has the authors' magnitude and the weights 6 / 1 /
+  input are computed on x * 2 - 1 (`to_authors_range`), so each term has the authors' magnitude and the weights 6 / 1 /
   0.1 / 0.1 keep their balance (the L1 terms double; TV of merged * m is not a plain multiple, since the
   authors' merged * m is (2x - 1) inside the hole and 0 outside). The VGG maps [0, 1] to [-1, 1] itself.
 - LR policy 'linear', stepped per optimisation step instead of per epoch: with T = train.steps and
@@ -42,16 +42,11 @@ import torch
 from torch import Tensor
 
 from inpaint import weights
-from inpaint.frameworks.base import Framework, adam, masked_input, unwrap
-from inpaint.losses.adversarial import discriminator_loss, generator_loss
+from inpaint.frameworks.base import masked_input, unwrap
+from inpaint.frameworks.discriminator_first import DiscriminatorFirst, to_authors_range
 from inpaint.losses.perceptual import PerceptualStyleLoss
 from inpaint.losses.reconstruction import masked_l1_per_image, total_variation
 from inpaint.models.lgnet import LGNet
-
-
-def _pm(x: Tensor) -> Tensor:
-    """[0, 1] -> the authors' [-1, 1]."""
-    return x * 2 - 1
 
 
 def linear_decay_factor(step: int, total_steps: int, constant_fraction: float) -> float:
@@ -61,7 +56,7 @@ def linear_decay_factor(step: int, total_steps: int, constant_fraction: float) -
     return 1.0 - max(0, step + 1 - constant) / (total_steps - constant + 1)
 
 
-class LGNetFramework(Framework):
+class LGNetFramework(DiscriminatorFirst):
     name = "lgnet"
 
     def __init__(self, cfg, networks, *, weights_mode: str = "auto"):
@@ -87,11 +82,6 @@ class LGNetFramework(Framework):
                     f"on: {path.name}" if path is not None
                     else "uncalibrated: VGG-16 with random weights (weights: random)")
 
-    def make_optimisers(self) -> None:
-        o = self.cfg.optimiser
-        self.optimisers = {"generator": adam(self.networks["generator"], o.lr_g, o.beta1, o.beta2),
-                           "discriminator": adam(self.networks["discriminator"], o.lr_d, o.beta1, o.beta2)}
-
     def make_schedulers(self, total_steps: int) -> None:
         if total_steps < 1:
             raise ValueError(f"total_steps must be at least 1, got {total_steps}")
@@ -104,13 +94,13 @@ class LGNetFramework(Framework):
 
     def generator_terms(self, result: dict, image: Tensor, mask: Tensor) -> dict[str, Tensor]:
         """The unweighted reconstruction, perceptual, style and TV terms, each summed over the stages."""
-        gt = _pm(image)
+        gt = to_authors_range(image)
         valid = hole = tv = gt.new_zeros(())
         for k, out in enumerate(result["stages"]):
-            valid = valid + masked_l1_per_image(_pm(out), gt, 1 - mask)
-            hole = hole + masked_l1_per_image(_pm(out), gt, mask)
+            valid = valid + masked_l1_per_image(to_authors_range(out), gt, 1 - mask)
+            hole = hole + masked_l1_per_image(to_authors_range(out), gt, mask)
             if k > 0:
-                tv = tv + total_variation(_pm(result["merged"][k]) * mask)
+                tv = tv + total_variation(to_authors_range(result["merged"][k]) * mask)
         terms = {"valid": valid, "hole": hole}
         if self.num_stages > 1:
             terms["tv"] = tv
@@ -120,34 +110,17 @@ class LGNetFramework(Framework):
             terms["perceptual"], terms["style"] = self.perceptual(image, refined)
         return terms
 
-    def step(self, image, mask):
-        if not self.schedulers:
-            raise RuntimeError("LGNetFramework: call make_schedulers(total_steps) after make_optimisers()")
-        gen, disc = self.networks["generator"], self.networks["discriminator"]
-        opt_g, opt_d = self.optimisers["generator"], self.optimisers["discriminator"]
-        cfg = self.cfg
-        result = gen(masked_input(image, mask), mask)
-        merged1 = _pm(result["merged"][0])
+    def fake_for_discriminator(self, result, image, mask):
+        """The authors' D judges merged1, the Net_C composite, not the final output (reference.md 2.7)."""
+        return to_authors_range(result["merged"][0])
 
-        # D first: real and fake in one call (one forward, one backward under DDP)
-        real, fake = disc(torch.cat([_pm(image), merged1.detach()])).chunk(2)
-        loss_d = discriminator_loss(real, fake, cfg.gan_loss)
-        opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
-        opt_d.step()
+    def loss_weights(self):
+        c = self.cfg
+        return {"valid": c.valid_weight, "hole": c.hole_weight, "tv": c.tv_weight, "perceptual": c.perceptual_weight,
+                "style": c.style_weight, "adv": c.adv_weight}
 
-        # G: every term in one backward, the adversarial one through the updated D
-        terms = self.generator_terms(result, image, mask)
-        terms["adv"] = generator_loss(disc(merged1), cfg.gan_loss)
-        weight = {"valid": cfg.valid_weight, "hole": cfg.hole_weight, "tv": cfg.tv_weight,
-                  "perceptual": cfg.perceptual_weight, "style": cfg.style_weight, "adv": cfg.adv_weight}
-        loss_g = sum(weight[k] * v for k, v in terms.items())
-        opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        opt_g.step()
-        self.advance_schedulers()
-        return {"loss_g": loss_g.item(), "loss_d": loss_d.item(), **{f"loss_{k}": v.item() for k, v in terms.items()},
-                "l1": (result["stages"][-1] - image).abs().mean().item()}
+    def raw_output(self, result):
+        return result["stages"][-1]
 
     @torch.no_grad()
     def visuals(self, image, mask):

@@ -26,14 +26,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from inpaint.frameworks.base import Framework, adam, composite, masked_input
-from inpaint.losses.adversarial import discriminator_loss, generator_loss
+from inpaint.frameworks.base import composite
+from inpaint.frameworks.discriminator_first import DiscriminatorFirst, to_authors_range
 from inpaint.losses.reconstruction import masked_l1_per_batch, pyramid_l1
-
-
-def _pm(x: Tensor) -> Tensor:
-    """[0, 1] -> the authors' [-1, 1]."""
-    return x * 2 - 1
 
 
 def step_decay_factor(step: int, decay_every: int, decay_steady: int) -> float:
@@ -41,13 +36,8 @@ def step_decay_factor(step: int, decay_every: int, decay_steady: int) -> float:
     return 0.1 ** (min(step, decay_steady) // decay_every)
 
 
-class PENFramework(Framework):
+class PENFramework(DiscriminatorFirst):
     name = "pen"
-
-    def make_optimisers(self) -> None:
-        o = self.cfg.optimiser
-        self.optimisers = {"generator": adam(self.networks["generator"], o.lr_g, o.beta1, o.beta2),
-                           "discriminator": adam(self.networks["discriminator"], o.lr_d, o.beta1, o.beta2)}
 
     def make_schedulers(self, total_steps: int) -> None:
         """The step decay does not depend on the run length; `total_steps` is taken for the common interface."""
@@ -60,40 +50,18 @@ class PENFramework(Framework):
 
     def generator_terms(self, result: dict, image: Tensor, mask: Tensor) -> dict[str, Tensor]:
         """The unweighted hole, valid and pyramid terms."""
-        out, gt = _pm(result["output"]), _pm(image)
+        out, gt = to_authors_range(result["output"]), to_authors_range(image)
         terms = {"hole": masked_l1_per_batch(out, gt, mask), "valid": masked_l1_per_batch(out, gt, 1 - mask)}
         if self.cfg.pyramid_weight > 0:
             if "pyramid" not in result:
                 raise ValueError(f"framework pen: generator {self.cfg.generator!r} returns no pyramid; "
                                  "set pyramid_weight: 0 to train it without the pyramid loss")
-            terms["pyramid"] = pyramid_l1([_pm(p) for p in result["pyramid"]], gt)
+            terms["pyramid"] = pyramid_l1([to_authors_range(p) for p in result["pyramid"]], gt)
         return terms
 
-    def step(self, image, mask):
-        if not self.schedulers:
-            raise RuntimeError("PENFramework: call make_schedulers(total_steps) after make_optimisers()")
-        gen, disc = self.networks["generator"], self.networks["discriminator"]
-        opt_g, opt_d = self.optimisers["generator"], self.optimisers["discriminator"]
-        cfg = self.cfg
-        result = gen(masked_input(image, mask), mask)
-        comp = _pm(composite(result["output"], image, mask))
+    def fake_for_discriminator(self, result, image, mask):
+        return to_authors_range(composite(result["output"], image, mask))
 
-        # D first: real and fake in one call (one forward, one backward under DDP)
-        real, fake = disc(torch.cat([_pm(image), comp.detach()])).chunk(2)
-        loss_d = discriminator_loss(real, fake, cfg.gan_loss)
-        opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
-        opt_d.step()
-
-        # G: adversarial through the updated D + reconstruction + pyramid, one backward
-        terms = self.generator_terms(result, image, mask)
-        terms["adv"] = generator_loss(disc(comp), cfg.gan_loss)
-        weight = {"hole": cfg.hole_weight, "valid": cfg.valid_weight, "pyramid": cfg.pyramid_weight,
-                  "adv": cfg.adv_weight}
-        loss_g = sum(weight[k] * v for k, v in terms.items())
-        opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        opt_g.step()
-        self.advance_schedulers()
-        return {"loss_g": loss_g.item(), "loss_d": loss_d.item(), **{f"loss_{k}": v.item() for k, v in terms.items()},
-                "l1": (result["output"] - image).abs().mean().item()}
+    def loss_weights(self):
+        c = self.cfg
+        return {"hole": c.hole_weight, "valid": c.valid_weight, "pyramid": c.pyramid_weight, "adv": c.adv_weight}
