@@ -46,23 +46,20 @@ class SetMetrics:
 
     def __init__(self, cfg: EvaluateConfig, mode: str):
         self.status: dict[str, str] = {}
-        self.fid = self.lpips = None
-        fid_path = weights.resolve("fid_inception", mode)
-        if fid_path or mode == "random":
-            self.fid = metrics.InceptionFeatures(cfg.fid_dims, fid_path)
-            self.status["fid"] = "pretrained" if fid_path else "random weights (uncalibrated)"
-        else:
-            self.status["fid"] = "not computed: " + weights.missing_message(weights.FILES["fid_inception"])
-        backbone = "alexnet" if cfg.lpips_net == "alex" else "vgg16"
-        lpips_path = weights.resolve(backbone, mode)
-        if lpips_path or mode == "random":
-            self.lpips = metrics.LPIPSDistance(cfg.lpips_net, pretrained_backbone=lpips_path is not None)
-            self.status["lpips"] = "pretrained" if lpips_path else "random weights (uncalibrated)"
-        else:
-            self.status["lpips"] = "not computed: " + weights.missing_message(weights.FILES[backbone])
-        for name, s in self.status.items():
-            if s.startswith("not computed"):
-                print(f"WARNING {name} {s}")
+        self.fid = self._build("fid", "fid_inception", mode, lambda path: metrics.InceptionFeatures(cfg.fid_dims, path))
+        self.lpips = self._build("lpips", weights.lpips_backbone(cfg.lpips_net), mode,
+                                 lambda path: metrics.LPIPSDistance(cfg.lpips_net, pretrained_backbone=path is not None))
+
+    def _build(self, name: str, key: str, mode: str, make):
+        """The metric's network from the weight file `key`, random weights in `random` mode, or None (and a
+        loud warning) when the file is missing in `auto` mode."""
+        path = weights.resolve(key, mode)
+        if path is None and mode != "random":
+            self.status[name] = "not computed: " + weights.missing_message(weights.FILES[key])
+            print(f"WARNING {name} {self.status[name]}")
+            return None
+        self.status[name] = "pretrained" if path else "random weights (uncalibrated)"
+        return make(path)
 
     @property
     def pretrained(self) -> bool:

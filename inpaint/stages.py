@@ -32,10 +32,7 @@ def masks(params: Params) -> dict:
 
 def _log_masks_run(params: Params, summary: dict, pictures: list[Path]) -> None:
     """An MLflow `masks` run: the contact sheets, the hole-ratio histogram and the counts per bin."""
-    import mlflow
-
-    client = mlflow.tracking.MlflowClient(tracking.tracking_uri(params.tracking.uri))
-    experiment_id = tracking.get_or_create_experiment(client, params.tracking.experiment)
+    client, experiment_id = tracking.open_experiment(params.tracking)
     run = client.create_run(experiment_id, run_name="masks", tags={tracking.TAG_KIND: "masks", **tracking.provenance()})
     rid = run.info.run_id
     for k, v in tracking.flatten(params.masks.model_dump(mode="json")).items():
@@ -56,7 +53,7 @@ def pairs(params: Params) -> None:
 
     n_images = len(load_split(paths.PREPARED, "test"))
     write_test_pairs(MaskStore(paths.MASKS / "test"), n_images, paths.TEST_PAIRS)
-    print(f"pairs: {n_images} test images x 6 bins -> {paths.TEST_PAIRS}")
+    print(f"pairs: {n_images} test images x {len(bins.BINS)} bins -> {paths.TEST_PAIRS}")
 
 
 def write_test_pairs(test_masks, n_images: int, path: Path) -> None:
@@ -121,16 +118,13 @@ def evaluate(params: Params, variant: str) -> dict:
 
 def report(params: Params) -> dict:
     """The Weight / Adv / Det table (markdown, HTML, CSV) in reports/ and in an MLflow report run."""
-    import mlflow
-
     from inpaint import report as rp
 
-    uri = tracking.tracking_uri(params.tracking.uri)
-    client = mlflow.tracking.MlflowClient(uri)
-    experiment_id = tracking.get_or_create_experiment(client, params.tracking.experiment)
+    client, experiment_id = tracking.open_experiment(params.tracking)
     runs = rp.evaluated_runs(client, experiment_id)
     if runs.empty:
-        raise ValueError(f"MLflow experiment {params.tracking.experiment!r} at {uri} has no evaluated run")
+        raise ValueError(f"MLflow experiment {params.tracking.experiment!r} at "
+                         f"{tracking.tracking_uri(params.tracking.uri)} has no evaluated run")
     table = rp.framework_table(runs)
     footnotes = []
     if (runs.pretrained == "false").any():

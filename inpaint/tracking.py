@@ -60,6 +60,14 @@ def provenance() -> dict[str, str]:
             "host": platform.node()}
 
 
+def open_experiment(cfg) -> tuple:
+    """(client, experiment id) for params' `tracking` section."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri(cfg.uri))
+    return client, get_or_create_experiment(client, cfg.experiment)
+
+
 def get_or_create_experiment(client, name: str) -> str:
     """Artifacts go to <repo>/mlartifacts, an absolute location: Ray workers run in other directories."""
     exp = client.get_experiment_by_name(name)

@@ -164,7 +164,6 @@ def train_func(config: dict) -> None:
 
 def train_variant(params: Params, variant: str, out_dir: Path) -> dict:
     """Driver: start (or resume) the Ray Train run of one variant and write `out_dir/model.pt`."""
-    import mlflow
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
@@ -175,8 +174,7 @@ def train_variant(params: Params, variant: str, out_dir: Path) -> dict:
     cfg = params.variants[variant]
     chash = config_hash(variant, params)
     uri = tracking.tracking_uri(params.tracking.uri)
-    client = mlflow.tracking.MlflowClient(uri)
-    experiment_id = tracking.get_or_create_experiment(client, params.tracking.experiment)
+    client, experiment_id = tracking.open_experiment(params.tracking)
     run_id = _find_or_start_run(client, experiment_id, variant, chash, params)
 
     cluster.connect(params.ray.address)

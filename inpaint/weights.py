@@ -61,6 +61,11 @@ def resolve(key: str, mode: str) -> Path | None:
     return None
 
 
+def lpips_backbone(net: str) -> str:
+    """The weight file behind LPIPS's backbone (`evaluate.lpips_net`)."""
+    return "alexnet" if net == "alex" else "vgg16"
+
+
 def needed_for_training(variant_cfg) -> list[str]:
     """LGNet's perceptual and style terms use VGG-16."""
     uses_vgg = variant_cfg.framework == "lgnet" and (variant_cfg.perceptual_weight or variant_cfg.style_weight)
@@ -69,7 +74,7 @@ def needed_for_training(variant_cfg) -> list[str]:
 
 def needed(params) -> list[str]:
     """The weight files a configuration uses: FID's Inception, the LPIPS backbone, VGG-16 for LGNet."""
-    keys = {"fid_inception", "alexnet" if params.evaluate.lpips_net == "alex" else "vgg16"}
+    keys = {"fid_inception", lpips_backbone(params.evaluate.lpips_net)}
     for cfg in params.variants.values():
         keys.update(needed_for_training(cfg))
     return sorted(keys)

@@ -22,12 +22,18 @@ def test_sample_is_deterministic_and_split_by_photo(tmp_path):
     assert np.load(tmp_path / "a" / "test.npy").shape == (6, 64, 64, 3)
 
 
+def _photos(folder, count: int, shape: tuple[int, int], seed: int, prefix: str = "") -> np.random.Generator:
+    """`count` random RGB PNGs of `shape` in `folder`; returns the generator for further draws."""
+    folder.mkdir()
+    rng = np.random.default_rng(seed)
+    for i in range(count):
+        Image.fromarray(rng.integers(0, 256, (*shape, 3), dtype=np.uint8)).save(folder / f"{prefix}{i}.png")
+    return rng
+
+
 def test_folder_reports_and_skips_bad_files(tmp_path, capsys):
     src = tmp_path / "photos"
-    src.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(6):
-        Image.fromarray(rng.integers(0, 256, (80, 100, 3), dtype=np.uint8)).save(src / f"ok{i}.png")
+    rng = _photos(src, 6, (80, 100), seed=0, prefix="ok")
     Image.fromarray(rng.integers(0, 256, (80, 100), dtype=np.uint8)).save(src / "gray.png")  # convertible
     (src / "broken.jpg").write_bytes(b"not an image")
     Image.fromarray(rng.integers(0, 256, (10, 10, 3), dtype=np.uint8)).save(src / "tiny.png")
@@ -51,10 +57,7 @@ def test_missing_folder_names_the_param(tmp_path):
 def test_splits_are_memory_mapped_not_stacked(tmp_path, monkeypatch):
     """At paper scale a split does not fit in RAM (27,000 x 256 x 256 x 3 = 5.3 GB): it is written in place."""
     src = tmp_path / "photos"
-    src.mkdir()
-    rng = np.random.default_rng(1)
-    for i in range(10):
-        Image.fromarray(rng.integers(0, 256, (70, 90, 3), dtype=np.uint8)).save(src / f"{i}.png")
+    _photos(src, 10, (70, 90), seed=1)
     monkeypatch.setattr(np, "stack", lambda *a, **k: pytest.fail("a split was stacked in memory"))
     prepare(DataConfig(dataset="folder", folder=src, image_size=64), tmp_path / "out")
     train, test = load_split(tmp_path / "out", "train"), load_split(tmp_path / "out", "test")
