@@ -178,6 +178,12 @@ class TrainConfig(Strict):
     checkpoint_every: Annotated[int, Field(ge=1)] = 100
     torch_threads: Annotated[int, Field(ge=1)] = 2  # per worker, on CPU
     max_failures: Annotated[int, Field(ge=0)] = 1  # worker failures survived (Ray FailureConfig)
+    # Speed switches for GPU clusters (inpaint/speed.py); all off by default and on CPU.
+    bf16: bool = False  # forward passes under bfloat16 autocast; losses and optimiser steps stay float32
+    channels_last: bool = False  # NHWC memory layout for networks and batches (faster convolutions on GPUs)
+    compile: bool = False  # torch.compile each network (generator, discriminator/detector) separately
+    loader_workers: Annotated[int, Field(ge=0)] = 0  # DataLoader processes per Ray worker (0: in the loop)
+    pin_memory: bool = False  # page-locked batches for faster host-to-GPU copies
 
     @model_validator(mode="after")
     def _batch_splits(self):

@@ -1,5 +1,6 @@
 """Training on Ray Train: `train_func` runs on every worker (1 CPU here, many GPUs on a cluster);
-`train_variant` is the driver that the `train` stage calls.
+`train_variant` is the driver that the `train` stage calls. The loop itself (`train_loop`) takes a session
+(`RaySession`, or `LocalSession` for the plain-PyTorch comparison in bench/train.py).
 
 The loop is step based: `train.steps` optimisation steps of a global batch `train.batch_size` split
 across workers. Checkpoints (networks, optimisers, step, RNG states) go through `ray.train.report`; a
@@ -9,6 +10,7 @@ Only rank 0 talks to MLflow.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import tempfile
 import time
@@ -23,6 +25,8 @@ from inpaint.config import Params, TrainConfig, Variant
 from inpaint.io import atomic_path, write_json
 
 STATE_FILE = "state.pt"
+# train settings that change how a run is watched or fed, not what it computes: a resumed run may change them
+NOT_IN_HASH = {"log_every", "image_every", "max_failures", "loader_workers", "pin_memory"}
 
 
 def config_hash(variant: str, params: Params) -> str:
@@ -33,7 +37,7 @@ def config_hash(variant: str, params: Params) -> str:
     used = {k: weights.FILES[k].path.is_file() for k in weights.needed_for_training(params.variants[variant])}
     blob = json.dumps({"variant": variant, "cfg": params.variants[variant].model_dump(mode="json"),
                        "weights": params.weights, "weight_files": used,
-                       "train": params.train.model_dump(mode="json", exclude={"log_every", "image_every"}),
+                       "train": params.train.model_dump(mode="json", exclude=NOT_IN_HASH),
                        "data": params.data.model_dump(mode="json"), "masks": params.masks.model_dump(mode="json")},
                       sort_keys=True)
     return hashlib.sha1(blob.encode()).hexdigest()[:10]
@@ -71,13 +75,80 @@ def load_state(path: Path, expect: dict | None = None) -> dict:
     return state
 
 
-def train_func(config: dict) -> None:
-    """The per-worker loop. `config` is plain data so that it crosses process and node boundaries."""
-    import ray.train
-    import ray.train.torch
-    from mlflow.entities import Metric
-    from mlflow.tracking import MlflowClient
+class RaySession:
+    """What the loop needs from Ray Train: rank, world size, device, DDP wrapping, checkpoints and reports."""
 
+    def __init__(self):
+        import ray.train
+        import ray.train.torch
+
+        self._train, self._torch = ray.train, ray.train.torch
+        ctx = ray.train.get_context()
+        self.rank, self.world = ctx.get_world_rank(), ctx.get_world_size()
+        self.device = ray.train.torch.get_device()
+
+    def prepare(self, network: torch.nn.Module) -> torch.nn.Module:
+        return self._torch.prepare_model(network)
+
+    def restore(self, meta: dict) -> dict | None:
+        """The last checkpoint's state (after a worker failure or a driver re-run), or None."""
+        checkpoint = self._train.get_checkpoint()
+        if not checkpoint:
+            return None
+        with checkpoint.as_directory() as d:
+            return load_state(Path(d) / STATE_FILE, expect=meta)
+
+    def report(self, metrics: dict, framework=None, step: int = 0, meta: dict | None = None) -> None:
+        """Every rank reports (Ray needs all of them); rank 0 attaches the checkpoint when one is due."""
+        with tempfile.TemporaryDirectory() as d:
+            checkpoint = None
+            if framework is not None and self.rank == 0:
+                save_state(Path(d), framework, step, meta)
+                checkpoint = self._train.Checkpoint.from_directory(d)
+            self._train.report(metrics, checkpoint=checkpoint)
+
+
+class LocalSession:
+    """The same loop without Ray: one process, no checkpoints (bench/train.py compares the two)."""
+
+    rank, world = 0, 1
+
+    def __init__(self, device: str = "cpu"):
+        self.device = torch.device(device)
+        self.reports: list[dict] = []
+
+    def prepare(self, network: torch.nn.Module) -> torch.nn.Module:
+        return network.to(self.device)
+
+    def restore(self, meta: dict) -> None:
+        return None
+
+    def report(self, metrics: dict, framework=None, step: int = 0, meta: dict | None = None) -> None:
+        self.reports.append(metrics)
+
+
+class ResumableSampler(torch.utils.data.DistributedSampler):
+    """A DistributedSampler that can start an epoch `skip` samples in, so a resumed run does not decode
+    the batches it already trained on."""
+
+    skip = 0
+
+    def __iter__(self):
+        return itertools.islice(super().__iter__(), self.skip, None)
+
+    def __len__(self) -> int:
+        return super().__len__() - self.skip
+
+
+def train_func(config: dict) -> None:
+    """The per-worker entry point of Ray Train. `config` is plain data so that it crosses process and node
+    boundaries."""
+    train_loop(config, RaySession())
+
+
+def train_loop(config: dict, session) -> None:
+    """Build the networks and the framework, resume if a checkpoint exists, and run `train.steps` steps."""
+    from inpaint import speed
     from inpaint.data.pairs import TrainPairs
     from inpaint.data.prepare import load_split
     from inpaint.frameworks import build_framework, build_networks
@@ -85,122 +156,123 @@ def train_func(config: dict) -> None:
 
     cfg = TypeAdapter(Variant).validate_python(config["variant_cfg"])
     tcfg = TrainConfig.model_validate(config["train"])
-    ctx = ray.train.get_context()
-    rank, world = ctx.get_world_rank(), ctx.get_world_size()
     torch.set_num_threads(tcfg.torch_threads)
     torch.manual_seed(tcfg.seed)
 
     networks = build_networks(cfg, config["image_size"])
-    networks = {k: ray.train.torch.prepare_model(v) for k, v in networks.items()}
+    networks = {k: session.prepare(speed.apply(v, tcfg, session.device)) for k, v in networks.items()}
     framework = build_framework(cfg, networks, weights_mode=config["weights"])
     framework.make_optimisers()
     framework.make_schedulers(tcfg.steps)
     meta = {"variant": config["variant"], "framework": cfg.framework, "config_hash": config["config_hash"]}
 
     step = 0
-    checkpoint = ray.train.get_checkpoint()
-    if checkpoint:
-        with checkpoint.as_directory() as d:
-            state = load_state(Path(d) / STATE_FILE, expect=meta)
+    state = session.restore(meta)
+    if state:
         framework.load_state_dict(state["framework"])
         torch.set_rng_state(state["rng"])
         step = state["step"]
 
     dataset = TrainPairs(load_split(Path(config["prepared"]), "train"), MaskStore(Path(config["masks"])), tcfg.seed)
-    per_worker = tcfg.batch_size // world
-    sampler = torch.utils.data.DistributedSampler(dataset, world, rank, shuffle=True, seed=tcfg.seed, drop_last=True)
-    loader = torch.utils.data.DataLoader(dataset, batch_size=per_worker, sampler=sampler, drop_last=True)
-    if len(loader) == 0:
+    per_worker = tcfg.batch_size // session.world
+    sampler = ResumableSampler(dataset, session.world, session.rank, shuffle=True, seed=tcfg.seed, drop_last=True)
+    batches_per_epoch = len(sampler) // per_worker
+    if batches_per_epoch == 0:
         raise ValueError(f"train.batch_size={tcfg.batch_size} is larger than the training set ({len(dataset)} images)")
-    device = ray.train.torch.get_device()
+    loader = torch.utils.data.DataLoader(dataset, batch_size=per_worker, sampler=sampler, drop_last=True,
+                                         num_workers=tcfg.loader_workers, pin_memory=tcfg.pin_memory,
+                                         persistent_workers=False)
 
-    client = MlflowClient(config["tracking_uri"]) if rank == 0 else None
-    if client:
-        for name, note in framework.notes.items():  # what this run did differently from its config
-            client.set_tag(config["run_id"], f"inpaint.note.{name}", note[:5000])
+    log = RunLog(config, framework, session.rank == 0)
     framework.train()
-    window_start, window_images = time.perf_counter(), 0
-    progress = None
-    if rank == 0:
-        from tqdm import tqdm
-        progress = tqdm(total=tcfg.steps, initial=step, desc=f"train {config['variant']}", unit="step")
     while step < tcfg.steps:
-        epoch = step // len(loader)
+        epoch = step // batches_per_epoch
         sampler.set_epoch(epoch)
         dataset.set_epoch(epoch)
-        for batch_index, (image, mask) in enumerate(loader):
-            if epoch * len(loader) + batch_index < step:  # resuming mid-epoch: skip what was done
-                continue
-            image, mask = image.to(device), mask.to(device)
+        sampler.skip = (step - epoch * batches_per_epoch) * per_worker  # non-zero only when resuming mid-epoch
+        for image, mask in loader:
+            image, mask = speed.batch_to(image, tcfg, session.device), speed.batch_to(mask, tcfg, session.device)
             losses = framework.step(image, mask)
             step += 1
-            window_images += tcfg.batch_size
-            if progress:
-                progress.update(1)
-            report = {**losses, "step": step}
-            if step % tcfg.log_every == 0 or step == tcfg.steps:
-                elapsed = time.perf_counter() - window_start
-                report["images_per_s"] = window_images / max(elapsed, 1e-9)
-                window_start, window_images = time.perf_counter(), 0
-                if client:
-                    now = int(time.time() * 1000)
-                    client.log_batch(config["run_id"], metrics=[
-                        Metric(f"train/{k}", float(v), now, step) for k, v in report.items() if k != "step"])
-            if client and (step % tcfg.image_every == 0 or step == tcfg.steps):
-                framework.train(False)
-                grid = _grid(framework.visuals(image, mask))
-                framework.train(True)
-                client.log_image(config["run_id"], grid, artifact_file=f"train/grid_step{step:06d}.png")
+            report = log.step(step, losses, tcfg, image, mask)
             if step % tcfg.checkpoint_every == 0 or step == tcfg.steps:
-                with tempfile.TemporaryDirectory() as d:
-                    if rank == 0:
-                        save_state(Path(d), framework, step, meta)
-                    ray.train.report(report, checkpoint=ray.train.Checkpoint.from_directory(d) if rank == 0 else None)
+                session.report(report, framework, step, meta)
             if step >= tcfg.steps:
                 break
-    if progress:
-        progress.close()
+    log.close()
+
+
+class RunLog:
+    """Rank 0's view of the run: the progress bar, throughput, and MLflow losses / learning rates / grids."""
+
+    def __init__(self, config: dict, framework, is_rank0: bool):
+        self.framework, self.run_id = framework, config["run_id"]
+        self.client = self.progress = None
+        self.window_start, self.window_images = time.perf_counter(), 0
+        if not is_rank0:
+            return
+        from mlflow.tracking import MlflowClient
+        from tqdm import tqdm
+
+        self.client = MlflowClient(config["tracking_uri"]) if config["tracking_uri"] else None
+        tcfg = config["train"]
+        self.progress = tqdm(total=tcfg["steps"], desc=f"train {config['variant']}", unit="step")
+        if self.client:
+            for name, note in framework.notes.items():  # what this run did differently from its config
+                self.client.set_tag(self.run_id, f"inpaint.note.{name}", note[:5000])
+
+    def step(self, step: int, losses: dict, tcfg: TrainConfig, image, mask) -> dict:
+        """Record one finished step; returns the metrics Ray reports at this step."""
+        self.window_images += tcfg.batch_size
+        if self.progress:
+            self.progress.n = step
+            self.progress.refresh()
+        report = {**losses, "step": step}
+        if step % tcfg.log_every == 0 or step == tcfg.steps:
+            elapsed = time.perf_counter() - self.window_start
+            report["images_per_s"] = self.window_images / max(elapsed, 1e-9)
+            for name, opt in self.framework.optimisers.items():
+                report[f"lr_{name}"] = opt.param_groups[0]["lr"]
+            self.window_start, self.window_images = time.perf_counter(), 0
+            if self.client:
+                from mlflow.entities import Metric
+
+                now = int(time.time() * 1000)
+                self.client.log_batch(self.run_id, metrics=[
+                    Metric(f"train/{k}", float(v), now, step) for k, v in report.items() if k != "step"])
+        if self.client and (step % tcfg.image_every == 0 or step == tcfg.steps):
+            self.framework.train(False)
+            grid = _grid(self.framework.visuals(image, mask))
+            self.framework.train(True)
+            self.client.log_image(self.run_id, grid, artifact_file=f"train/grid_step{step:06d}.png")
+        return report
+
+    def close(self) -> None:
+        if self.progress:
+            self.progress.close()
 
 
 def train_variant(params: Params, variant: str, out_dir: Path) -> dict:
     """Driver: start (or resume) the Ray Train run of one variant and write `out_dir/model.pt`."""
-    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
-    from ray.train.torch import TorchConfig, TorchTrainer
-
     from inpaint import cluster
 
     if variant not in params.variants:
         raise KeyError(f"unknown variant {variant!r}; params.yaml variants: {', '.join(params.variants)}")
     cfg = params.variants[variant]
     chash = config_hash(variant, params)
-    uri = tracking.tracking_uri(params.tracking.uri)
     client, experiment_id = tracking.open_experiment(params.tracking)
     run_id = _find_or_start_run(client, experiment_id, variant, chash, params)
 
     cluster.connect(params.ray.address)
     start = time.perf_counter()
-    trainer = TorchTrainer(
-        train_func,
-        train_loop_config={
-            "variant": variant, "variant_cfg": cfg.model_dump(mode="json"),
-            "train": params.train.model_dump(mode="json"), "image_size": params.data.image_size,
-            "prepared": str(paths.PREPARED), "masks": str(paths.MASKS / "train"),
-            "tracking_uri": uri, "run_id": run_id, "config_hash": chash, "weights": params.weights},
-        scaling_config=ScalingConfig(num_workers=params.train.num_workers, use_gpu=params.train.use_gpu,
-                                     resources_per_worker={"CPU": 1}),
-        torch_config=TorchConfig(backend="nccl" if params.train.use_gpu else "gloo"),
-        run_config=RunConfig(name=f"{variant}-{chash}", storage_path=str(paths.absolute(params.ray.storage_path)),
-                             failure_config=FailureConfig(max_failures=params.train.max_failures),
-                             checkpoint_config=CheckpointConfig(num_to_keep=2)))
+    trainer = make_trainer(params, loop_config(params, variant, run_id, chash), name=f"{variant}-{chash}")
     result = trainer.fit()
     seconds = time.perf_counter() - start
     if result.checkpoint is None:
         raise RuntimeError(f"variant {variant}: training finished without a checkpoint")
     with result.checkpoint.as_directory() as d:
         state = load_state(Path(d) / STATE_FILE, expect={"variant": variant, "config_hash": chash})
-    model = {"meta": {**state["meta"], "generator": cfg.generator, "image_size": params.data.image_size,
-                      "steps": state["step"], "run_id": run_id},
-             "generator": state["framework"]["networks"]["generator"]}
+    model = model_file(state, cfg, params.data.image_size, run_id)
     out_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(out_dir / "model.pt") as tmp:
         torch.save(model, tmp)
@@ -213,6 +285,46 @@ def train_variant(params: Params, variant: str, out_dir: Path) -> dict:
     client.set_terminated(run_id)
     print(f"train {variant}: {state['step']} steps in {seconds:.0f} s (MLflow run {run_id})")
     return summary
+
+
+def loop_config(params: Params, variant: str, run_id: str | None, chash: str) -> dict:
+    """What `train_func` reads: plain data (it crosses process and node boundaries), absolute paths (Ray
+    changes the working directory of its workers). `run_id` None: no MLflow logging from the workers."""
+    return {"variant": variant, "variant_cfg": params.variants[variant].model_dump(mode="json"),
+            "train": params.train.model_dump(mode="json"), "image_size": params.data.image_size,
+            "prepared": str(paths.PREPARED), "masks": str(paths.MASKS / "train"),
+            "tracking_uri": tracking.tracking_uri(params.tracking.uri) if run_id else None, "run_id": run_id,
+            "config_hash": chash, "weights": params.weights}
+
+
+def make_trainer(params: Params, config: dict, name: str, storage_path: Path | None = None):
+    """A TorchTrainer of `train_func` with the scaling, failure and checkpoint settings of `params`. A run
+    with the same `name` under the same storage path resumes from its last checkpoint."""
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchConfig, TorchTrainer
+
+    t = params.train
+    return TorchTrainer(
+        train_func, train_loop_config=config,
+        scaling_config=ScalingConfig(num_workers=t.num_workers, use_gpu=t.use_gpu, resources_per_worker=(
+            None if t.use_gpu else {"CPU": 1})),
+        torch_config=TorchConfig(backend="nccl" if t.use_gpu else "gloo"),
+        run_config=RunConfig(name=name, storage_path=str(storage_path or paths.absolute(params.ray.storage_path)),
+                             failure_config=FailureConfig(max_failures=t.max_failures),
+                             checkpoint_config=CheckpointConfig(num_to_keep=2)))
+
+
+def model_file(state: dict, cfg, image_size: int, run_id: str) -> dict:
+    """What evaluation and `inpaint fill` need from a finished run: the generator (and, for Det, the
+    detector, whose heat maps the report draws), with enough metadata to rebuild them."""
+    networks = state["framework"]["networks"]
+    meta = {**state["meta"], "generator": cfg.generator, "image_size": image_size, "steps": state["step"],
+            "run_id": run_id}
+    model = {"meta": meta, "generator": networks["generator"]}
+    if "detector" in networks:
+        meta["detector"] = cfg.detector
+        model["detector"] = networks["detector"]
+    return model
 
 
 def _find_or_start_run(client, experiment_id: str, variant: str, chash: str, params: Params) -> str:

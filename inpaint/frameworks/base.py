@@ -29,7 +29,14 @@ def composite(output: torch.Tensor, image: torch.Tensor, mask: torch.Tensor) -> 
 
 
 def unwrap(module: nn.Module) -> nn.Module:
-    return getattr(module, "module", module)
+    """The network itself under its training wrappers (DDP, torch.compile, the bf16 autocast wrapper)."""
+    while True:
+        inner = getattr(module, "_orig_mod", None)  # torch.compile
+        if inner is None:
+            inner = getattr(module, "module", None)  # DDP, inpaint.speed.Autocast
+        if not isinstance(inner, nn.Module):
+            return module
+        module = inner
 
 
 class Framework:
