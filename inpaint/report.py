@@ -55,7 +55,7 @@ def framework_table(runs: pd.DataFrame) -> pd.DataFrame:
         index.append(f"{run.framework.capitalize()} ({run.variant}, ours)")
         table.append([run.get(f"{m}/{bins.key(b)}", math.nan) for b in range(len(bins.BINS)) for m in METRICS])
     index.append("Det (GDN Table 1, CelebA-HQ, published)")
-    table.append([GDN_TABLE1[m]["Ours"]["C"][b] if m in GDN_TABLE1 else math.nan
+    table.append([GDN_TABLE1["celeba_hq"][m]["Ours"][b] if m in GDN_TABLE1["celeba_hq"] else math.nan
                   for b in range(len(bins.BINS)) for m in METRICS])
     return pd.DataFrame(table, index=pd.Index(index, name="framework"), columns=columns)
 
