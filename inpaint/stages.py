@@ -76,7 +76,8 @@ def train(params: Params, variant: str) -> dict:
 
 
 def evaluate(params: Params, variant: str) -> dict:
-    """Score a trained variant; write evals/<variant>.json and a per-bin CSV; log to its MLflow run."""
+    """Score a trained variant; write evals/<variant>.json and a per-bin CSV; log to its MLflow run: the
+    metrics per bin with their confidence intervals (`test/...`) and the complexity (`complexity/...`)."""
     import mlflow
 
     from inpaint import evaluate as ev
@@ -89,11 +90,11 @@ def evaluate(params: Params, variant: str) -> dict:
     results, per_image = ev.evaluate(generator, load_split(paths.PREPARED, "test"), MaskStore(paths.MASKS / "test"),
                                      ev.read_pairs(paths.TEST_PAIRS), params.evaluate, set_metrics)
     seconds = time.perf_counter() - start
-    results.update(ev.complexity(generator, meta["image_size"]))
     pairs_per_s = len(per_image) / max(seconds, 1e-9)
-    print(f"evaluate {variant}: {len(per_image)} pairs in {seconds:.1f} s ({pairs_per_s:.1f} pairs/s)")
-    record = {"variant": variant, "metrics": results, "pretrained": set_metrics.pretrained,
-              "set_metrics": set_metrics.status, "pairs_per_s": round(pairs_per_s, 2),
+    print(f"evaluate {variant}: {len(per_image)} pairs in {seconds:.1f} s ({pairs_per_s:.1f} pairs/s, all metrics)")
+    complexity = ev.complexity(generator, meta)
+    record = {"variant": variant, "metrics": results, "complexity": complexity, "pretrained": set_metrics.pretrained,
+              "set_metrics": set_metrics.status, "pairs": len(per_image), "pairs_per_s": round(pairs_per_s, 2),
               "settings": {**params.evaluate.model_dump(mode="json"), "weights": params.weights}}
     write_json(paths.EVALS / f"{variant}.json", record)
     per_bin_csv = paths.EVALS / f"{variant}_per_bin.csv"
@@ -104,9 +105,12 @@ def evaluate(params: Params, variant: str) -> dict:
 
     client = mlflow.tracking.MlflowClient(tracking.tracking_uri(params.tracking.uri))
     run_id = meta["run_id"]
-    for k, v in results.items():
+    logged = {tracking.metric_key("test", *k.split("/")): v for k, v in results.items()}
+    logged.update({tracking.metric_key("complexity", k): v for k, v in complexity.items()})
+    logged["evaluate/pairs_per_s"] = pairs_per_s
+    for k, v in logged.items():
         if math.isfinite(v):
-            client.log_metric(run_id, tracking.metric_key("test", *k.split("/")), v)
+            client.log_metric(run_id, k, v)
     client.set_tag(run_id, "eval.pretrained", str(set_metrics.pretrained).lower())
     for name, status in set_metrics.status.items():
         client.set_tag(run_id, f"eval.{name}", status[:5000])
