@@ -4,7 +4,7 @@
     python bench/evaluate.py --size 256 --pairs-per-bin 8 --generator pennet
 
 Both score the same pairs with the same metrics (l1, PSNR, SSIM, LPIPS, FID and KID per bin, bootstrap
-intervals of the per-image metrics) and the numbers are checked to agree. The baseline is what a direct
+intervals of the per-image metrics) and the means and set distances are checked to agree. The baseline is what a direct
 transcription of the protocol looks like: one pair at a time through the generator, LPIPS and Inception,
 scikit-image's PSNR, FID through pytorch-fid's scipy `sqrtm`, and the bootstrap as a Python loop. Random
 images and network weights: throughput does not depend on them (FID / LPIPS use the tests-only `random`
@@ -91,8 +91,8 @@ def main() -> None:
     base = baseline(generator, images, masks, pairs, cfg, set_metrics)
     base_s = time.perf_counter() - start
 
-    for key, value in base.items():
-        if not np.isclose(ours[key], value, rtol=1e-4, atol=1e-4):
+    for key, value in base.items():  # the intervals resample with another draw order: means only
+        if "_ci_" not in key and not np.isclose(ours[key], value, rtol=1e-4, atol=1e-4):
             print(f"WARNING {key}: evaluator {ours[key]:.6g}, baseline {value:.6g}")
     total = len(pairs)
     print(f"\nevaluation of {total} pairs at {args.size}px ({args.generator}, FID {args.fid_dims}-d, "
