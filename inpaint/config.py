@@ -199,6 +199,9 @@ class EvaluateConfig(Strict):
     ssim_window: Literal[11, 51] = 11  # 11 = Gaussian sigma 1.5 (Wang et al.); 51 = the GDN/PEN-Net code
     fid_dims: Literal[64, 192, 768, 2048] = 2048
     lpips_net: Literal["alex", "vgg"] = "alex"
+    kid_subsets: Annotated[int, Field(ge=1)] = 100  # KID: the mean over this many subsets of min(n, 1000) pairs
+    bootstrap: Annotated[int, Field(ge=100)] = 1000  # resamples behind each 95% confidence interval
+    seed: int = 0  # the KID subsets and the bootstrap resamples
 
 
 class TrackingConfig(Strict):

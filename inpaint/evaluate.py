@@ -14,21 +14,37 @@ from inpaint import bins, metrics, weights
 from inpaint.config import EvaluateConfig
 from inpaint.data.pairs import TestPairs
 from inpaint.frameworks.base import composite, masked_input
-from inpaint.models.registry import build, count_parameters
+from inpaint.models.registry import build
 
-PER_IMAGE = ("l1", "psnr", "ssim")
+PER_IMAGE = ("l1", "psnr", "ssim", "lpips")  # lpips only when its network is available
+COMPLEXITY_SIZE = 256  # LGNet Table IV counts parameters and FLOPs at 256 x 256
 
 
-def load_generator(model_path: Path) -> tuple[torch.nn.Module, dict]:
+def load_networks(model_path: Path) -> tuple[dict[str, torch.nn.Module], dict]:
+    """The trained networks of runs/<variant>/model.pt: always the generator, and the detector of a Det
+    variant when the file holds one (meta["detector"] names its builder)."""
     from inpaint.train import load_state
 
     state = load_state(model_path)
     if "generator" not in state:
         raise ValueError(f"{model_path}: holds no generator weights (not written by the train stage?)")
     meta = state["meta"]
-    gen = build(meta["generator"], image_size=meta["image_size"])
-    gen.load_state_dict(state["generator"])
-    return gen.eval(), meta
+    networks = {"generator": meta["generator"]}
+    if "detector" in state:
+        if "detector" not in meta:
+            raise ValueError(f"{model_path}: detector weights but no meta['detector'] naming its builder")
+        networks["detector"] = meta["detector"]
+    built = {}
+    for role, name in networks.items():
+        built[role] = build(name, image_size=meta["image_size"])
+        built[role].load_state_dict(state[role])
+        built[role].eval()
+    return built, meta
+
+
+def load_generator(model_path: Path) -> tuple[torch.nn.Module, dict]:
+    networks, meta = load_networks(model_path)
+    return networks["generator"], meta
 
 
 def read_pairs(path: Path) -> pd.DataFrame:
@@ -67,57 +83,104 @@ class SetMetrics:
         return not any(s.startswith("random") for s in self.status.values())
 
 
+def bin_pairs(pairs: pd.DataFrame, b: int, cfg: EvaluateConfig) -> np.ndarray:
+    """The (image, mask) rows of bin `b`, cut to evaluate.pairs_per_bin."""
+    sel = pairs[pairs.bin == b][["image", "mask"]].to_numpy()
+    if cfg.pairs_per_bin:
+        sel = sel[: cfg.pairs_per_bin]
+    if len(sel) == 0:
+        raise ValueError(f"no test pairs for bin {bins.label(b)}")
+    return sel
+
+
+@torch.no_grad()
+def composites(generator: torch.nn.Module, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The scored image: generator output inside the hole, input outside, rounded to uint8 (as saved)."""
+    out = generator(masked_input(image, mask), mask)["output"]
+    return torch.from_numpy(metrics.to_uint8(composite(out, image, mask))).permute(0, 3, 1, 2).float() / 255
+
+
+@torch.no_grad()
+def score_bin(generator: torch.nn.Module, images: np.ndarray, masks, sel: np.ndarray, cfg: EvaluateConfig,
+              set_metrics: SetMetrics, label: str) -> tuple[pd.DataFrame, np.ndarray | None, np.ndarray | None]:
+    """Per-image scores of one bin's pairs, and the Inception features of its ground truths and composites
+    (None without FID's network)."""
+    loader = torch.utils.data.DataLoader(TestPairs(images, masks, sel), batch_size=cfg.batch_size)
+    scores, real, fake = [], [], []
+    for image, mask in tqdm(loader, desc=f"evaluate {label}", unit="batch", leave=False):
+        comp = composites(generator, image, mask)
+        batch = pd.DataFrame([{"l1": metrics.l1_percent(a, g), "psnr": metrics.psnr(a, g),
+                               "ssim": metrics.ssim(a, g, cfg.ssim_window)}
+                              for a, g in zip(metrics.to_uint8(comp), metrics.to_uint8(image))])
+        if set_metrics.lpips:
+            batch["lpips"] = set_metrics.lpips(comp, image)
+        scores.append(batch)
+        if set_metrics.fid:
+            real.append(set_metrics.fid(image))
+            fake.append(set_metrics.fid(comp))
+    features = (np.concatenate(real), np.concatenate(fake)) if real else (None, None)
+    return pd.concat(scores, ignore_index=True), *features
+
+
+def set_distances(real: np.ndarray, fake: np.ndarray, cfg: EvaluateConfig) -> dict[str, float]:
+    """FID and KID between the ground truths' and the composites' Inception features."""
+    mu1, s1 = metrics.feature_stats(real)
+    mu2, s2 = metrics.feature_stats(fake)
+    return {"fid": metrics.frechet_distance(mu1, s1, mu2, s2),
+            "kid": metrics.kernel_inception_distance(real, fake, cfg.kid_subsets, cfg.seed)}
+
+
+def mean_and_ci(scores: pd.DataFrame, cfg: EvaluateConfig, b: int) -> dict[str, float]:
+    """Each per-image metric's mean and bootstrap 95% interval (`{m}`, `{m}_ci_low`, `{m}_ci_high`); the
+    resamples are seeded by (evaluate.seed, bin) and shared by the metrics of a bin."""
+    out = {}
+    for m in PER_IMAGE:
+        if m in scores:
+            low, high = metrics.bootstrap_ci(scores[m].to_numpy(), cfg.bootstrap, [cfg.seed, b])
+            out.update({m: float(scores[m].mean()), f"{m}_ci_low": low, f"{m}_ci_high": high})
+    return out
+
+
 @torch.no_grad()
 def evaluate(generator: torch.nn.Module, images: np.ndarray, masks, pairs: pd.DataFrame, cfg: EvaluateConfig,
              set_metrics: SetMetrics) -> tuple[dict[str, float], pd.DataFrame]:
-    """Metrics per bin (`{metric}/{bin key}`) and the per-image table."""
-    results, rows = {}, []
+    """Metrics per bin (`{metric}/{bin key}`, with the per-image metrics' confidence intervals), FID and
+    KID over the pairs of all bins together (`fid/all`, `kid/all`), and the per-image table."""
+    results, tables, features = {}, [], []
     for b in range(len(bins.BINS)):
-        sel = pairs[pairs.bin == b][["image", "mask"]].to_numpy()
-        if cfg.pairs_per_bin:
-            sel = sel[: cfg.pairs_per_bin]
-        if len(sel) == 0:
-            raise ValueError(f"no test pairs for bin {bins.label(b)}")
-        loader = torch.utils.data.DataLoader(TestPairs(images, masks, sel), batch_size=cfg.batch_size)
-        real_feats, fake_feats, lpips_vals = [], [], []
-        for image, mask in tqdm(loader, desc=f"evaluate {bins.label(b)}", unit="batch", leave=False):
-            out = generator(masked_input(image, mask), mask)["output"]
-            comp_u8, gt_u8 = metrics.to_uint8(composite(out, image, mask)), metrics.to_uint8(image)
-            comp = torch.from_numpy(comp_u8).permute(0, 3, 1, 2).float() / 255  # what is scored is the uint8 image
-            for a, g in zip(comp_u8, gt_u8):
-                rows.append({"bin": b, "l1": metrics.l1_percent(a, g), "psnr": metrics.psnr(a, g),
-                             "ssim": metrics.ssim(a, g, cfg.ssim_window)})
-            if set_metrics.lpips:
-                lpips_vals.append(set_metrics.lpips(comp, image))
-            if set_metrics.fid:
-                real_feats.append(set_metrics.fid(image))
-                fake_feats.append(set_metrics.fid(comp))
-        key = bins.key(b)
-        table = pd.DataFrame([r for r in rows if r["bin"] == b])
-        for m in PER_IMAGE:
-            results[f"{m}/{key}"] = float(table[m].mean())
-        if lpips_vals:
-            values = np.concatenate(lpips_vals)
-            results[f"lpips/{key}"] = float(values.mean())
-            for r, v in zip(rows[-len(values):], values):
-                r["lpips"] = float(v)
-        if fake_feats:
-            mu1, s1 = metrics.feature_stats(np.concatenate(real_feats))
-            mu2, s2 = metrics.feature_stats(np.concatenate(fake_feats))
-            results[f"fid/{key}"] = metrics.frechet_distance(mu1, s1, mu2, s2)
-    return results, pd.DataFrame(rows)
+        scores, real, fake = score_bin(generator, images, masks, bin_pairs(pairs, b, cfg), cfg, set_metrics,
+                                       bins.label(b))
+        tables.append(scores.assign(bin=b))
+        per_bin = mean_and_ci(scores, cfg, b)
+        if real is not None:
+            per_bin.update(set_distances(real, fake, cfg))
+            features.append((real, fake))
+        results.update({f"{m}/{bins.key(b)}": v for m, v in per_bin.items()})
+    if features:
+        real, fake = (np.concatenate(f) for f in zip(*features))
+        results.update({f"{m}/all": v for m, v in set_distances(real, fake, cfg).items()})
+    per_image = pd.concat(tables, ignore_index=True)
+    return results, per_image[["bin", *[m for m in PER_IMAGE if m in per_image]]]
 
 
 @torch.no_grad()
 def inference_ms(generator: torch.nn.Module, image_size: int, repeats: int = 5) -> float:
-    """Mean wall time of one forward pass on one image on the current device (CPU here)."""
+    """Mean wall time of one forward pass on one image, after a warm-up pass (on the CPU: the evaluator's
+    device)."""
     x, m = torch.rand(1, 3, image_size, image_size), torch.zeros(1, 1, image_size, image_size)
-    generator(x, m)  # warm-up
+    generator(x, m)
     start = time.perf_counter()
     for _ in range(repeats):
         generator(x, m)
     return (time.perf_counter() - start) / repeats * 1000
 
 
-def complexity(generator: torch.nn.Module, image_size: int) -> dict[str, float]:
-    return {"params_m": count_parameters(generator) / 1e6, "infer_ms_cpu": inference_ms(generator, image_size)}
+def complexity(generator: torch.nn.Module, meta: dict) -> dict[str, float]:
+    """LGNet Table IV's columns for the trained generator: parameters and GFLOPs of its architecture at
+    256 x 256 (counted on the meta device, models/summary.py), and the measured CPU time per image at the
+    working resolution (`infer_size`)."""
+    from inpaint.models.summary import measure
+
+    counted = measure(meta["generator"], COMPLEXITY_SIZE)
+    return {"params_m": counted["params"] / 1e6, f"gflops_{COMPLEXITY_SIZE}": counted["gflops"],
+            "infer_ms_cpu": inference_ms(generator, meta["image_size"]), "infer_size": meta["image_size"]}

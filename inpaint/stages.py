@@ -10,7 +10,7 @@ import pandas as pd
 
 from inpaint import bins, paths, tracking
 from inpaint.config import Params
-from inpaint.io import atomic_path, write_json, write_text
+from inpaint.io import atomic_dir, atomic_path, write_json, write_text
 
 
 def prepare(params: Params) -> dict:
@@ -76,7 +76,8 @@ def train(params: Params, variant: str) -> dict:
 
 
 def evaluate(params: Params, variant: str) -> dict:
-    """Score a trained variant; write evals/<variant>.json and a per-bin CSV; log to its MLflow run."""
+    """Score a trained variant; write evals/<variant>.json and a per-bin CSV; log to its MLflow run: the
+    metrics per bin with their confidence intervals (`test/...`) and the complexity (`complexity/...`)."""
     import mlflow
 
     from inpaint import evaluate as ev
@@ -89,11 +90,11 @@ def evaluate(params: Params, variant: str) -> dict:
     results, per_image = ev.evaluate(generator, load_split(paths.PREPARED, "test"), MaskStore(paths.MASKS / "test"),
                                      ev.read_pairs(paths.TEST_PAIRS), params.evaluate, set_metrics)
     seconds = time.perf_counter() - start
-    results.update(ev.complexity(generator, meta["image_size"]))
     pairs_per_s = len(per_image) / max(seconds, 1e-9)
-    print(f"evaluate {variant}: {len(per_image)} pairs in {seconds:.1f} s ({pairs_per_s:.1f} pairs/s)")
-    record = {"variant": variant, "metrics": results, "pretrained": set_metrics.pretrained,
-              "set_metrics": set_metrics.status, "pairs_per_s": round(pairs_per_s, 2),
+    print(f"evaluate {variant}: {len(per_image)} pairs in {seconds:.1f} s ({pairs_per_s:.1f} pairs/s, all metrics)")
+    complexity = ev.complexity(generator, meta)
+    record = {"variant": variant, "metrics": results, "complexity": complexity, "pretrained": set_metrics.pretrained,
+              "set_metrics": set_metrics.status, "pairs": len(per_image), "pairs_per_s": round(pairs_per_s, 2),
               "settings": {**params.evaluate.model_dump(mode="json"), "weights": params.weights}}
     write_json(paths.EVALS / f"{variant}.json", record)
     per_bin_csv = paths.EVALS / f"{variant}_per_bin.csv"
@@ -104,9 +105,12 @@ def evaluate(params: Params, variant: str) -> dict:
 
     client = mlflow.tracking.MlflowClient(tracking.tracking_uri(params.tracking.uri))
     run_id = meta["run_id"]
-    for k, v in results.items():
+    logged = {tracking.metric_key("test", *k.split("/")): v for k, v in results.items()}
+    logged.update({tracking.metric_key("complexity", k): v for k, v in complexity.items()})
+    logged["evaluate/pairs_per_s"] = pairs_per_s
+    for k, v in logged.items():
         if math.isfinite(v):
-            client.log_metric(run_id, tracking.metric_key("test", *k.split("/")), v)
+            client.log_metric(run_id, k, v)
     client.set_tag(run_id, "eval.pretrained", str(set_metrics.pretrained).lower())
     for name, status in set_metrics.status.items():
         client.set_tag(run_id, f"eval.{name}", status[:5000])
@@ -117,7 +121,8 @@ def evaluate(params: Params, variant: str) -> dict:
 
 
 def report(params: Params) -> dict:
-    """The Weight / Adv / Det table (markdown, HTML, CSV) in reports/ and in an MLflow report run."""
+    """The papers' tables (reports/tables/<name>.md/.html/.csv) and pictures (reports/figures, with the
+    metric-versus-hole-ratio CSV in reports/plots) from the evaluated MLflow runs; all in one MLflow report run."""
     from inpaint import report as rp
 
     client, experiment_id = tracking.open_experiment(params.tracking)
@@ -125,38 +130,91 @@ def report(params: Params) -> dict:
     if runs.empty:
         raise ValueError(f"MLflow experiment {params.tracking.experiment!r} at "
                          f"{tracking.tracking_uri(params.tracking.uri)} has no evaluated run")
-    table = rp.framework_table(runs)
-    footnotes = []
-    if (runs.pretrained == "false").any():
-        footnotes.append("FID / LPIPS computed with RANDOM weights (tests only): uncalibrated, not comparable.")
-    for variant in runs.variant:
-        status = _eval_status(paths.EVALS / f"{variant}.json")
-        for name, s in status.items():
-            if s.startswith("not computed"):
-                footnotes.append(f"{name.upper()} ({variant}): {s}")
-    md = rp.to_markdown(table, sorted(set(footnotes)))
-    out = paths.REPORTS
-    write_text(out / "weight_adv_det.md", "# Weight / Adv / Det (GDN Sec. 4.3)\n\n" + md)
-    with atomic_path(out / "weight_adv_det.csv") as tmp:
-        table.to_csv(tmp)
-    write_text(out / "weight_adv_det.html", table.to_html(float_format=lambda v: f"{v:.4g}", na_rep="-"))
+    tables, skipped = rp.build_tables(runs)
+    for note in skipped:
+        print(f"report: {note}")
+    footnotes = _metric_notes(runs)
+    with atomic_dir(paths.REPORTS / "tables") as tmp:
+        for table in tables:
+            _write_table(table, footnotes, tmp)
+    with atomic_dir(paths.REPORTS / "plots") as plots, atomic_dir(paths.REPORTS / "figures") as figures:
+        _pictures(runs, plots, figures)
 
     run = client.create_run(experiment_id, run_name="report", tags={tracking.TAG_KIND: "report",
                                                                   **tracking.provenance()})
     rid = run.info.run_id
-    for suffix in ("md", "csv", "html"):
-        client.log_artifact(rid, str(out / f"weight_adv_det.{suffix}"), artifact_path="tables")
-    flat = table.copy()
-    flat.columns = [f"{b} {m}" for b, m in table.columns]
-    client.log_table(rid, data=flat.reset_index(), artifact_file="tables/weight_adv_det.json")
+    for folder in ("tables", "plots", "figures"):
+        client.log_artifacts(rid, str(paths.REPORTS / folder), artifact_path=folder)
+    for table in tables:
+        flat = table.frame.copy()
+        flat.columns = [" ".join(c) if isinstance(c, tuple) else c for c in flat.columns]
+        client.log_table(rid, data=flat.reset_index(), artifact_file=f"tables/{table.name}.json")
     client.set_terminated(rid)
-    summary = {"report_run_id": rid, "rows": len(table), "variants": list(runs.variant)}
-    write_json(out / "report.json", summary)
-    print(md)
+    summary = {"report_run_id": rid, "tables": {t.name: len(t.frame) for t in tables}, "skipped": skipped,
+               "variants": sorted(runs.variant)}
+    write_json(paths.REPORTS / "report.json", summary)
     return summary
+
+
+def _metric_notes(runs: pd.DataFrame) -> list[str]:
+    """Footnotes for every table: random metric weights, and metrics not computed (with the fix)."""
+    notes = []
+    if (runs.pretrained == "false").any():
+        notes.append("FID / KID / LPIPS computed with RANDOM weights (tests only): uncalibrated, not comparable.")
+    for variant in runs.variant:
+        for name, status in _eval_status(paths.EVALS / f"{variant}.json").items():
+            if status.startswith("not computed"):
+                notes.append(f"{name.upper()} ({variant}): {status}")
+    return sorted(set(notes))
+
+
+def _write_table(table, footnotes: list[str], out: Path) -> None:
+    from inpaint.report import to_markdown
+
+    md = to_markdown(table.frame, [*table.notes, *footnotes])
+    write_text(out / f"{table.name}.md", f"# {table.title}\n\n{md}")
+    with atomic_path(out / f"{table.name}.csv") as tmp:
+        table.frame.to_csv(tmp)
+    write_text(out / f"{table.name}.html", f"<h2>{table.title}</h2>\n"
+               + table.frame.to_html(float_format=lambda v: f"{v:.4g}", na_rep="-"))
+    print(f"{table.title}\n\n{md}")
+
+
+def _pictures(runs: pd.DataFrame, plots: Path, figures_dir: Path) -> None:
+    """Metric-versus-hole-ratio plots from the logged metrics; the comparison grid and the detector heat maps
+    from each variant's runs/<variant>/model.pt on the fixed figure pairs."""
+    from inpaint import figures
+    from inpaint.data.prepare import load_split
+    from inpaint.evaluate import load_networks, read_pairs
+    from inpaint.masks import MaskStore
+
+    frame = figures.metric_vs_ratio(runs)
+    with atomic_path(plots / "metric_vs_ratio.csv") as tmp:
+        frame.to_csv(tmp, index=False)
+    figures.metric_plots(frame, figures_dir)
+    models = {v: paths.RUNS / v / "model.pt" for v in runs.variant}
+    for v in [v for v, p in models.items() if not p.is_file()]:
+        print(f"report: {models.pop(v)} missing: {v} is left out of the comparison pictures")
+    if not models:
+        return
+    networks = {v: load_networks(p)[0] for v, p in models.items()}
+    chosen = figures.figure_pairs(read_pairs(paths.TEST_PAIRS))
+    image, mask = figures.load_batch(load_split(paths.PREPARED, "test"), MaskStore(paths.MASKS / "test"), chosen)
+    labels = [f"hole {bins.percent_label(b)}" for b, _, _ in chosen]
+    figures.comparison({v: n["generator"] for v, n in networks.items()}, image, mask, labels,
+                       figures_dir / "comparison.png")
+    for v, n in networks.items():
+        if "detector" in n:
+            figures.detector_heat_maps(n["generator"], n["detector"], image, mask, labels,
+                                       figures_dir / f"detector_{v}.png")
 
 
 def _eval_status(path: Path) -> dict:
     import json
 
-    return json.loads(path.read_text()).get("set_metrics", {}) if path.is_file() else {}
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text()).get("set_metrics", {})
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not valid JSON ({e}); re-run `dvc repro evaluate`") from None

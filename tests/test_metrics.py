@@ -1,5 +1,5 @@
 """Each metric against an independent computation or a known value, and the evaluator's invariance to
-the batch size."""
+the batch size (every number, confidence intervals included)."""
 import math
 
 import numpy as np
@@ -8,7 +8,7 @@ import pytest
 import torch
 from pytorch_fid.fid_score import calculate_frechet_distance
 
-from inpaint import metrics
+from inpaint import bins, metrics
 from inpaint.config import EvaluateConfig
 from inpaint.evaluate import SetMetrics, evaluate
 
@@ -65,6 +65,63 @@ def test_fid_of_a_set_with_itself_is_zero_and_grows_with_noise():
     assert 0 < fids[0] < fids[1]
 
 
+def _naive_unbiased_mmd2(x: np.ndarray, y: np.ndarray) -> float:
+    """KID's definition written out pair by pair (Binkowski et al. 2018, eq. 5), cubic polynomial kernel."""
+    d, n = x.shape[1], len(x)
+
+    def k(a, b):
+        return (sum(ai * bi for ai, bi in zip(a, b)) / d + 1) ** 3
+
+    xx = sum(k(x[i], x[j]) for i in range(n) for j in range(n) if i != j) / (n * (n - 1))
+    yy = sum(k(y[i], y[j]) for i in range(n) for j in range(n) if i != j) / (n * (n - 1))
+    xy = sum(k(x[i], y[j]) for i in range(n) for j in range(n)) / (n * n)
+    return xx + yy - 2 * xy
+
+
+def test_kid_matches_the_pairwise_definition():
+    rng = np.random.default_rng(4)
+    x, y = rng.normal(size=(20, 6)), rng.normal(size=(20, 6)) + 0.5
+    # one subset of all 20 features: the draw is a permutation, which the statistic does not see
+    assert metrics.kernel_inception_distance(x, y, subsets=1, seed=0) == pytest.approx(_naive_unbiased_mmd2(x, y),
+                                                                                       rel=1e-9)
+    # subsets of 8: the mean of the naive statistic over the same seeded draws
+    draws = np.random.default_rng(7)
+    naive = np.mean([_naive_unbiased_mmd2(x[draws.choice(20, 8, replace=False)], y[draws.choice(20, 8, replace=False)])
+                     for _ in range(5)])
+    assert metrics.kernel_inception_distance(x, y, subsets=5, seed=7, max_subset=8) == pytest.approx(naive, rel=1e-9)
+
+
+def test_kid_is_near_zero_for_one_law_grows_with_the_shift_and_is_seeded():
+    rng = np.random.default_rng(5)
+    base, same = rng.normal(size=(200, 16)), rng.normal(size=(200, 16))
+    kids = [metrics.kernel_inception_distance(base, same + shift, subsets=20, seed=0, max_subset=100)
+            for shift in (0.0, 0.3, 1.0)]
+    assert abs(kids[0]) < 0.1 * kids[1] and kids[1] < kids[2]
+    assert kids[0] == metrics.kernel_inception_distance(base, same, subsets=20, seed=0, max_subset=100)
+    assert kids[0] != metrics.kernel_inception_distance(base, same, subsets=20, seed=1, max_subset=100)
+
+
+def test_bootstrap_interval_covers_the_mean_about_95_percent_of_the_time():
+    rng = np.random.default_rng(6)
+    trials = 300
+    covered = 0
+    for t in range(trials):
+        sample = rng.exponential(2.0, size=60)  # skewed, true mean 2
+        low, high = metrics.bootstrap_ci(sample, samples=400, seed=t)
+        assert low < sample.mean() < high
+        covered += low <= 2.0 <= high
+    assert 0.88 <= covered / trials <= 0.99  # the percentile bootstrap undercovers a little at n = 60
+
+
+def test_bootstrap_interval_is_seeded_and_narrows_with_more_data():
+    values = np.random.default_rng(8).normal(size=400)
+    assert metrics.bootstrap_ci(values, 500, seed=[0, 3]) == metrics.bootstrap_ci(values, 500, seed=[0, 3])
+    assert metrics.bootstrap_ci(values, 500, seed=[0, 3]) != metrics.bootstrap_ci(values, 500, seed=[0, 4])
+    narrow, wide = (np.diff(metrics.bootstrap_ci(values[:n], 500, seed=0))[0] for n in (400, 25))
+    assert narrow < wide / 2
+    assert metrics.bootstrap_ci(np.full(10, 3.0), 100, seed=0) == (3.0, 3.0)
+
+
 def test_lpips_is_zero_for_identical_images():
     d = metrics.LPIPSDistance("alex", pretrained_backbone=False)
     x = torch.rand(2, 3, 64, 64)
@@ -91,11 +148,17 @@ def test_evaluator_gives_the_same_numbers_with_batch_1_and_16():
     pairs = pd.DataFrame([{"bin": b, "image": k, "mask": (b * 2 + k) % 12} for b in range(6) for k in range(6)])
     results = []
     for batch in (1, 16):
-        cfg = EvaluateConfig(batch_size=batch, fid_dims=64)
+        cfg = EvaluateConfig(batch_size=batch, fid_dims=64, kid_subsets=5, bootstrap=200)
         torch.manual_seed(0)
         res, per_image = evaluate(gen, images, masks, pairs, cfg, SetMetrics(cfg, "random"))
         results.append(res)
     assert results[0].keys() == results[1].keys()
     for k in results[0]:
         assert results[0][k] == pytest.approx(results[1][k], rel=1e-5, abs=1e-6), k
-    assert {"fid/bin_0p01_0p1", "lpips/bin_0p5_0p6", "psnr/bin_0p1_0p2"} <= results[0].keys()
+    assert {"fid/bin_0p01_0p1", "kid/bin_0p01_0p1", "lpips/bin_0p5_0p6", "psnr/bin_0p1_0p2", "fid/all", "kid/all",
+            "psnr_ci_low/bin_0p1_0p2", "lpips_ci_high/bin_0p5_0p6"} <= results[0].keys()
+    for b in range(6):
+        key = bins.key(b)
+        assert results[0][f"ssim_ci_low/{key}"] <= results[0][f"ssim/{key}"] <= results[0][f"ssim_ci_high/{key}"]
+        assert results[0][f"psnr/{key}"] == pytest.approx(per_image[per_image.bin == b].psnr.mean())
+    assert list(per_image.columns) == ["bin", "l1", "psnr", "ssim", "lpips"] and len(per_image) == 36

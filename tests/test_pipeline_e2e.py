@@ -17,7 +17,8 @@ from inpaint.paths import REPO_ROOT
 
 pytestmark = pytest.mark.e2e
 VARIANTS = ("gdn_weight", "gdn_adv", "gdn_det")
-RANGES = {"l1": (0, 100), "psnr": (0, 100), "ssim": (-1, 1), "fid": (0, math.inf), "lpips": (0, 2)}
+RANGES = {"l1": (0, 100), "psnr": (0, 100), "ssim": (-1, 1), "fid": (0, math.inf), "kid": (-math.inf, math.inf),
+          "lpips": (0, 2)}
 
 
 def _run(cmd, cwd, env, timeout=900):
@@ -77,21 +78,30 @@ def test_every_variant_is_trained_and_evaluated_in_mlflow(pipeline):
                 key = f"test/{metric}/{bins.key(b)}"
                 assert key in run.data.metrics, (variant, key)
                 assert lo <= run.data.metrics[key] <= hi and math.isfinite(run.data.metrics[key]), (variant, key)
+            low, high = (run.data.metrics[f"test/psnr_ci_{s}/{bins.key(b)}"] for s in ("low", "high"))
+            assert low <= run.data.metrics[f"test/psnr/{bins.key(b)}"] <= high, (variant, b)
+        assert {"test/fid/all", "test/kid/all", "complexity/params_m", "complexity/gflops_256",
+                "complexity/infer_ms_cpu", "evaluate/pairs_per_s"} <= run.data.metrics.keys(), variant
 
 
-def test_report_run_holds_the_weight_adv_det_table(pipeline):
+def test_report_run_holds_the_tables_and_pictures(pipeline):
     work, _, _ = pipeline
     client, exp = _mlflow(work)
     reports = client.search_runs([exp], filter_string="tags.`inpaint.kind` = 'report'")
     assert len(reports) == 1
-    artifacts = {a.path for a in client.list_artifacts(reports[0].info.run_id, "tables")}
-    assert {"tables/weight_adv_det.md", "tables/weight_adv_det.csv", "tables/weight_adv_det.json"} <= artifacts
-    table = pd.read_csv(work / "reports" / "weight_adv_det.csv", header=[0, 1], index_col=0)
+    rid = reports[0].info.run_id
+    artifacts = {a.path for a in client.list_artifacts(rid, "tables")}
+    for name in ("weight_adv_det", "gdn_table1", "gdn_table2", "complexity"):
+        assert {f"tables/{name}.md", f"tables/{name}.csv", f"tables/{name}.html", f"tables/{name}.json"} <= artifacts
+    pictures = {a.path for a in client.list_artifacts(rid, "figures")}
+    assert {"figures/comparison.png", "figures/psnr_vs_ratio.png", "figures/detector_gdn_det.png"} <= pictures
+    assert "plots/metric_vs_ratio.csv" in {a.path for a in client.list_artifacts(rid, "plots")}
+    table = pd.read_csv(work / "reports" / "tables" / "weight_adv_det.csv", header=[0, 1], index_col=0)
     ours = [i for i in table.index if "ours" in i]
     assert len(ours) == 3 and [i.split()[0] for i in ours] == ["Weight", "Adv", "Det"]
     assert sorted({b for b, _ in table.columns}) == sorted(bins.label(b) for b in range(len(bins.BINS)))
     assert table.loc[ours].notna().all().all()
-    assert "random weights" in (work / "reports" / "weight_adv_det.md").read_text().lower()
+    assert "random weights" in (work / "reports" / "tables" / "weight_adv_det.md").read_text().lower()
 
 
 def test_second_repro_is_a_no_op_and_a_param_change_reruns_only_its_stages(pipeline):
@@ -130,7 +140,8 @@ def test_dvc_metrics_and_plots_render(pipeline):
     assert "evals/gdn_det.json" in metrics and "runs/gdn_det/train_metrics.json" in metrics
     _run([dvc, "plots", "show", "-o", str(work / "plots_html")], work, env)
     html = (work / "plots_html" / "index.html").read_text()
-    assert "ratio_histogram" in html and "loss.csv" in html
+    assert "ratio_histogram" in html and "loss.csv" in html and "metric_vs_ratio" in html
+    assert "comparison.png" in html
 
 
 def test_rerun_of_a_trained_variant_resumes_from_its_checkpoint(pipeline):
