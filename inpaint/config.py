@@ -211,7 +211,7 @@ class TrackingConfig(Strict):
 
 class RayConfig(Strict):
     address: str | None = None  # None: RAY_ADDRESS, else a local Ray on 127.0.0.1
-    storage_path: str = "runs/ray"  # relative paths are taken from the repository root
+    storage_path: str = "checkpoints"  # Ray Train's checkpoints, one folder per variant; relative to the repo root
 
 
 class Params(Strict):

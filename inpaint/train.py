@@ -265,7 +265,8 @@ def train_variant(params: Params, variant: str, out_dir: Path) -> dict:
 
     cluster.connect(params.ray.address)
     start = time.perf_counter()
-    trainer = make_trainer(params, loop_config(params, variant, run_id, chash), name=f"{variant}-{chash}")
+    trainer = make_trainer(params, loop_config(params, variant, run_id, chash), name=f"{variant}-{chash}",
+                           storage_path=paths.absolute(params.ray.storage_path) / variant)
     result = trainer.fit()
     seconds = time.perf_counter() - start
     if result.checkpoint is None:
