@@ -53,6 +53,17 @@ def _weights(args) -> None:
         print(f"{mark:8} {row['file']:42} {row['expected_at']}  ({row['used_by']})")
 
 
+def _ray(args) -> None:
+    from inpaint import cluster
+
+    if args.action == "stop":
+        print("stopped the local Ray head" if cluster.stop_head() else "no local Ray head of this repository")
+        return
+    head = cluster.running_head()
+    print(f"local Ray head on {head['address']} (stops {head['keep_alive_s']} s after its last use)" if head
+          else "no local Ray head of this repository is running")
+
+
 def _models(args) -> None:
     from inpaint.models.summary import summarise
 
@@ -120,6 +131,10 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("action", choices=["status", "import"])
     s.add_argument("dir", nargs="?", help="for import: the folder holding the files")
     s.set_defaults(func=_weights)
+    text = "the local Ray head the stages share (ray.keep_alive_s): status, or stop it now"
+    s = sub.add_parser("ray", help=text, description=text)
+    s.add_argument("action", choices=["status", "stop"])
+    s.set_defaults(func=_ray)
     s = sub.add_parser("models", help="the model zoo: parameters, FLOPs, output shapes",
                        description="summary: every registered model with its parameter count (and the paper's), "
                                    "FLOPs counted by torch.utils.flop_counter and output shapes")

@@ -9,6 +9,7 @@ Only rank 0 talks to MLflow.
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import itertools
 import json
@@ -109,13 +110,15 @@ class RaySession:
 
 
 class LocalSession:
-    """The same loop without Ray: one process, no checkpoints (bench/train.py compares the two)."""
+    """The same loop without Ray, in this process: what bench/train.py compares Ray against and what the
+    fault-tolerance test takes as the uninterrupted run. Keeps the reports and the last checkpointed state."""
 
     rank, world = 0, 1
 
     def __init__(self, device: str = "cpu"):
         self.device = torch.device(device)
         self.reports: list[dict] = []
+        self.state: dict | None = None
 
     def prepare(self, network: torch.nn.Module) -> torch.nn.Module:
         return network.to(self.device)
@@ -125,6 +128,8 @@ class LocalSession:
 
     def report(self, metrics: dict, framework=None, step: int = 0, meta: dict | None = None) -> None:
         self.reports.append(metrics)
+        if framework is not None:
+            self.state = copy.deepcopy(framework.state_dict())
 
 
 class ResumableSampler(torch.utils.data.DistributedSampler):
@@ -172,6 +177,8 @@ def train_loop(config: dict, session) -> None:
         framework.load_state_dict(state["framework"])
         torch.set_rng_state(state["rng"])
         step = state["step"]
+        if session.rank == 0:
+            print(f"train {config['variant']}: resumed from the checkpoint of step {step}", flush=True)
 
     dataset = TrainPairs(load_split(Path(config["prepared"]), "train"), MaskStore(Path(config["masks"])), tcfg.seed)
     per_worker = tcfg.batch_size // session.world
@@ -263,7 +270,7 @@ def train_variant(params: Params, variant: str, out_dir: Path) -> dict:
     client, experiment_id = tracking.open_experiment(params.tracking)
     run_id = _find_or_start_run(client, experiment_id, variant, chash, params)
 
-    cluster.connect(params.ray.address)
+    cluster.connect(params.ray.address, params.ray.keep_alive_s)
     start = time.perf_counter()
     trainer = make_trainer(params, loop_config(params, variant, run_id, chash), name=f"{variant}-{chash}",
                            storage_path=paths.absolute(params.ray.storage_path) / variant)

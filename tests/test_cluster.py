@@ -31,3 +31,33 @@ def test_local_ray_listens_on_loopback(ray_session):
         return ray.util.get_node_ip_address()
 
     assert ray_session.get(worker_ip.remote()) == "127.0.0.1"
+
+
+def test_stages_share_one_local_head_that_stops_when_idle(tmp_path):
+    """With ray.keep_alive_s, the first process starts a head on 127.0.0.1, the next one joins the same head
+    (token-authenticated), and the watchdog stops it once nobody has used it for keep_alive_s seconds."""
+    import subprocess
+    import sys
+    import time
+
+    from inpaint import cluster
+
+    code = ("import ray; from inpaint import cluster; cluster.connect(None, keep_alive_s=4); "
+            "print(ray.get_runtime_context().gcs_address, *cluster.node_addresses())")
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_AUTH_MODE", "RAY_AUTH_TOKEN")}
+    env["INPAINT_ROOT"] = str(tmp_path)
+    try:
+        outs = [subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+                for _ in range(2)]
+        for out in outs:
+            assert out.returncode == 0, out.stderr[-4000:]
+        assert "started a local head" in outs[0].stdout and "started a local head" not in outs[1].stdout
+        seen = [out.stdout.split()[-2:] for out in outs]
+        head = cluster.running_head(tmp_path)
+        assert head and seen[0] == seen[1] == [head["address"], "127.0.0.1"], (seen, head)
+        deadline = time.monotonic() + 90
+        while cluster.running_head(tmp_path) and time.monotonic() < deadline:
+            time.sleep(1)
+        assert cluster.running_head(tmp_path) is None, "the watchdog did not stop the idle head"
+    finally:
+        cluster.stop_head(tmp_path)
