@@ -34,7 +34,8 @@ def connect(address: str | None = None, keep_alive_s: int = 0):
     if not address:
         os.environ[LOOPBACK_SWITCH] = "0"
         if keep_alive_s > 0:
-            head = running_head() or start_head(keep_alive_s)
+            head = running_head() or _try_start_head(keep_alive_s)
+        if head:
             _use_token(head)
             _lease(Path(head["dir"]))
     import ray
@@ -97,6 +98,15 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _try_start_head(keep_alive_s: int) -> dict | None:
+    """A shared head only saves start-up time: if it cannot start, this stage runs on a private Ray."""
+    try:
+        return start_head(keep_alive_s)
+    except RuntimeError as e:
+        print(f"WARNING ray: {e}\nWARNING ray: this stage uses a private Ray instead of a shared head", flush=True)
+        return None
+
+
 def start_head(keep_alive_s: int, root: Path | None = None) -> dict:
     """`ray start --head` on 127.0.0.1 plus its watchdog; returns the head's record (also in .ray/head.json)."""
     directory = _head_dir(root)
@@ -110,6 +120,7 @@ def start_head(keep_alive_s: int, root: Path | None = None) -> dict:
            "--disable-usage-stats"]
     out = subprocess.run(cmd, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True)
     if out.returncode != 0:
+        _kill(list(head_processes(port)))  # whatever of the head did start
         raise RuntimeError(f"could not start a local Ray head ({' '.join(cmd)}):\n{out.stderr[-3000:]}")
     with atomic_path(directory / "head.json") as tmp:
         tmp.write_text(json.dumps(head))
@@ -128,7 +139,7 @@ def _lease(directory: Path) -> None:
     (directory / "leases" / str(os.getpid())).touch()
 
 
-def _head_processes(port: int):
+def head_processes(port: int):
     """Every process of the head listening on `port`: each Ray process carries the GCS address or port."""
     import psutil
 
@@ -141,21 +152,24 @@ def _head_processes(port: int):
 
 def stop_head(root: Path | None = None) -> bool:
     """Stop this repository's local head (only its own processes: other Rays on the machine live on)."""
-    import psutil
-
     directory = _head_dir(root)
     path = directory / "head.json"
     if not path.is_file():
         return False
-    head = json.loads(path.read_text())
-    procs = list(_head_processes(head["port"]))
+    procs = list(head_processes(json.loads(path.read_text())["port"]))
+    _kill(procs)
+    path.unlink(missing_ok=True)
+    return bool(procs)
+
+
+def _kill(procs: list) -> None:
+    import psutil
+
     for proc in procs:
         proc.terminate()
     _, alive = psutil.wait_procs(procs, timeout=10)
     for proc in alive:
         proc.kill()
-    path.unlink(missing_ok=True)
-    return bool(procs)
 
 
 def watch(directory: Path, poll_s: float = 2.0) -> None:

@@ -190,7 +190,7 @@ def train_loop(config: dict, session) -> None:
                                          num_workers=tcfg.loader_workers, pin_memory=tcfg.pin_memory,
                                          persistent_workers=False)
 
-    log = RunLog(config, framework, session.rank == 0)
+    log = RunLog(config, framework, session)
     framework.train()
     while step < tcfg.steps:
         epoch = step // batches_per_epoch
@@ -212,11 +212,11 @@ def train_loop(config: dict, session) -> None:
 class RunLog:
     """Rank 0's view of the run: the progress bar, throughput, and MLflow losses / learning rates / grids."""
 
-    def __init__(self, config: dict, framework, is_rank0: bool):
+    def __init__(self, config: dict, framework, session):
         self.framework, self.run_id = framework, config["run_id"]
         self.client = self.progress = None
         self.window_start, self.window_images = time.perf_counter(), 0
-        if not is_rank0:
+        if session.rank != 0:
             return
         from mlflow.tracking import MlflowClient
         from tqdm import tqdm
@@ -227,6 +227,9 @@ class RunLog:
         if self.client:
             for name, note in framework.notes.items():  # what this run did differently from its config
                 self.client.set_tag(self.run_id, f"inpaint.note.{name}", note[:5000])
+            device = session.device
+            name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{torch.get_num_threads()} threads"
+            self.client.set_tag(self.run_id, "device", f"{device.type} x {session.world} ({name})")
 
     def step(self, step: int, losses: dict, tcfg: TrainConfig, image, mask) -> dict:
         """Record one finished step; returns the metrics Ray reports at this step."""

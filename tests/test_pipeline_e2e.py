@@ -52,7 +52,10 @@ def pipeline(tmp_path_factory):
     start = time.perf_counter()
     log = _run([str(Path(sys.executable).parent / "dvc"), "repro"], work, env, timeout=1800)
     print(f"dvc repro (ci) took {time.perf_counter() - start:.0f} s")
-    return work, env, log
+    yield work, env, log
+    from inpaint import cluster
+
+    cluster.stop_head(work)  # the local head the stages shared (its watchdog would stop it a minute later)
 
 
 def _mlflow(work):
@@ -191,6 +194,27 @@ def test_two_ray_workers_train_like_one_with_the_same_global_batch(pipeline):
     assert diffs.max() <= bound, diffs.max()
 
 
+def _ray_processes_of(work, driver_pid: int) -> list:
+    """The processes of this run's Ray only (other Rays on the machine are not ours to kill): descendants of
+    the driver (a private Ray) or of the repository's shared head."""
+    import psutil
+
+    from inpaint import cluster
+
+    roots = [psutil.Process(driver_pid)]
+    head = cluster.running_head(work)
+    if head:
+        roots += list(cluster.head_processes(head["port"]))
+    found = {}
+    for root in roots:
+        try:
+            for p in [root, *root.children(recursive=True)]:
+                found[p.pid] = p
+        except psutil.NoSuchProcess:
+            continue
+    return list(found.values())
+
+
 def test_a_killed_worker_is_survived_and_every_step_is_done_once(pipeline):
     """SIGKILL the Ray Train worker after its first checkpoint: FailureConfig restarts the worker group, the
     run resumes from that checkpoint and finishes, and the final generator equals the one of the same steps
@@ -215,8 +239,8 @@ def test_a_killed_worker_is_survived_and_every_step_is_done_once(pipeline):
         deadline = time.monotonic() + 300
         while killed is None and proc.poll() is None and time.monotonic() < deadline:
             if set(storage.glob("*/checkpoint_*")) - before:
-                workers = [p for p in psutil.process_iter(["cmdline"])
-                           if any("RayTrainWorker" in part for part in (p.info["cmdline"] or []))]
+                workers = [p for p in _ray_processes_of(work, proc.pid)
+                           if any("RayTrainWorker" in part for part in p.cmdline())]
                 for worker in workers:
                     worker.kill()
                 killed = [w.pid for w in workers] or None
