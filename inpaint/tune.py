@@ -78,8 +78,7 @@ def trial_params(params: Params, name: str, overrides: dict[str, Any]) -> Params
     try:
         return Params.model_validate(raw)
     except ValidationError as e:
-        raise ParamsError(f"tune.studies.{name}: the trial settings {overrides} are invalid:\n"
-                          + "\n".join(explain(e))) from None
+        raise ParamsError(f"the trial settings {overrides} are invalid:\n" + "\n".join(explain(e))) from None
 
 
 def check_study(params: Params, name: str) -> Study:
@@ -98,7 +97,7 @@ def check_study(params: Params, name: str) -> Study:
             try:
                 trial_params(params, name, {key: value})
             except ParamsError as e:
-                raise ParamsError(f"tune.studies.{name}.space.{key}: value {value!r} is refused:\n{e}") from None
+                raise ParamsError(f"tune.studies.{name}.space.{key}: value {value!r} is refused: {e}") from None
     return study
 
 
@@ -266,7 +265,9 @@ def results_table(results, study: Study, steps: int) -> tuple[pd.DataFrame, dict
         rows.append({"trial_id": trial_id, **{k: label(result.config[k]) for k in study.space},
                      study.metric: metrics.get(study.metric), "step": step, "status": status,
                      "error": str(result.error).strip().splitlines()[-1][:300] if result.error else ""})
-    return pd.DataFrame(rows).sort_values("trial_id", ignore_index=True), trials
+    table = pd.DataFrame(rows).sort_values("trial_id", ignore_index=True)
+    table["step"] = table["step"].astype("Int64")  # empty for a trial that failed before its first report
+    return table, trials
 
 
 def best_trial(table: pd.DataFrame, study: Study):
