@@ -352,7 +352,7 @@ def _finish_children(client, experiment_id: str, parent: str, table: pd.DataFram
                 Metric(key, float(value), 0, int(step)) for key in VALIDATION_KEYS if key in history
                 for step, value in zip(history["step"], history[key]) if value == value])
         client.set_tag(rid, TAG_STATUS, row.status)
-        if row.step == row.step:  # not NaN: the trial reported at least once
+        if pd.notna(row.step):  # the trial reported at least once
             client.log_metric(rid, tracking.metric_key("tune", "stopped_at_step"), row.step)
         if row.error:
             client.set_tag(rid, "inpaint.tune.error", row.error)
