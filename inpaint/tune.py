@@ -363,7 +363,8 @@ def _finish_children(client, experiment_id: str, parent: str, table: pd.DataFram
 def _finish_parent(client, parent: str, table: pd.DataFrame, summary: dict, out: Path) -> None:
     for f in sorted(out.iterdir()):
         client.log_artifact(parent, str(f), artifact_path="results")
-    client.log_table(parent, data=table.fillna(""), artifact_file="results/results_table.json")
+    client.log_table(parent, data=table.astype(object).where(table.notna(), ""),
+                     artifact_file="results/results_table.json")
     for k in ("trials", *(s.replace(" ", "_") for s in STATUSES)):
         client.log_metric(parent, tracking.metric_key("tune", k), summary[k])
     if "best_value" in summary:
