@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pandas as pd
 import yaml
@@ -252,17 +252,24 @@ def run_study(params: Params, name: str, samples: int | None = None, restart: bo
     return summary
 
 
+class Trial(NamedTuple):
+    config: dict  # the swept keys' values
+    history: pd.DataFrame | None  # every report Tune received
+
+
 def results_table(results, study: Study, steps: int) -> tuple[pd.DataFrame, dict]:
     """One row per trial: its swept values, the metric at its last evaluation, the step it stopped at,
-    its status (completed / stopped early / failed) and error; plus Tune's result of each trial by id."""
+    its status (completed / stopped early / failed) and error; plus each trial's settings and reports by id."""
     rows, trials = [], {}
     for result in results:
         metrics = result.metrics or {}
         trial_id = metrics["trial_id"]
-        trials[trial_id] = result
         step = metrics.get("step")
         status = "failed" if result.error else "completed" if step == steps else "stopped early"
-        rows.append({"trial_id": trial_id, **{k: label(result.config[k]) for k in study.space},
+        # a restored study's failed trials keep their settings only in their trial folder
+        config = result.config or json.loads((Path(result.path) / "params.json").read_text())
+        trials[trial_id] = Trial(config, result.metrics_dataframe)
+        rows.append({"trial_id": trial_id, **{k: label(config[k]) for k in study.space},
                      study.metric: metrics.get(study.metric), "step": step, "status": status,
                      "error": str(result.error).strip().splitlines()[-1][:300] if result.error else ""})
     table = pd.DataFrame(rows).sort_values("trial_id", ignore_index=True)
@@ -346,7 +353,7 @@ def _finish_children(client, experiment_id: str, parent: str, table: pd.DataFram
         if run is None or run.info.status != "RUNNING":  # failed before its run existed, or closed already
             continue
         rid = run.info.run_id
-        history = trials[row.trial_id].metrics_dataframe
+        history = trials[row.trial_id].history
         if history is not None and "step" in history:
             client.log_batch(rid, metrics=[
                 Metric(key, float(value), 0, int(step)) for key in VALIDATION_KEYS if key in history
