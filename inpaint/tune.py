@@ -237,7 +237,7 @@ def run_study(params: Params, name: str, samples: int | None = None, restart: bo
     out = paths.REPORTS / "tune" / name
     with atomic_path(out / "results.csv") as tmp:
         table.to_csv(tmp, index=False)
-    plot = plot_study(table, study, name, steps, out / f"{name}_metric.png")
+    plot_study(table, study, name, steps, out / f"{name}_metric.png")
     best = best_trial(table, study)
     summary = {"study": name, "trials": len(table), "parent_run_id": parent, "metric": study.metric,
                **{status.replace(" ", "_"): int((table.status == status).sum()) for status in STATUSES}}
