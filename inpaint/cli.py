@@ -31,6 +31,17 @@ def _stage(name: str, takes_variant: bool):
     return run
 
 
+def _tune(args) -> None:
+    from inpaint import weights
+    from inpaint.tune import run_study
+
+    params = _params(args)
+    weights.preflight(params)
+    start = time.perf_counter()
+    run_study(params, args.study, samples=args.samples, restart=args.restart)
+    print(f"tune {args.study}: done in {time.perf_counter() - start:.1f} s")
+
+
 def _ui(args) -> None:
     from inpaint import tracking
 
@@ -122,6 +133,12 @@ def parser() -> argparse.ArgumentParser:
         s = sub.add_parser(name, help=text, description=text)
         s.add_argument("variant", help="a key of `variants` in params.yaml")
         s.set_defaults(func=_stage(name, takes_variant=True))
+    text = "run (or resume) a Ray Tune study of `tune.studies` -> reports/tune/STUDY/ and an MLflow parent run"
+    s = sub.add_parser("tune", help=text, description=text + " with one nested run per trial")
+    s.add_argument("study", help="a key of `tune.studies` in params.yaml (exp_base, detector_loss, lgnet_loss_weights)")
+    s.add_argument("--samples", type=int, help="override the study's number of samples (a new study only)")
+    s.add_argument("--restart", action="store_true", help="discard the study's saved state and start afresh")
+    s.set_defaults(func=_tune)
     s = sub.add_parser("ui", help="start the MLflow UI on 127.0.0.1", description="start the MLflow UI on 127.0.0.1")
     s.add_argument("--port", type=int, default=5000)
     s.set_defaults(func=_ui)

@@ -16,7 +16,7 @@ from inpaint.masks.settings import MaskSettings
 from inpaint.paths import REPO_ROOT
 
 PROFILES = ("smoke", "ci", "paper")
-SECTIONS = ("data", "masks", "train", "evaluate", "tracking", "ray")
+SECTIONS = ("data", "masks", "train", "evaluate", "tracking", "ray", "tune")
 
 
 class Strict(BaseModel):
@@ -215,6 +215,87 @@ class RayConfig(Strict):
     keep_alive_s: Annotated[int, Field(ge=0)] = 0  # > 0: stages share a local head that stops after this idle time
 
 
+class SearchDomain(Strict):
+    """The values one swept key takes: exactly one of a `choice` list (a random pick per trial), a `grid`
+    list (every value, once per sample), or a `uniform` / `loguniform` range [low, high]."""
+
+    choice: list[Any] | None = None
+    grid: list[Any] | None = None
+    uniform: tuple[float, float] | None = None
+    loguniform: tuple[float, float] | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self):
+        given = [k for k, v in self.model_dump().items() if v is not None]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of choice, grid, uniform, loguniform (got {given or 'none'})")
+        values = getattr(self, given[0])
+        if given[0] in ("choice", "grid") and not values:
+            raise ValueError(f"{given[0]}: empty list, nothing to try")
+        if given[0] in ("uniform", "loguniform") and not values[0] < values[1]:
+            raise ValueError(f"{given[0]}: needs low < high, got {list(values)}")
+        if given[0] == "loguniform" and values[0] <= 0:
+            raise ValueError(f"loguniform: needs low > 0, got {list(values)}")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(k for k, v in self.model_dump().items() if v is not None)
+
+    @property
+    def candidates(self) -> list[Any]:
+        """The values every trial's params must accept: each listed value, or both ends of a range."""
+        return list(getattr(self, self.kind))
+
+
+class Study(Strict):
+    """One sweep (inpaint/tune.py): the variant it perturbs and the training params it varies.
+
+    `space` maps a dotted training param to its values: `variant.X` is a key of the study's variant (e.g.
+    `variant.exp_base`), `train.X` a key of the train section; the key `variant` alone takes whole partial
+    variant settings, e.g. `{weight_mapping: linear}`, for settings that only make sense together."""
+
+    variant: Union[str, Variant]  # a key of `variants`, or a variant's settings written out
+    space: dict[str, SearchDomain]
+    metric: Literal["val/psnr", "val/ssim", "val/l1"] = "val/psnr"  # on the validation split, never the test pairs
+    mode: Literal["max", "min"] | None = None  # None: the metric's own direction (max PSNR / SSIM, min l1)
+    samples: Annotated[int, Field(ge=1)] = 1  # Tune's num_samples: random draws, or repeats of a grid
+
+    @field_validator("space")
+    @classmethod
+    def _not_empty(cls, v: dict) -> dict:
+        if not v:
+            raise ValueError("empty search space: name at least one param to sweep")
+        return v
+
+    @property
+    def direction(self) -> str:
+        return self.mode or ("min" if self.metric == "val/l1" else "max")
+
+
+class ValidationConfig(Strict):
+    """The held-out validation split that trials are scored on: the last `images` prepared training
+    images (left out of the trials' training set), each with one training mask drawn with `seed`."""
+
+    images: Annotated[int, Field(ge=1)] = 16
+    seed: int = 7
+    every: Annotated[int, Field(ge=1)] = 10  # steps between validation reports (ASHA's decision points)
+
+
+class TuneConfig(Strict):
+    """Ray Tune sweeps (inpaint/tune.py). Each trial trains its variant for `train` (laid over the train
+    section; resources per trial: train.num_workers Ray Train workers of 1 CPU, or 1 GPU with use_gpu)."""
+
+    train: dict[str, Any] = {}
+    validation: ValidationConfig = ValidationConfig()
+    scheduler: Literal["asha", "fifo"] = "asha"  # asha: stop trials that trail at a rung; fifo: run all to the end
+    grace_period: Annotated[int, Field(ge=1)] = 10  # ASHA: steps before a trial can be stopped
+    reduction_factor: Annotated[float, Field(gt=1)] = 3  # ASHA: keep the best 1/reduction_factor at each rung
+    concurrency: Annotated[int, Field(ge=1)] = 1  # trials at once
+    storage_path: str = "runs/tune"  # relative paths are taken from the repository root
+    studies: dict[str, Study] = {}
+
+
 class Params(Strict):
     profile: Literal["smoke", "ci", "paper"]
     # protocol.md section 4: what a missing pretrained file (FID Inception, LPIPS backbone, VGG-16) does
@@ -225,6 +306,7 @@ class Params(Strict):
     evaluate: EvaluateConfig = EvaluateConfig()
     tracking: TrackingConfig = TrackingConfig()
     ray: RayConfig = RayConfig()
+    tune: TuneConfig = TuneConfig()
     variants: dict[str, Variant]
 
     @field_validator("variants")
@@ -236,6 +318,18 @@ class Params(Strict):
             if not name.replace("_", "").isalnum():
                 raise ValueError(f"variant name {name!r} may only hold letters, digits and underscores")
         return v
+
+    @model_validator(mode="after")
+    def _studies_fit(self):
+        try:
+            TrainConfig.model_validate(_merge(self.train.model_dump(), self.tune.train))
+        except ValidationError as e:
+            raise ValueError("tune.train (laid over the train section) is invalid:\n" + "\n".join(explain(e))) from None
+        for name, study in self.tune.studies.items():
+            if isinstance(study.variant, str) and study.variant not in self.variants:
+                raise ValueError(f"tune.studies.{name}.variant: unknown variant {study.variant!r}; "
+                                 f"params.yaml variants: {', '.join(self.variants)}")
+        return self
 
 
 class ParamsError(ValueError):
@@ -273,12 +367,17 @@ def resolve(raw: dict, source: str = "params.yaml", profiles_dir: Path | None = 
     try:
         return Params.model_validate(merged)
     except ValidationError as e:
-        lines = []
-        for err in e.errors():
-            loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith(("function-after", "tagged-union")))
-            got = "" if err["type"] == "missing" else f" (got {err.get('input')!r})"
-            lines.append(f"  {loc or '<top>'}: {err['msg']}{got}")
-        raise ParamsError(f"{source} (profile {profile}) is invalid:\n" + "\n".join(lines)) from None
+        raise ParamsError(f"{source} (profile {profile}) is invalid:\n" + "\n".join(explain(e))) from None
+
+
+def explain(error: ValidationError) -> list[str]:
+    """One line per bad key: its dotted name, what is wrong and the value given."""
+    lines = []
+    for err in error.errors():
+        loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith(("function-after", "tagged-union")))
+        got = "" if err["type"] == "missing" else f" (got {err.get('input')!r})"
+        lines.append(f"  {loc or '<top>'}: {err['msg']}{got}")
+    return lines
 
 
 def load_params(path: Path | None = None) -> Params:

@@ -158,6 +158,7 @@ def train_loop(config: dict, session) -> None:
     from inpaint.data.prepare import load_split
     from inpaint.frameworks import build_framework, build_networks
     from inpaint.masks import MaskStore
+    from inpaint.validation import Validation
 
     cfg = TypeAdapter(Variant).validate_python(config["variant_cfg"])
     tcfg = TrainConfig.model_validate(config["train"])
@@ -180,7 +181,12 @@ def train_loop(config: dict, session) -> None:
         if session.rank == 0:
             print(f"train {config['variant']}: resumed from the checkpoint of step {step}", flush=True)
 
-    dataset = TrainPairs(load_split(Path(config["prepared"]), "train"), MaskStore(Path(config["masks"])), tcfg.seed)
+    images, masks = load_split(Path(config["prepared"]), "train"), MaskStore(Path(config["masks"]))
+    validation = None
+    if config.get("validation"):  # Tune's trials: the last training images become the validation split
+        validation = Validation.from_config(images, masks, config["validation"])
+        images = validation.train_images
+    dataset = TrainPairs(images, masks, tcfg.seed)
     per_worker = tcfg.batch_size // session.world
     sampler = ResumableSampler(dataset, session.world, session.rank, shuffle=True, seed=tcfg.seed, drop_last=True)
     batches_per_epoch = len(sampler) // per_worker
@@ -202,8 +208,12 @@ def train_loop(config: dict, session) -> None:
             losses = framework.step(image, mask)
             step += 1
             report = log.step(step, losses, tcfg, image, mask)
-            if step % tcfg.checkpoint_every == 0 or step == tcfg.steps:
-                session.report(report, framework, step, meta)
+            checkpoint_due = step % tcfg.checkpoint_every == 0 or step == tcfg.steps
+            validation_due = validation is not None and (checkpoint_due or validation.due(step))
+            if validation_due:
+                report.update(validation.score(framework, session.device))
+            if checkpoint_due or validation_due:
+                session.report(report, framework if checkpoint_due else None, step, meta)
             if step >= tcfg.steps:
                 break
     log.close()
@@ -308,9 +318,10 @@ def loop_config(params: Params, variant: str, run_id: str | None, chash: str) ->
             "config_hash": chash, "weights": params.weights}
 
 
-def make_trainer(params: Params, config: dict, name: str, storage_path: Path | None = None):
+def make_trainer(params: Params, config: dict, name: str, storage_path: Path | None = None, callbacks=None):
     """A TorchTrainer of `train_func` with the scaling, failure and checkpoint settings of `params`. A run
-    with the same `name` under the same storage path resumes from its last checkpoint."""
+    with the same `name` under the same storage path resumes from its last checkpoint. `callbacks`: Ray
+    Train callbacks, e.g. Tune's TuneReportCallback that forwards the workers' reports to a Tune trial."""
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
@@ -322,7 +333,7 @@ def make_trainer(params: Params, config: dict, name: str, storage_path: Path | N
         torch_config=TorchConfig(backend="nccl" if t.use_gpu else "gloo"),
         run_config=RunConfig(name=name, storage_path=str(storage_path or paths.absolute(params.ray.storage_path)),
                              failure_config=FailureConfig(max_failures=t.max_failures),
-                             checkpoint_config=CheckpointConfig(num_to_keep=2)))
+                             checkpoint_config=CheckpointConfig(num_to_keep=2), callbacks=callbacks))
 
 
 def model_file(state: dict, cfg, image_size: int, run_id: str) -> dict:

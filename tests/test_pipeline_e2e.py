@@ -121,7 +121,7 @@ def test_second_repro_is_a_no_op_and_a_param_change_reruns_only_its_stages(pipel
     params["train"] = {"steps": 3}
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     try:
-        status = _run([dvc, "status"], work, env)
+        status = _run([dvc, "status", "dvc.yaml"], work, env)  # the default pipeline, not studies/dvc.yaml
     finally:
         (work / "params.yaml").write_text(original)
     changed = {line.split(":")[0] for line in status.splitlines() if line and not line.startswith((" ", "\t"))}

@@ -50,3 +50,18 @@ class TestPairs(Dataset):
     def __getitem__(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         i, j = self.pairs[k]
         return to_tensor(self.images[int(i)]), mask_tensor(self.masks[int(j)])
+
+
+class ValidationPairs(Dataset):
+    """Held-out training images, each with one training mask fixed by `seed` (not by the epoch), so every
+    evaluation of every trial scores the same pairs."""
+
+    def __init__(self, images: np.ndarray, masks, seed: int):
+        self.images, self.masks = images, masks
+        self.mask_ids = np.random.default_rng(seed).integers(len(masks), size=len(images))
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return to_tensor(self.images[k]), mask_tensor(self.masks[int(self.mask_ids[k])])

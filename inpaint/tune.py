@@ -1,0 +1,380 @@
+"""Ray Tune sweeps of the papers' ablations (GDN Fig. 3: linear or exponential weight mapping and its base;
+GDN Table 2: detector loss; LGNet Table VII: loss weights) or of any user-defined space over the training
+params, recorded in MLflow.
+
+A study (`tune.studies` in params.yaml) perturbs one variant. `run_study`:
+1. applies every value of the search space to a copy of the params and validates it, before Ray starts;
+2. opens one MLflow parent run and lets Tune run `run_trial`, the driver function of one trial: it builds
+   the trial's TorchTrainer (inpaint/train.py), whose workers score the validation split
+   (inpaint/validation.py) every `tune.validation.every` steps; TuneReportCallback forwards those reports
+   to Tune, so ASHA can stop a trailing trial. Each trial logs to an MLflow child run of the parent;
+3. writes reports/tune/<study>/: results.csv (one row per trial), best_params.yaml (the best trial's
+   settings as params.yaml overrides, with the `dvc exp run` line that applies them) and
+   <study>_metric.png (the metric against each swept param); all are logged to the parent run.
+
+Tune's experiment state and each trial's Ray Train checkpoints live in tune.storage_path/<study>, so a
+study whose driver stopped resumes where it was (`restart=True` starts it afresh).
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import pandas as pd
+import yaml
+from pydantic import ValidationError
+
+from inpaint import paths, tracking
+from inpaint.config import Params, ParamsError, Study, TuneConfig, _merge, explain
+from inpaint.io import atomic_path, write_json, write_text
+
+TAG_PARENT = "mlflow.parentRunId"  # MLflow's own tag: the UI nests the trials under their study
+TAG_STUDY = "inpaint.tune.study"
+TAG_TRIAL = "inpaint.tune.trial_id"
+TAG_STATUS = "inpaint.tune.status"
+# A trial's driver only waits on its TorchTrainer, whose workers reserve the CPUs (or GPUs) themselves; Ray
+# needs a non-empty request, so the driver reserves the memory it uses instead of Tune's default CPU.
+DRIVER_RESOURCES = {"CPU": 0, "memory": 256 * 2**20}
+STATUSES = ("completed", "stopped early", "failed")
+VALIDATION_KEYS = ("val/psnr", "val/ssim", "val/l1")
+SWEPT_SECTIONS = {"variant": "the study's variant", "train": "the train section"}
+
+
+def study_variant(params: Params, name: str) -> tuple[str, Any]:
+    """(name, settings) of the variant a study perturbs; a variant written out in the study takes the
+    study's name."""
+    variant = params.tune.studies[name].variant
+    return (variant, params.variants[variant]) if isinstance(variant, str) else (name, variant)
+
+
+def _path(variant: str, key: str) -> list[str]:
+    """params.yaml path of a swept key: `variant.exp_base` -> variants/<variant>/exp_base."""
+    section, _, rest = key.partition(".")
+    if section not in SWEPT_SECTIONS:
+        raise ParamsError(f"{key}: only variant.* ({SWEPT_SECTIONS['variant']}) and train.* can be swept; the data "
+                          "and masks are prepared once for all trials")
+    head = ["variants", variant] if section == "variant" else ["train"]
+    return head + (rest.split(".") if rest else [])
+
+
+def _nest(path: list[str], value: Any) -> dict:
+    for part in reversed(path):
+        value = {part: value}
+    return value
+
+
+def trial_params(params: Params, name: str, overrides: dict[str, Any]) -> Params:
+    """The params one trial trains with: the study's variant alone, `tune.train` laid over the train
+    section, then the trial's values of the swept keys."""
+    variant, settings = study_variant(params, name)
+    raw = params.model_dump(mode="json")
+    raw["variants"] = {variant: settings.model_dump(mode="json")}
+    raw["train"] = _merge(raw["train"], params.tune.train)
+    raw["tune"] = {}
+    for key, value in overrides.items():
+        raw = _merge(raw, _nest(_path(variant, key), value))
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as e:
+        raise ParamsError(f"the trial settings {overrides} are invalid:\n" + "\n".join(explain(e))) from None
+
+
+def check_study(params: Params, name: str) -> Study:
+    """Refuse, before Ray starts, a study with an unknown key or a value the params would refuse; the
+    message names the study's key and the params key."""
+    if name not in params.tune.studies:
+        raise ParamsError(f"tune: unknown study {name!r}; params.yaml tune.studies: "
+                          f"{', '.join(params.tune.studies) or 'none'}")
+    study = params.tune.studies[name]
+    try:
+        trial_params(params, name, {})
+    except ParamsError as e:
+        raise ParamsError(f"tune.train: {e}") from None
+    for key, domain in study.space.items():
+        for value in domain.candidates:
+            try:
+                trial_params(params, name, {key: value})
+            except ParamsError as e:
+                raise ParamsError(f"tune.studies.{name}.space.{key}: value {value!r} is refused: {e}") from None
+    return study
+
+
+def param_space(study: Study) -> dict:
+    from ray import tune
+
+    make = {"choice": tune.choice, "grid": tune.grid_search,
+            "uniform": lambda r: tune.uniform(*r), "loguniform": lambda r: tune.loguniform(*r)}
+    return {key: make[d.kind](d.candidates) for key, d in study.space.items()}
+
+
+def run_trial(config: dict, params: Params, study: str, parent_run_id: str, experiment_id: str,
+              trials_dir: str) -> None:
+    """Tune's trainable: the driver of one trial. Its TorchTrainer's reports reach Tune through
+    TuneReportCallback; a training error fails the trial (and only it)."""
+    import ray.tune
+    from mlflow.tracking import MlflowClient
+    from ray.tune.integration.ray_train import TuneReportCallback
+
+    from inpaint import train
+
+    trial = trial_params(params, study, config)
+    (variant,) = trial.variants  # trial_params keeps the study's variant alone
+    trial_id = ray.tune.get_context().get_trial_id()
+    client = MlflowClient(tracking.tracking_uri(params.tracking.uri))
+    run_id = _child_run(client, experiment_id, parent_run_id, study, trial_id, config, trial, variant)
+    chash = train.config_hash(variant, trial)
+    loop = {**train.loop_config(trial, variant, run_id, chash), "validation": params.tune.validation.model_dump()}
+    trainer = train.make_trainer(trial, loop, name=trial_id, storage_path=Path(trials_dir),
+                                 callbacks=[TuneReportCallback()])
+    trainer.fit()
+
+
+def label(value: Any) -> Any:
+    """How a swept value reads in the table and the plot: partial settings as `key=value, ...`."""
+    return ", ".join(f"{k}={v}" for k, v in value.items()) if isinstance(value, dict) else value
+
+
+def _child_run(client, experiment_id: str, parent_run_id: str, study: str, trial_id: str, config: dict,
+               trial: Params, variant: str) -> str:
+    """The trial's MLflow run under the study's parent run (found again when a stopped study resumes)."""
+    from mlflow.entities import Param
+
+    found = client.search_runs([experiment_id], filter_string=(
+        f"tags.`{TAG_PARENT}` = '{parent_run_id}' and tags.`{TAG_TRIAL}` = '{trial_id}'"), max_results=1)
+    if found:
+        return found[0].info.run_id
+    run = client.create_run(experiment_id, run_name=f"{study} {trial_id}", tags={
+        TAG_PARENT: parent_run_id, tracking.TAG_KIND: "tune_trial", TAG_STUDY: study, TAG_TRIAL: trial_id,
+        tracking.TAG_VARIANT: variant, tracking.TAG_FRAMEWORK: trial.variants[variant].framework,
+        "profile": trial.profile, **tracking.provenance()})
+    flat = {**{f"tune.{k}": str(label(v)) for k, v in config.items()},
+            **tracking.flatten({"variant": trial.variants[variant].model_dump(mode="json"),
+                                "train": trial.train.model_dump(mode="json")})}
+    client.log_batch(run.info.run_id, params=[Param(k, v[:6000]) for k, v in flat.items()])
+    return run.info.run_id
+
+
+def _parent_run(client, experiment_id: str, name: str, study: Study, cfg: TuneConfig, study_dir: Path) -> str:
+    """The study's MLflow run: its settings and search space as params, its id kept beside Tune's state
+    so that a resumed study goes on in the same run."""
+    id_file = study_dir / "mlflow_run_id"
+    if id_file.is_file():
+        return id_file.read_text().strip()
+    run = client.create_run(experiment_id, run_name=f"tune {name}", tags={
+        tracking.TAG_KIND: "tune_study", TAG_STUDY: name, **tracking.provenance()})
+    rid = run.info.run_id
+    settings = {"study": study.model_dump(mode="json"), "scheduler": cfg.scheduler, "grace_period": cfg.grace_period,
+                "reduction_factor": cfg.reduction_factor, "concurrency": cfg.concurrency, "train": cfg.train,
+                "validation": cfg.validation.model_dump(mode="json")}
+    for k, v in tracking.flatten(settings).items():
+        client.log_param(rid, k, v[:6000])
+    client.log_dict(rid, settings, "study.json")
+    write_text(id_file, rid)
+    return rid
+
+
+def _scheduler(cfg: TuneConfig, steps: int):
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+    if cfg.scheduler == "fifo":
+        return FIFOScheduler()
+    return ASHAScheduler(time_attr="step", max_t=steps, grace_period=min(cfg.grace_period, steps),
+                         reduction_factor=cfg.reduction_factor)
+
+
+def _tuner(params: Params, name: str, study: Study, study_dir: Path, trainable, steps: int):
+    """A new Tuner, or the stopped one restored (its unfinished trials resume from their checkpoints;
+    failed trials stay failed). A study whose settings changed since is refused."""
+    from ray import tune
+
+    state, settings = study_dir / "study", study_dir / "settings.json"
+    wanted = json.dumps({"study": study.model_dump(mode="json"), "tune": params.tune.model_dump(
+        mode="json", exclude={"studies"})}, sort_keys=True)
+    if tune.Tuner.can_restore(str(state)):
+        if settings.is_file() and settings.read_text() != wanted:
+            raise ParamsError(f"tune.studies.{name}: the study's settings changed since {study_dir} was written; "
+                              "run `inpaint tune --restart` to start it afresh")
+        print(f"tune {name}: resuming the study in {state}")
+        return tune.Tuner.restore(str(state), trainable, resume_unfinished=True)
+    write_text(settings, wanted)
+    return tune.Tuner(
+        trainable, param_space=param_space(study),
+        tune_config=tune.TuneConfig(metric=study.metric, mode=study.direction, num_samples=study.samples,
+                                    scheduler=_scheduler(params.tune, steps),
+                                    max_concurrent_trials=params.tune.concurrency),
+        run_config=tune.RunConfig(name=state.name, storage_path=str(study_dir),
+                                  failure_config=tune.FailureConfig(max_failures=0)))
+
+
+def run_study(params: Params, name: str, samples: int | None = None, restart: bool = False) -> dict:
+    """Run (or resume) the study `name`; write reports/tune/<name>/ and finish its MLflow runs."""
+    from ray import tune
+
+    from inpaint import cluster
+
+    if samples is not None and name in params.tune.studies:
+        study = params.tune.studies[name].model_copy(update={"samples": samples})
+        params = params.model_copy(update={"tune": params.tune.model_copy(
+            update={"studies": {**params.tune.studies, name: study}})})
+    study = check_study(params, name)
+    steps = trial_params(params, name, {}).train.steps
+    study_dir = paths.absolute(params.tune.storage_path) / name
+    if restart:
+        shutil.rmtree(study_dir, ignore_errors=True)
+    client, experiment_id = tracking.open_experiment(params.tracking)
+    cluster.connect(params.ray.address)
+    parent = _parent_run(client, experiment_id, name, study, params.tune, study_dir)
+    trainable = tune.with_parameters(run_trial, params=params, study=name, parent_run_id=parent,
+                                     experiment_id=experiment_id, trials_dir=str(study_dir / "trials"))
+    trainable = tune.with_resources(trainable, DRIVER_RESOURCES)
+    results = _tuner(params, name, study, study_dir, trainable, steps).fit()
+
+    table, trials = results_table(results, study, steps)
+    children = _finish_children(client, experiment_id, parent, table, trials)
+    table["mlflow_run_id"] = table.trial_id.map(children)
+    out = paths.REPORTS / "tune" / name
+    with atomic_path(out / "results.csv") as tmp:
+        table.to_csv(tmp, index=False)
+    plot_study(table, study, name, steps, out / f"{name}_metric.png")
+    best = best_trial(table, study)
+    summary = {"study": name, "trials": len(table), "parent_run_id": parent, "metric": study.metric,
+               **{status.replace(" ", "_"): int((table.status == status).sum()) for status in STATUSES}}
+    if best is not None:
+        summary.update(best_trial_id=best.trial_id, best_value=float(best[study.metric]), best_step=int(best.step))
+        write_best_params(params, name, trials[best.trial_id].config, best, out / "best_params.yaml")
+    write_json(out / "summary.json", summary)
+    _finish_parent(client, parent, table, summary, out)
+    print(f"tune {name}: {summary['trials']} trials, {summary['completed']} completed, {summary['stopped_early']} "
+          f"stopped early, {summary['failed']} failed; best {study.metric} = {summary.get('best_value')} "
+          f"(MLflow run {parent}) -> {out}")
+    return summary
+
+
+class Trial(NamedTuple):
+    config: dict  # the swept keys' values
+    history: pd.DataFrame | None  # every report Tune received
+
+
+def results_table(results, study: Study, steps: int) -> tuple[pd.DataFrame, dict]:
+    """One row per trial: its swept values, the metric at its last evaluation, the step it stopped at,
+    its status (completed / stopped early / failed) and error; plus each trial's settings and reports by id."""
+    rows, trials = [], {}
+    for result in results:
+        metrics = result.metrics or {}
+        trial_id = metrics["trial_id"]
+        step = metrics.get("step")
+        status = "failed" if result.error else "completed" if step == steps else "stopped early"
+        # a restored study's failed trials keep their settings only in their trial folder
+        config = result.config or json.loads((Path(result.path) / "params.json").read_text())
+        trials[trial_id] = Trial(config, result.metrics_dataframe)
+        rows.append({"trial_id": trial_id, **{k: label(config[k]) for k in study.space},
+                     study.metric: metrics.get(study.metric), "step": step, "status": status,
+                     "error": str(result.error).strip().splitlines()[-1][:300] if result.error else ""})
+    table = pd.DataFrame(rows).sort_values("trial_id", ignore_index=True)
+    table["step"] = table["step"].astype("Int64")  # empty for a trial that failed before its first report
+    return table, trials
+
+
+def best_trial(table: pd.DataFrame, study: Study):
+    """The best trial that trained to the end (a trial stopped early was measured sooner, so it is not
+    comparable); None when none did."""
+    done = table[(table.status == "completed") & table[study.metric].notna()]
+    if done.empty:
+        return None
+    scores = done[study.metric]
+    return done.loc[scores.idxmax() if study.direction == "max" else scores.idxmin()]
+
+
+def override_lines(params: Params, name: str, config: dict) -> tuple[dict, list[str]]:
+    """The best trial's settings as params.yaml overrides, and as `dvc exp run -S` arguments."""
+    variant, settings = study_variant(params, name)
+    overrides: dict = {}
+    if not isinstance(params.tune.studies[name].variant, str):  # not in params.yaml yet: all of it
+        overrides = _nest(["variants", variant], settings.model_dump(mode="json"))
+    for key, value in config.items():
+        overrides = _merge(overrides, _nest(_path(variant, key), value))
+    flat = tracking.flatten(json.loads(json.dumps(overrides)))
+    args = [f"-S '++{k}={v}'" for k, v in flat.items()]
+    return overrides, args
+
+
+def write_best_params(params: Params, name: str, config: dict, best, path: Path) -> None:
+    overrides, args = override_lines(params, name, config)
+    study = params.tune.studies[name]
+    header = (f"# Best trial of tune study {name}: {study.metric} = {best[study.metric]:.4f} (trial {best.trial_id}, "
+              f"{int(best.step)} steps).\n# Apply it to the pipeline as an experiment:\n"
+              f"#   dvc exp run {' '.join(args)}\n# or merge these keys into params.yaml.\n")
+    write_text(path, header + yaml.safe_dump(overrides, sort_keys=False))
+
+
+def plot_study(table: pd.DataFrame, study: Study, name: str, steps: int, path: Path) -> Path:
+    """The metric at each trial's last evaluation against every swept param (one panel per param)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    scored = table[table.status != "failed"]
+    fig, axes = plt.subplots(1, len(study.space), figsize=(5 * len(study.space), 3.8), squeeze=False)
+    for ax, (key, domain) in zip(axes[0], study.space.items()):
+        numeric = domain.kind in ("uniform", "loguniform") or all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in domain.candidates)
+        order = [] if numeric else [str(label(v)) for v in domain.candidates]
+        for status, marker in (("completed", "o"), ("stopped early", "x")):
+            part = scored[scored.status == status]
+            x = part[key] if numeric else [order.index(str(v)) for v in part[key]]
+            ax.scatter(x, part[study.metric], marker=marker, label=status)
+        if not numeric:
+            ax.set_xticks(range(len(order)), order, rotation=30, ha="right", fontsize=8)
+        if domain.kind == "loguniform":
+            ax.set_xscale("log")
+        ax.set_xlabel(key)
+        ax.set_ylabel(f"{study.metric} (validation)")
+        ax.legend(fontsize=8)
+    fig.suptitle(f"tune {name}: {study.metric} at each trial's last evaluation (of {steps} steps)", fontsize=10)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def _finish_children(client, experiment_id: str, parent: str, table: pd.DataFrame, trials: dict) -> dict[str, str]:
+    """Close each trial's MLflow run with its validation curves (what Tune received), status and stopping
+    step; returns {trial id: run id}."""
+    from mlflow.entities import Metric
+
+    runs = client.search_runs([experiment_id], filter_string=f"tags.`{TAG_PARENT}` = '{parent}'")
+    by_trial = {r.data.tags[TAG_TRIAL]: r for r in runs if TAG_TRIAL in r.data.tags}
+    for row in table.itertuples():
+        run = by_trial.get(row.trial_id)
+        if run is None or run.info.status != "RUNNING":  # failed before its run existed, or closed already
+            continue
+        rid = run.info.run_id
+        history = trials[row.trial_id].history
+        if history is not None and "step" in history:
+            client.log_batch(rid, metrics=[
+                Metric(key, float(value), 0, int(step)) for key in VALIDATION_KEYS if key in history
+                for step, value in zip(history["step"], history[key]) if value == value])
+        client.set_tag(rid, TAG_STATUS, row.status)
+        if pd.notna(row.step):  # the trial reported at least once
+            client.log_metric(rid, tracking.metric_key("tune", "stopped_at_step"), row.step)
+        if row.error:
+            client.set_tag(rid, "inpaint.tune.error", row.error)
+        client.set_terminated(rid, "FAILED" if row.status == "failed" else "FINISHED")
+    return {t: r.info.run_id for t, r in by_trial.items()}
+
+
+def _finish_parent(client, parent: str, table: pd.DataFrame, summary: dict, out: Path) -> None:
+    for f in sorted(out.iterdir()):
+        client.log_artifact(parent, str(f), artifact_path="results")
+    client.log_table(parent, data=table.astype(object).where(table.notna(), ""),
+                     artifact_file="results/results_table.json")
+    for k in ("trials", *(s.replace(" ", "_") for s in STATUSES)):
+        client.log_metric(parent, tracking.metric_key("tune", k), summary[k])
+    if "best_value" in summary:
+        client.log_metric(parent, tracking.metric_key("tune", "best", summary["metric"]), summary["best_value"])
+        client.set_tag(parent, "inpaint.tune.best_trial", summary["best_trial_id"])
+    client.set_terminated(parent)

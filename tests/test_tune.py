@@ -1,0 +1,166 @@
+"""Ray Tune studies (inpaint/tune.py): search spaces are checked before Ray starts; at the `ci` profile a
+3-trial study in a temporary copy of the repository finishes with one trial failing, and MLflow holds the
+parent run, the nested trials, the results table, the plot and the best params."""
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from inpaint import tune
+from inpaint.config import ParamsError, resolve
+from inpaint.paths import REPO_ROOT
+
+STUDY = {"variant": "gdn_det", "space": {"train.batch_size": {"grid": [1, 2, 4096]}}}  # 4096: more than the images
+
+
+def _params(studies: dict):
+    return resolve({"profile": "ci", "variants": {"gdn_det": {"framework": "det"}}, "tune": {"studies": studies}})
+
+
+@pytest.mark.parametrize("space, named, reason", [
+    ({"variant.exp_bse": {"grid": [2]}}, "space.variant.exp_bse", "exp_bse"),
+    ({"data.image_size": {"grid": [128]}}, "space.data.image_size", "only variant.* "),
+    ({"variant.exp_base": {"grid": [10, 1]}}, "space.variant.exp_base", "base > 1"),
+    ({"variant.exp_base": {"uniform": [0.5, 10]}}, "space.variant.exp_base", "base > 1"),
+    ({"variant": {"grid": [{"weight_mapping": "exp", "exp_base": 0.5}]}}, "space.variant", "base > 1"),
+])
+def test_a_value_the_params_refuse_is_named_before_ray_starts(space, named, reason):
+    import ray
+
+    params = _params({"bad": {"variant": "gdn_det", "space": space}})
+    with pytest.raises(ParamsError, match="tune.studies.bad." + named) as e:
+        tune.run_study(params, "bad")
+    assert reason in str(e.value)
+    assert not ray.is_initialized()
+
+
+@pytest.mark.parametrize("domain, reason", [({"choice": []}, "choice: empty list"),
+                                            ({"loguniform": [0, 1]}, "needs low > 0"),
+                                            ({"grid": [1], "choice": [2]}, "exactly one of")])
+def test_a_malformed_domain_is_refused_on_load_naming_the_key(domain, reason):
+    with pytest.raises(ParamsError, match=r"tune\.studies\.bad\.space\.variant\.gamma") as e:
+        _params({"bad": {"variant": "gdn_det", "space": {"variant.gamma": domain}}})
+    assert reason in str(e.value)
+
+
+def test_unknown_study_and_unknown_variant_are_named():
+    with pytest.raises(ParamsError, match="unknown study 'nope'"):
+        tune.check_study(_params({}), "nope")
+    with pytest.raises(ParamsError, match="tune.studies.s.variant: unknown variant 'gdn_zzz'"):
+        _params({"s": {"variant": "gdn_zzz", "space": {"variant.gamma": {"grid": [1]}}}})
+
+
+def test_trial_params_lay_the_trial_train_settings_and_partial_variant_settings_over_the_params():
+    params = _params({"s": {"variant": "gdn_det", "space": {"variant": {"grid": [{"weight_mapping": "linear"}]}}}})
+    trial = tune.trial_params(params, "s", {"variant": {"weight_mapping": "linear"}, "train.batch_size": 1})
+    assert trial.variants["gdn_det"].weight_mapping == "linear"
+    assert trial.variants["gdn_det"].detector_loss == "focal"  # untouched keys keep the variant's value
+    assert trial.train.batch_size == 1 and trial.train.steps == params.tune.train["steps"]
+    overrides, args = tune.override_lines(params, "s", {"variant": {"weight_mapping": "exp", "exp_base": 5}})
+    assert overrides == {"variants": {"gdn_det": {"weight_mapping": "exp", "exp_base": 5}}}
+    assert args == ["-S '++variants.gdn_det.weight_mapping=exp'", "-S '++variants.gdn_det.exp_base=5'"]
+
+
+def test_the_validation_split_is_held_out_of_the_training_images():
+    from inpaint.validation import Validation
+
+    images = np.arange(10)[:, None, None, None] * np.ones((1, 4, 4, 3), np.uint8)
+    masks = np.zeros((5, 4, 4), np.uint8)
+    v = Validation(images, masks, images_held_out=3, seed=7, every=2)
+    assert [int(i[0, 0, 0]) for i in v.train_images] == list(range(7))
+    assert [int(v.pairs[k][0][0, 0, 0] * 255) for k in range(3)] == [7, 8, 9]
+    assert list(Validation(images, masks, 3, 7, 2).pairs.mask_ids) == list(v.pairs.mask_ids)  # seeded
+    with pytest.raises(ValueError, match="tune.validation.images=10 leaves no training image"):
+        Validation(images, masks, 10, 7, 2)
+
+
+def _run(cmd, cwd, env, timeout=600):
+    out = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    assert out.returncode == 0, f"{' '.join(cmd)} failed:\n{out.stdout[-4000:]}\n{out.stderr[-6000:]}"
+    return out.stdout + out.stderr
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    """A copy of the repository at the ci profile with a 3-trial study, prepared data and masks, run once."""
+    work = tmp_path_factory.mktemp("repo")
+    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=REPO_ROOT,
+                           capture_output=True, text=True, check=True).stdout.split()
+    for f in files:
+        if (REPO_ROOT / f).is_file():
+            (work / f).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO_ROOT / f, work / f)
+    params = yaml.safe_load((work / "params.yaml").read_text())
+    params["profile"] = "ci"
+    params["tune"]["studies"]["ci3"] = STUDY
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "RAY_ADDRESS", "INPAINT_ROOT")}
+    # A Ray of its own: a `ray start` head elsewhere on the machine is found through Ray's temp dir.
+    ray_tmp = tempfile.mkdtemp(prefix="rt", dir="/tmp")  # short: Ray's socket paths must fit 107 characters
+    env["RAY_TMPDIR"] = ray_tmp
+    cli = [sys.executable, "-m", "inpaint.cli"]  # from the copy (the working directory comes first)
+    _run([*cli, "prepare"], work, env)
+    _run([*cli, "masks"], work, env)
+    start = time.perf_counter()
+    log = _run([*cli, "tune", "ci3"], work, env)
+    print(f"inpaint tune ci3 (3 trials, ci) took {time.perf_counter() - start:.0f} s")
+    yield work, env, cli, log
+    shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
+def _mlflow(work):
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{work / 'mlflow.db'}")
+    return client, client.get_experiment_by_name("inpaint").experiment_id
+
+
+def test_a_failing_trial_is_reported_as_failed_while_the_others_finish(study):
+    work, _, _, _ = study
+    table = pd.read_csv(work / "reports" / "tune" / "ci3" / "results.csv")
+    assert len(table) == 3
+    by_batch = table.set_index("train.batch_size")
+    assert by_batch.loc[4096, "status"] == "failed"
+    assert "larger than the training set" in by_batch.loc[4096, "error"]
+    for batch in (1, 2):
+        assert by_batch.loc[batch, "status"] in ("completed", "stopped early")
+        assert 0 < by_batch.loc[batch, "val/psnr"] <= 100 and by_batch.loc[batch, "step"] in (2, 4)
+    assert (table.status == "completed").any()
+
+
+def test_mlflow_nests_the_trials_under_the_study_run_with_table_plot_and_best_params(study):
+    work, _, _, _ = study
+    client, exp = _mlflow(work)
+    (parent,) = client.search_runs([exp], filter_string="tags.`inpaint.kind` = 'tune_study'")
+    pid = parent.info.run_id
+    children = client.search_runs([exp], filter_string=f"tags.`mlflow.parentRunId` = '{pid}'")
+    assert len(children) == 3 and {c.data.tags["inpaint.kind"] for c in children} == {"tune_trial"}
+    assert sorted(c.info.status for c in children) == ["FAILED", "FINISHED", "FINISHED"]
+    for child in children:
+        if child.info.status == "FINISHED":
+            history = client.get_metric_history(child.info.run_id, "val/psnr")
+            assert history and all(0 < m.value <= 100 for m in history)
+            assert any(k.startswith("train/loss_g") for k in child.data.metrics)  # the workers' own curves
+    artifacts = {a.path for a in client.list_artifacts(pid, "results")}
+    assert {"results/results.csv", "results/best_params.yaml", "results/ci3_metric.png",
+            "results/results_table.json"} <= artifacts
+    assert parent.data.params["study.space.train.batch_size.grid"] == "[1, 2, 4096]"
+    best = yaml.safe_load((work / "reports" / "tune" / "ci3" / "best_params.yaml").read_text())
+    assert best["train"]["batch_size"] in (1, 2)
+    assert "dvc exp run -S '++train.batch_size=" in (work / "reports" / "tune" / "ci3" / "best_params.yaml").read_text()
+
+
+def test_a_finished_study_resumes_without_training_again(study):
+    work, env, cli, _ = study
+    log = _run([*cli, "tune", "ci3"], work, env)
+    assert "resuming the study" in log
+    client, exp = _mlflow(work)
+    assert len(client.search_runs([exp], filter_string="tags.`inpaint.kind` = 'tune_study'")) == 1
+    assert len(client.search_runs([exp], filter_string="tags.`inpaint.kind` = 'tune_trial'")) == 3
