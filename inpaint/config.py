@@ -322,7 +322,7 @@ class Params(Strict):
     @model_validator(mode="after")
     def _studies_fit(self):
         try:
-            TrainConfig.model_validate(_merge(self.train.model_dump(), self.tune.train))
+            TrainConfig.model_validate(merge(self.train.model_dump(), self.tune.train))
         except ValidationError as e:
             raise ValueError("tune.train (laid over the train section) is invalid:\n" + "\n".join(explain(e))) from None
         for name, study in self.tune.studies.items():
@@ -336,10 +336,10 @@ class ParamsError(ValueError):
     """A params file that does not validate; the message names the file and every bad key."""
 
 
-def _merge(base: dict, over: dict) -> dict:
+def merge(base: dict, over: dict) -> dict:
     out = dict(base)
     for k, v in over.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
     return out
 
 
@@ -363,7 +363,7 @@ def resolve(raw: dict, source: str = "params.yaml", profiles_dir: Path | None = 
     if profile not in PROFILES:
         raise ParamsError(f"{source}: profile: unknown profile {profile!r}; allowed: {', '.join(PROFILES)}")
     base = _read_yaml((profiles_dir or REPO_ROOT / "profiles") / f"{profile}.yaml")
-    merged = _merge(base, {k: v for k, v in raw.items() if v is not None})
+    merged = merge(base, {k: v for k, v in raw.items() if v is not None})
     try:
         return Params.model_validate(merged)
     except ValidationError as e:

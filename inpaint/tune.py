@@ -27,7 +27,7 @@ import yaml
 from pydantic import ValidationError
 
 from inpaint import paths, tracking
-from inpaint.config import Params, ParamsError, Study, TuneConfig, _merge, explain
+from inpaint.config import Params, ParamsError, Study, TuneConfig, merge, explain
 from inpaint.io import atomic_path, write_json, write_text
 
 TAG_PARENT = "mlflow.parentRunId"  # MLflow's own tag: the UI nests the trials under their study
@@ -71,10 +71,10 @@ def trial_params(params: Params, name: str, overrides: dict[str, Any]) -> Params
     variant, settings = study_variant(params, name)
     raw = params.model_dump(mode="json")
     raw["variants"] = {variant: settings.model_dump(mode="json")}
-    raw["train"] = _merge(raw["train"], params.tune.train)
+    raw["train"] = merge(raw["train"], params.tune.train)
     raw["tune"] = {}
     for key, value in overrides.items():
-        raw = _merge(raw, _nest(_path(variant, key), value))
+        raw = merge(raw, _nest(_path(variant, key), value))
     try:
         return Params.model_validate(raw)
     except ValidationError as e:
@@ -294,7 +294,7 @@ def override_lines(params: Params, name: str, config: dict) -> tuple[dict, list[
     if not isinstance(params.tune.studies[name].variant, str):  # not in params.yaml yet: all of it
         overrides = _nest(["variants", variant], settings.model_dump(mode="json"))
     for key, value in config.items():
-        overrides = _merge(overrides, _nest(_path(variant, key), value))
+        overrides = merge(overrides, _nest(_path(variant, key), value))
     flat = tracking.flatten(json.loads(json.dumps(overrides)))
     args = [f"-S '++{k}={v}'" for k, v in flat.items()]
     return overrides, args

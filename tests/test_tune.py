@@ -102,7 +102,7 @@ def study(tmp_path_factory):
     params["tune"]["studies"]["ci3"] = STUDY
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "RAY_ADDRESS", "INPAINT_ROOT")}
-    # A Ray of its own: a `ray start` head elsewhere on the machine is found through Ray's temp dir.
+    # A Ray temp dir of its own: isolated from any other Ray on the machine (a shared head included)
     ray_tmp = tempfile.mkdtemp(prefix="rt", dir="/tmp")  # short: Ray's socket paths must fit 107 characters
     env["RAY_TMPDIR"] = ray_tmp
     cli = [sys.executable, "-m", "inpaint.cli"]  # from the copy (the working directory comes first)
