@@ -292,7 +292,7 @@ class TuneConfig(Strict):
     grace_period: Annotated[int, Field(ge=1)] = 10  # ASHA: steps before a trial can be stopped
     reduction_factor: Annotated[float, Field(gt=1)] = 3  # ASHA: keep the best 1/reduction_factor at each rung
     concurrency: Annotated[int, Field(ge=1)] = 1  # trials at once
-    storage_path: str = "runs/tune"  # relative paths are taken from the repository root
+    storage_path: str = "checkpoints/tune"  # Tune state + trial checkpoints, outside DVC outputs
     studies: dict[str, Study] = {}
 
 
