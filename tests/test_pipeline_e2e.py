@@ -1,5 +1,6 @@
 """The whole DVC pipeline at the `ci` profile, in a temporary copy of the repository, checked through
 what a researcher sees: the MLflow store and the report table."""
+import json
 import math
 import os
 import shutil
@@ -215,6 +216,19 @@ def _ray_processes_of(work, driver_pid: int) -> list:
     return list(found.values())
 
 
+def _registered_checkpoint_since(storage: Path, started: float) -> bool:
+    """Whether Ray Train's controller has registered a checkpoint of a run started at `started`: its checkpoint
+    manager snapshot names one. A checkpoint folder alone is not enough: it appears while the worker is still
+    uploading, and a worker killed then restarts from the previous registered checkpoint (or from step 0)."""
+    for snapshot in storage.glob("*/checkpoint_manager_snapshot.json"):
+        try:
+            if snapshot.stat().st_mtime >= started and json.loads(snapshot.read_text()).get("latest_checkpoint_result"):
+                return True
+        except (OSError, ValueError):  # being written right now: look again on the next poll
+            continue
+    return False
+
+
 def test_a_killed_worker_is_survived_and_every_step_is_done_once(pipeline):
     """SIGKILL the Ray Train worker after its first checkpoint: FailureConfig restarts the worker group, the
     run resumes from that checkpoint and finishes, and the final generator equals the one of the same steps
@@ -232,13 +246,13 @@ def test_a_killed_worker_is_survived_and_every_step_is_done_once(pipeline):
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     try:
         storage = work / "checkpoints" / "gdn_weight"
-        before = set(storage.glob("*/checkpoint_*"))
+        started = time.time()
         proc = subprocess.Popen([str(Path(sys.executable).parent / "inpaint"), "train", "gdn_weight"], cwd=work,
                                 env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         killed = None
         deadline = time.monotonic() + 300
         while killed is None and proc.poll() is None and time.monotonic() < deadline:
-            if set(storage.glob("*/checkpoint_*")) - before:
+            if _registered_checkpoint_since(storage, started):
                 workers = [p for p in _ray_processes_of(work, proc.pid)
                            if any("RayTrainWorker" in part for part in p.cmdline())]
                 for worker in workers:
