@@ -93,17 +93,13 @@ class WeightFramework(Strict):
     optimiser: Optimiser = Optimiser()
 
 
-class AdvFramework(Strict):
+class AdvFramework(WeightFramework):
     """GDN Sec. 4.3 'Adv': Weight's L1 plus an SN-PatchGAN on the composite (hinge, weight 0.1)."""
 
     framework: Literal["adv"]
-    generator: str = "gdn_generator"
     discriminator: str = "sn_patchgan"
-    hole_weight: Annotated[float, Field(gt=0)] = 6.0
-    valid_weight: Annotated[float, Field(ge=0)] = 1.0
     gan_loss: Literal["hinge", "lsgan", "nsgan"] = "hinge"
     adv_weight: Annotated[float, Field(ge=0)] = 0.1
-    optimiser: Optimiser = Optimiser()
 
 
 class DetFramework(Strict):
@@ -125,7 +121,6 @@ class DetFramework(Strict):
         if not v > 1:
             raise ValueError(f"the exponential weight mapping W = base^V needs base > 1, got {v}")
         return v
-
 
 
 class LGNetFramework(Strict):

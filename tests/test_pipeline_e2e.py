@@ -2,8 +2,6 @@
 what a researcher sees: the MLflow store and the report table."""
 import json
 import math
-import os
-import shutil
 import subprocess
 import sys
 import time
@@ -13,8 +11,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from conftest import run_checked
 from inpaint import bins
-from inpaint.paths import REPO_ROOT
 
 pytestmark = pytest.mark.e2e
 # one variant per framework family and report table (all twelve would cost ~40 s each of Ray start-up)
@@ -23,35 +21,22 @@ RANGES = {"l1": (0, 100), "psnr": (0, 100), "ssim": (-1, 1), "fid": (0, math.inf
           "lpips": (0, 2)}
 
 
-def _run(cmd, cwd, env, timeout=900):
-    out = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
-    assert out.returncode == 0, f"{' '.join(cmd)} failed:\n{out.stdout[-4000:]}\n{out.stderr[-6000:]}"
-    return out.stdout + out.stderr
-
-
-@pytest.fixture(scope="module")
-def pipeline(tmp_path_factory):
-    """Copy the tracked files, switch to the ci profile with random metric weights, run `dvc repro`."""
-    work = tmp_path_factory.mktemp("repo")
-    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=REPO_ROOT,
-                           capture_output=True, text=True, check=True).stdout.split()
-    for f in files:
-        if (REPO_ROOT / f).is_file():
-            (work / f).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO_ROOT / f, work / f)
-    params = yaml.safe_load((work / "params.yaml").read_text())
+def _ci_profile(params: dict) -> None:
     params["profile"] = "ci"
     params["weights"] = "random"  # the explicit tests-only switch: FID/LPIPS code paths run
     params["variants"] = {k: v for k, v in params["variants"].items() if k in VARIANTS}
-    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "RAY_ADDRESS", "INPAINT_ROOT")}
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+
+
+@pytest.fixture(scope="module")
+def pipeline(repo_copy):
+    """A copy of the repository at the ci profile with random metric weights, after `dvc repro`."""
+    work, env = repo_copy(_ci_profile)
     git = ["git", "-c", "user.email=ci@example.invalid", "-c", "user.name=ci"]
-    _run(["git", "init", "-q"], work, env)
-    _run([*git, "add", "-A"], work, env)
-    _run([*git, "commit", "-qm", "copy"], work, env)
+    run_checked(["git", "init", "-q"], work, env)
+    run_checked([*git, "add", "-A"], work, env)
+    run_checked([*git, "commit", "-qm", "copy"], work, env)
     start = time.perf_counter()
-    log = _run([str(Path(sys.executable).parent / "dvc"), "repro"], work, env, timeout=1800)
+    log = run_checked([str(Path(sys.executable).parent / "dvc"), "repro"], work, env, timeout=1800)
     print(f"dvc repro (ci) took {time.perf_counter() - start:.0f} s")
     yield work, env, log
     from inpaint import cluster
@@ -114,7 +99,7 @@ def test_second_repro_is_a_no_op_and_a_param_change_reruns_only_its_stages(pipel
     work, env, _ = pipeline
     dvc = str(Path(sys.executable).parent / "dvc")
     start = time.perf_counter()
-    log = _run([dvc, "repro"], work, env)
+    log = run_checked([dvc, "repro"], work, env)
     print(f"no-op dvc repro took {time.perf_counter() - start:.1f} s")
     assert "Running stage" not in log, log
     original = (work / "params.yaml").read_text()
@@ -122,7 +107,7 @@ def test_second_repro_is_a_no_op_and_a_param_change_reruns_only_its_stages(pipel
     params["train"] = {"steps": 3}
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     try:
-        status = _run([dvc, "status", "dvc.yaml"], work, env)  # the default pipeline, not studies/dvc.yaml
+        status = run_checked([dvc, "status", "dvc.yaml"], work, env)  # the default pipeline, not studies/dvc.yaml
     finally:
         (work / "params.yaml").write_text(original)
     changed = {line.split(":")[0] for line in status.splitlines() if line and not line.startswith((" ", "\t"))}
@@ -142,9 +127,9 @@ def test_mask_pictures_are_in_mlflow(pipeline):
 def test_dvc_metrics_and_plots_render(pipeline):
     work, env, _ = pipeline
     dvc = str(Path(sys.executable).parent / "dvc")
-    metrics = _run([dvc, "metrics", "show"], work, env)
+    metrics = run_checked([dvc, "metrics", "show"], work, env)
     assert "evals/gdn_det.json" in metrics and "runs/gdn_det/train_metrics.json" in metrics
-    _run([dvc, "plots", "show", "-o", str(work / "plots_html")], work, env)
+    run_checked([dvc, "plots", "show", "-o", str(work / "plots_html")], work, env)
     html = (work / "plots_html" / "index.html").read_text()
     assert "ratio_histogram" in html and "loss.csv" in html and "metric_vs_ratio" in html
     assert "comparison.png" in html
@@ -157,7 +142,7 @@ def test_rerun_of_a_trained_variant_resumes_from_its_checkpoint(pipeline):
     client, exp = _mlflow(work)
     (run,) = client.search_runs([exp], filter_string="tags.`inpaint.variant` = 'gdn_weight'")
     (work / "runs" / "gdn_weight" / "model.pt").unlink()
-    log = _run([str(Path(sys.executable).parent / "inpaint"), "train", "gdn_weight"], work, env)
+    log = run_checked([str(Path(sys.executable).parent / "inpaint"), "train", "gdn_weight"], work, env)
     assert "2 steps in" in log and run.info.run_id in log
     steps = [m.step for m in client.get_metric_history(run.info.run_id, "train/loss_g")]
     assert sorted(steps) == [1, 2], steps  # every step logged exactly once
@@ -180,7 +165,7 @@ def test_two_ray_workers_train_like_one_with_the_same_global_batch(pipeline):
     params["train"] = {"num_workers": 2}
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     try:
-        _run([str(Path(sys.executable).parent / "inpaint"), "train", "gdn_det"], work, env)
+        run_checked([str(Path(sys.executable).parent / "inpaint"), "train", "gdn_det"], work, env)
     finally:
         params.pop("train")
         (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
@@ -233,7 +218,6 @@ def test_a_killed_worker_is_survived_and_every_step_is_done_once(pipeline):
     """SIGKILL the Ray Train worker after its first checkpoint: FailureConfig restarts the worker group, the
     run resumes from that checkpoint and finishes, and the final generator equals the one of the same steps
     run without interruption and without Ray (LocalSession): no step lost, none applied twice."""
-    import psutil
     import torch
 
     from inpaint import train

@@ -1,9 +1,7 @@
 """Ray Tune studies (inpaint/tune.py): search spaces are checked before Ray starts; at the `ci` profile a
 3-trial study in a temporary copy of the repository finishes with one trial failing, and MLflow holds the
 parent run, the nested trials, the results table, the plot and the best params."""
-import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -13,9 +11,9 @@ import pandas as pd
 import pytest
 import yaml
 
+from conftest import run_checked
 from inpaint import tune
 from inpaint.config import ParamsError, resolve
-from inpaint.paths import REPO_ROOT
 
 STUDY = {"variant": "gdn_det", "space": {"train.batch_size": {"grid": [1, 2, 4096]}}}  # 4096: more than the images
 
@@ -81,35 +79,23 @@ def test_the_validation_split_is_held_out_of_the_training_images():
         Validation(images, masks, 10, 7, 2)
 
 
-def _run(cmd, cwd, env, timeout=600):
-    out = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
-    assert out.returncode == 0, f"{' '.join(cmd)} failed:\n{out.stdout[-4000:]}\n{out.stderr[-6000:]}"
-    return out.stdout + out.stderr
+def _ci3(params: dict) -> None:
+    params["profile"] = "ci"
+    params["tune"]["studies"]["ci3"] = STUDY
 
 
 @pytest.fixture(scope="module")
-def study(tmp_path_factory):
+def study(repo_copy):
     """A copy of the repository at the ci profile with a 3-trial study, prepared data and masks, run once."""
-    work = tmp_path_factory.mktemp("repo")
-    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=REPO_ROOT,
-                           capture_output=True, text=True, check=True).stdout.split()
-    for f in files:
-        if (REPO_ROOT / f).is_file():
-            (work / f).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO_ROOT / f, work / f)
-    params = yaml.safe_load((work / "params.yaml").read_text())
-    params["profile"] = "ci"
-    params["tune"]["studies"]["ci3"] = STUDY
-    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "RAY_ADDRESS", "INPAINT_ROOT")}
+    work, env = repo_copy(_ci3)
     # A Ray temp dir of its own: isolated from any other Ray on the machine (a shared head included)
     ray_tmp = tempfile.mkdtemp(prefix="rt", dir="/tmp")  # short: Ray's socket paths must fit 107 characters
     env["RAY_TMPDIR"] = ray_tmp
     cli = [sys.executable, "-m", "inpaint.cli"]  # from the copy (the working directory comes first)
-    _run([*cli, "prepare"], work, env)
-    _run([*cli, "masks"], work, env)
+    run_checked([*cli, "prepare"], work, env)
+    run_checked([*cli, "masks"], work, env)
     start = time.perf_counter()
-    log = _run([*cli, "tune", "ci3"], work, env)
+    log = run_checked([*cli, "tune", "ci3"], work, env)
     print(f"inpaint tune ci3 (3 trials, ci) took {time.perf_counter() - start:.0f} s")
     yield work, env, cli, log
     shutil.rmtree(ray_tmp, ignore_errors=True)
@@ -159,7 +145,7 @@ def test_mlflow_nests_the_trials_under_the_study_run_with_table_plot_and_best_pa
 
 def test_a_finished_study_resumes_without_training_again(study):
     work, env, cli, _ = study
-    log = _run([*cli, "tune", "ci3"], work, env)
+    log = run_checked([*cli, "tune", "ci3"], work, env)
     assert "resuming the study" in log
     client, exp = _mlflow(work)
     assert len(client.search_runs([exp], filter_string="tags.`inpaint.kind` = 'tune_study'")) == 1

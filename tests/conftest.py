@@ -1,0 +1,42 @@
+"""What the slow tests share: a throw-away copy of the repository to run the CLI and DVC in."""
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from inpaint.paths import REPO_ROOT
+
+
+def run_checked(cmd, cwd, env, timeout=900) -> str:
+    """Run a command; on failure, fail the test with the ends of its output."""
+    out = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    assert out.returncode == 0, f"{' '.join(map(str, cmd))} failed:\n{out.stdout[-4000:]}\n{out.stderr[-6000:]}"
+    return out.stdout + out.stderr
+
+
+@pytest.fixture(scope="session")
+def repo_copy(tmp_path_factory):
+    """A function that copies the repository's files (tracked or not ignored) to a fresh folder, lets `edit`
+    change its params.yaml (a dict), and returns the folder with an environment free of the caller's MLflow,
+    Ray and INPAINT_ROOT settings, whose PATH finds this venv's `dvc` and `inpaint`."""
+
+    def copy(edit) -> tuple[Path, dict]:
+        work = tmp_path_factory.mktemp("repo")
+        files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=REPO_ROOT,
+                               capture_output=True, text=True, check=True).stdout.split()
+        for f in files:
+            if (REPO_ROOT / f).is_file():
+                (work / f).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(REPO_ROOT / f, work / f)
+        params = yaml.safe_load((work / "params.yaml").read_text())
+        edit(params)
+        (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "RAY_ADDRESS", "INPAINT_ROOT")}
+        env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+        return work, env
+
+    return copy
