@@ -68,7 +68,7 @@ def main() -> None:
         prepare(params.data, data / "prepared")
         build_mask_sets(params.masks.model_copy(update={"train_per_bin": 100, "test_per_bin": 4}),
                         params.data.image_size, data / "masks")
-        cluster.connect(params.ray.address)
+        cluster.connect(params.ray.address, dashboard=params.ray.dashboard)
         rows = []
         for variant in args.variants:
             config = bench_config(params, variant, data, args.steps, args.window)
