@@ -35,8 +35,7 @@ def _log_masks_run(params: Params, summary: dict, pictures: list[Path]) -> None:
     client, experiment_id = tracking.open_experiment(params.tracking)
     run = client.create_run(experiment_id, run_name="masks", tags={tracking.TAG_KIND: "masks", **tracking.provenance()})
     rid = run.info.run_id
-    for k, v in tracking.flatten(params.masks.model_dump(mode="json")).items():
-        client.log_param(rid, f"masks.{k}", v)
+    tracking.log_params(client, rid, params.masks.model_dump(mode="json"), prefix="masks.")
     for split in ("train", "test"):
         for key, count in summary[split]["per_bin"].items():
             client.log_metric(rid, tracking.metric_key("masks", split, key), count)

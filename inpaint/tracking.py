@@ -37,6 +37,16 @@ def flatten(d: dict, prefix: str = "") -> dict[str, str]:
     return out
 
 
+def log_params(client, run_id: str, values: dict, prefix: str = "") -> None:
+    """Log a nested dict as flat params, a hundred per request (MLflow's batch limit; one SQLite transaction
+    each instead of one per param), values cut to MLflow's 6,000 characters."""
+    from mlflow.entities import Param
+
+    flat = [Param(k, v[:6000]) for k, v in flatten(values, prefix).items()]
+    for i in range(0, len(flat), 100):
+        client.log_batch(run_id, params=flat[i:i + 100])
+
+
 def file_hash(path: Path) -> str:
     if not path.is_file():
         return "absent"

@@ -361,10 +361,9 @@ def _find_or_start_run(client, experiment_id: str, variant: str, chash: str, par
         "config_hash": chash, "profile": params.profile, **tracking.provenance(),
         "dataset_manifest": tracking.file_hash(paths.PREPARED / "manifest.csv"),
         "mask_manifest": tracking.file_hash(paths.MASKS / "train" / "manifest.csv")})
-    flat = tracking.flatten({"variant": cfg.model_dump(mode="json"), "train": params.train.model_dump(mode="json"),
-                             "data": params.data.model_dump(mode="json")})
-    for k, v in flat.items():
-        client.log_param(run.info.run_id, k, v[:6000])
+    tracking.log_params(client, run.info.run_id, {"variant": cfg.model_dump(mode="json"),
+                                                  "train": params.train.model_dump(mode="json"),
+                                                  "data": params.data.model_dump(mode="json")})
     return run.info.run_id
 
 

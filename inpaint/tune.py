@@ -139,8 +139,6 @@ def label(value: Any) -> Any:
 def _child_run(client, experiment_id: str, parent_run_id: str, study: str, trial_id: str, config: dict,
                trial: Params, variant: str) -> str:
     """The trial's MLflow run under the study's parent run (found again when a stopped study resumes)."""
-    from mlflow.entities import Param
-
     found = client.search_runs([experiment_id], filter_string=(
         f"tags.`{TAG_PARENT}` = '{parent_run_id}' and tags.`{TAG_TRIAL}` = '{trial_id}'"), max_results=1)
     if found:
@@ -149,10 +147,9 @@ def _child_run(client, experiment_id: str, parent_run_id: str, study: str, trial
         TAG_PARENT: parent_run_id, tracking.TAG_KIND: "tune_trial", TAG_STUDY: study, TAG_TRIAL: trial_id,
         tracking.TAG_VARIANT: variant, tracking.TAG_FRAMEWORK: trial.variants[variant].framework,
         "profile": trial.profile, **tracking.provenance()})
-    flat = {**{f"tune.{k}": str(label(v)) for k, v in config.items()},
-            **tracking.flatten({"variant": trial.variants[variant].model_dump(mode="json"),
-                                "train": trial.train.model_dump(mode="json")})}
-    client.log_batch(run.info.run_id, params=[Param(k, v[:6000]) for k, v in flat.items()])
+    tracking.log_params(client, run.info.run_id, {"tune": {k: str(label(v)) for k, v in config.items()},
+                                                  "variant": trial.variants[variant].model_dump(mode="json"),
+                                                  "train": trial.train.model_dump(mode="json")})
     return run.info.run_id
 
 
@@ -168,8 +165,7 @@ def _parent_run(client, experiment_id: str, name: str, study: Study, cfg: TuneCo
     settings = {"study": study.model_dump(mode="json"), "scheduler": cfg.scheduler, "grace_period": cfg.grace_period,
                 "reduction_factor": cfg.reduction_factor, "concurrency": cfg.concurrency, "train": cfg.train,
                 "validation": cfg.validation.model_dump(mode="json")}
-    for k, v in tracking.flatten(settings).items():
-        client.log_param(rid, k, v[:6000])
+    tracking.log_params(client, rid, settings)
     client.log_dict(rid, settings, "study.json")
     write_text(id_file, rid)
     return rid

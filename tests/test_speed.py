@@ -9,12 +9,14 @@ from inpaint.config import TrainConfig, Variant
 from inpaint.frameworks import build_framework, build_networks
 from inpaint.frameworks.base import unwrap
 
+SIZE = 32  # bfloat16 convolutions are slow on a CPU without bf16 units: 64 px costs 6x the time
+
 
 def _framework(switches: dict):
     cfg = TypeAdapter(Variant).validate_python({"framework": "det"})
     tcfg = TrainConfig(**switches)
     torch.manual_seed(0)
-    nets = {k: speed.apply(v, tcfg, torch.device("cpu")) for k, v in build_networks(cfg, 64).items()}
+    nets = {k: speed.apply(v, tcfg, torch.device("cpu")) for k, v in build_networks(cfg, SIZE).items()}
     fw = build_framework(cfg, nets)
     fw.make_optimisers()
     fw.make_schedulers(10)
@@ -25,8 +27,8 @@ def _framework(switches: dict):
 def test_a_det_step_runs_under_the_switches_with_float32_losses(switches):
     fw, tcfg = _framework(switches)
     torch.manual_seed(1)
-    image = speed.batch_to(torch.rand(2, 3, 64, 64), tcfg, torch.device("cpu"))
-    mask = speed.batch_to((torch.rand(2, 1, 64, 64) > 0.7).float(), tcfg, torch.device("cpu"))
+    image = speed.batch_to(torch.rand(2, 3, SIZE, SIZE), tcfg, torch.device("cpu"))
+    mask = speed.batch_to((torch.rand(2, 1, SIZE, SIZE) > 0.7).float(), tcfg, torch.device("cpu"))
     if tcfg.channels_last:
         assert image.is_contiguous(memory_format=torch.channels_last)
     before = {k: v.clone() for k, v in unwrap(fw.networks["generator"]).state_dict().items()}
@@ -50,7 +52,7 @@ def test_checkpoint_keys_do_not_depend_on_the_switches():
 def test_bf16_changes_the_arithmetic_but_not_the_result_much():
     fw32, _ = _framework({})
     fw16, _ = _framework({"bf16": True})
-    x, m = torch.rand(1, 3, 64, 64), torch.zeros(1, 1, 64, 64)
+    x, m = torch.rand(1, 3, SIZE, SIZE), torch.zeros(1, 1, SIZE, SIZE)
     with torch.no_grad():
         a, b = fw32.networks["generator"](x, m)["output"], fw16.networks["generator"](x, m)["output"]
     assert not torch.equal(a, b)  # autocast did run in bfloat16
