@@ -77,7 +77,7 @@ def main() -> None:
         prepare(params.data, data / "prepared")
         build_mask_sets(params.masks.model_copy(update={"train_per_bin": 100, "test_per_bin": 4}),
                         params.data.image_size, data / "masks")
-        cluster.connect(params.ray.address, dashboard=params.ray.dashboard)
+        cluster.connect(params.ray.address)
         for r in range(args.rounds):
             for variant in args.variants:
                 config = bench_config(params, variant, data, args.steps, args.window)

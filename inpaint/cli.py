@@ -71,11 +71,8 @@ def _ray(args) -> None:
         print("stopped the local Ray head" if cluster.stop_head() else "no local Ray head of this repository")
         return
     head = cluster.running_head()
-    if not head:
-        print("no local Ray head of this repository is running")
-        return
-    print(f"local Ray head on {head['address']} (stops {head['keep_alive_s']} s after its last use)"
-          + (f"; dashboard on {head['dashboard']}" if head.get("dashboard") else ""))
+    print(f"local Ray head on {head['address']} (stops {head['keep_alive_s']} s after its last use)" if head
+          else "no local Ray head of this repository is running")
 
 
 def _models(args) -> None:

@@ -28,16 +28,13 @@ LOOPBACK_SWITCH = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 HEAD_DIR = ".ray"
 
 
-def connect(address: str | None = None, keep_alive_s: int = 0, dashboard: bool = False):
-    """Join `address` (or RAY_ADDRESS), else this repository's shared head (keep_alive_s > 0), else a private
-    local Ray. `dashboard`: a local Ray also serves its dashboard on 127.0.0.1 (about 1.5 s more start-up and
-    a few % of a small CPU; a cluster has its own)."""
+def connect(address: str | None = None, keep_alive_s: int = 0):
     address = address or os.environ.get("RAY_ADDRESS")
     head = None
     if not address:
         os.environ[LOOPBACK_SWITCH] = "0"
         if keep_alive_s > 0:
-            head = running_head() or _try_start_head(keep_alive_s, dashboard)
+            head = running_head() or _try_start_head(keep_alive_s)
         if head:
             _use_token(head)
             _lease(Path(head["dir"]))
@@ -52,12 +49,11 @@ def connect(address: str | None = None, keep_alive_s: int = 0, dashboard: bool =
     ray_constants.ENABLE_RAY_CLUSTER = False  # read at call time; the env var covers the child processes
     if head:
         return ray.init(address=head["address"], runtime_env=env, configure_logging=False)
-    # "local": a private Ray even when a `ray start` head runs on this machine (plain ray.init() would join it)
-    context = ray.init(address="local", include_dashboard=dashboard, dashboard_host="127.0.0.1", runtime_env=env,
-                       configure_logging=False)
-    if dashboard:
-        print(f"ray: dashboard on http://{context.dashboard_url}", flush=True)
-    return context
+    # "local": a private Ray even when a `ray start` head runs on this machine (plain ray.init() would join it).
+    # The dashboard stays on although it costs start-up time: Ray Train's placement-group cleaner asks the State
+    # API it serves, and without it a failed run's CPUs stay reserved, so the next Tune trial never starts.
+    return ray.init(address="local", include_dashboard=True, dashboard_host="127.0.0.1", runtime_env=env,
+                    configure_logging=False)
 
 
 def node_addresses() -> list[str]:
@@ -104,27 +100,26 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _try_start_head(keep_alive_s: int, dashboard: bool) -> dict | None:
+def _try_start_head(keep_alive_s: int) -> dict | None:
     """A shared head only saves start-up time: if it cannot start, this stage runs on a private Ray."""
     try:
-        return start_head(keep_alive_s, dashboard=dashboard)
+        return start_head(keep_alive_s)
     except RuntimeError as e:
         print(f"WARNING ray: {e}\nWARNING ray: this stage uses a private Ray instead of a shared head", flush=True)
         return None
 
 
-def start_head(keep_alive_s: int, root: Path | None = None, dashboard: bool = False) -> dict:
+def start_head(keep_alive_s: int, root: Path | None = None) -> dict:
     """`ray start --head` on 127.0.0.1 plus its watchdog; returns the head's record (also in .ray/head.json)."""
     directory = _head_dir(root)
     (directory / "leases").mkdir(parents=True, exist_ok=True)
-    port = _free_port()
+    port, dashboard = _free_port(), _free_port()
     head = {"address": f"127.0.0.1:{port}", "port": port, "dir": str(directory), "keep_alive_s": keep_alive_s,
-            "token": secrets.token_hex(32), "dashboard": f"http://127.0.0.1:{_free_port()}" if dashboard else None}
+            "token": secrets.token_hex(32)}
     env = {**os.environ, LOOPBACK_SWITCH: "0", **_auth(head)}
     cmd = [str(Path(sys.executable).parent / "ray"), "start", "--head", "--node-ip-address=127.0.0.1",
-           f"--port={port}", "--disable-usage-stats"]
-    cmd += (["--dashboard-host=127.0.0.1", f"--dashboard-port={head['dashboard'].rsplit(':', 1)[1]}"] if dashboard
-            else ["--include-dashboard=false"])
+           f"--port={port}", "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}",
+           "--disable-usage-stats"]
     out = subprocess.run(cmd, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True)
     if out.returncode != 0:
         _kill(list(head_processes(port)))  # whatever of the head did start
@@ -136,7 +131,7 @@ def start_head(keep_alive_s: int, root: Path | None = None, dashboard: bool = Fa
                      start_new_session=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                      stderr=subprocess.DEVNULL)
     print(f"ray: started a local head on {head['address']}; it stops {keep_alive_s} s after its last use "
-          f"(or now: `inpaint ray stop`){'; dashboard on ' + head['dashboard'] if dashboard else ''}", flush=True)
+          "(or now: `inpaint ray stop`)", flush=True)
     return head
 
 

@@ -208,7 +208,6 @@ class RayConfig(Strict):
     address: str | None = None  # None: RAY_ADDRESS, else a local Ray on 127.0.0.1
     storage_path: str = "checkpoints"  # Ray Train's checkpoints, one folder per variant; relative to the repo root
     keep_alive_s: Annotated[int, Field(ge=0)] = 0  # > 0: stages share a local head that stops after this idle time
-    dashboard: bool = False  # a local Ray serves its dashboard on 127.0.0.1 (URL printed); costs start-up and CPU
 
 
 class SearchDomain(Strict):

@@ -283,7 +283,7 @@ def train_variant(params: Params, variant: str, out_dir: Path) -> dict:
     client, experiment_id = tracking.open_experiment(params.tracking)
     run_id = _find_or_start_run(client, experiment_id, variant, chash, params)
 
-    cluster.connect(params.ray.address, params.ray.keep_alive_s, params.ray.dashboard)
+    cluster.connect(params.ray.address, params.ray.keep_alive_s)
     start = time.perf_counter()
     trainer = make_trainer(params, loop_config(params, variant, run_id, chash), name=f"{variant}-{chash}",
                            storage_path=paths.absolute(params.ray.storage_path) / variant)
