@@ -49,7 +49,7 @@ def plain(config: dict) -> float:
 def through_ray(params, config: dict, storage: Path) -> tuple[float, float]:
     """images/s of the same window inside the Ray worker, and the wall time of the whole fit."""
     start = time.perf_counter()
-    result = train.make_trainer(params, config, name=config["config_hash"], storage_path=storage).fit()
+    result = train.make_trainer(params, config, name=config["fingerprint"], storage_path=storage).fit()
     return result.metrics["images_per_s"], time.perf_counter() - start
 
 

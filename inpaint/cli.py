@@ -20,14 +20,7 @@ def _stage(name: str, takes_variant: bool):
     def run(args) -> None:
         from inpaint import stages
 
-        from inpaint import weights
-
-        params = _params(args)  # validated before any work
-        weights.preflight(params)
-        start = time.perf_counter()
-        fn = getattr(stages, name)
-        fn(params, args.variant) if takes_variant else fn(params)
-        print(f"{name}{' ' + args.variant if takes_variant else ''}: done in {time.perf_counter() - start:.1f} s")
+        stages.run(name, _params(args), *([args.variant] if takes_variant else []))
     return run
 
 

@@ -173,6 +173,10 @@ class TrainConfig(Strict):
     checkpoint_every: Annotated[int, Field(ge=1)] = 100
     torch_threads: Annotated[int, Field(ge=1)] = 2  # per worker, on CPU
     max_failures: Annotated[int, Field(ge=0)] = 1  # worker failures survived (Ray FailureConfig)
+    # A re-run with an unchanged fingerprint (inpaint/fingerprint.py): `interrupted` resumes a run that stopped
+    # before its last step and trains a finished one again from step 0 (`dvc repro -f` retrains); `always`
+    # also reuses a finished run's final checkpoint (no step trained); `never` always starts from step 0.
+    resume: Literal["interrupted", "always", "never"] = "interrupted"
     # Speed switches for GPU clusters (inpaint/speed.py); all off by default and on CPU.
     bf16: bool = False  # forward passes under bfloat16 autocast; losses and optimiser steps stay float32
     channels_last: bool = False  # NHWC memory layout for networks and batches (faster convolutions on GPUs)
@@ -269,10 +273,11 @@ class Study(Strict):
 
 
 class ValidationConfig(Strict):
-    """The held-out validation split that trials are scored on: the last `images` prepared training
-    images (left out of the trials' training set), each with one training mask drawn with `seed`."""
+    """The held-out validation split that trials are scored on: whole source photos of the prepared training
+    images, drawn with `seed` until at least `images` are held out (left out of the trials' training set),
+    each with one training mask drawn with `seed` (inpaint/validation.py)."""
 
-    images: Annotated[int, Field(ge=1)] = 16
+    images: Annotated[int, Field(ge=1)] = 16  # at least this many (whole photos are held out)
     seed: int = 7
     every: Annotated[int, Field(ge=1)] = 10  # steps between validation reports (ASHA's decision points)
 

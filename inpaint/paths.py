@@ -23,6 +23,7 @@ MASKS = DATA / "masks"
 TEST_PAIRS = DATA / "test_pairs.csv"
 RUNS = REPO_ROOT / "runs"
 EVALS = REPO_ROOT / "evals"
+METRICS = REPO_ROOT / "metrics"  # headline numbers per variant, the DVC metrics files
 REPORTS = REPO_ROOT / "reports"
 
 

@@ -3,14 +3,42 @@ call these; nothing here parses a command line."""
 from __future__ import annotations
 
 import math
+import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from inpaint import bins, paths, tracking
-from inpaint.config import Params
+from inpaint import bins, paths, tracking, weights
+from inpaint.config import Params, ParamsError, load_params
 from inpaint.io import atomic_dir, atomic_path, write_json, write_text
+
+VARIANT_STAGES = ("train", "evaluate")
+
+
+def main(name: str, argv: list[str]) -> int:
+    """The entry point of DVC stage `name` (pipelines/<name>.py): params validated before any work, then the
+    stage; bad input ends in one `error:` line and exit code 2. Goes straight here, not through the CLI, so
+    that a stage's code (inpaint/codegraph.py) is what it runs, not every command's."""
+    expected = 1 if name in VARIANT_STAGES else 0
+    if len(argv) != expected:
+        print(f"usage: python pipelines/{name}.py{' VARIANT' if expected else ''}", file=sys.stderr)
+        return 2
+    try:
+        run(name, load_params(), *argv)
+    except (ParamsError, weights.MissingWeights) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def run(name: str, params: Params, *variant: str) -> None:
+    """Stage `name` on validated params, after the pretrained-weights check; prints its time."""
+    weights.preflight(params)
+    start = time.perf_counter()
+    globals()[name](params, *variant)
+    print(f"{' '.join([name, *variant])}: done in {time.perf_counter() - start:.1f} s")
 
 
 def prepare(params: Params) -> dict:
@@ -47,23 +75,36 @@ def _log_masks_run(params: Params, summary: dict, pictures: list[Path]) -> None:
 
 def pairs(params: Params) -> None:
     """The recorded test pairs (data/test_pairs.csv) of the prepared test images and the test masks."""
-    from inpaint.data.prepare import load_split
     from inpaint.masks import MaskStore
 
-    n_images = len(load_split(paths.PREPARED, "test"))
-    write_test_pairs(MaskStore(paths.MASKS / "test"), n_images, paths.TEST_PAIRS)
-    print(f"pairs: {n_images} test images x {len(bins.BINS)} bins -> {paths.TEST_PAIRS}")
+    manifest = pd.read_csv(paths.PREPARED / "manifest.csv")
+    sources = manifest[manifest.split == "test"].sort_values("index").source.reset_index(drop=True)
+    write_test_pairs(MaskStore(paths.MASKS / "test"), sources, params.masks.test_seed, paths.TEST_PAIRS)
+    print(f"pairs: {len(sources)} test images from {sources.nunique()} photos x {len(bins.BINS)} bins "
+          f"-> {paths.TEST_PAIRS}")
 
 
-def write_test_pairs(test_masks, n_images: int, path: Path) -> None:
-    """Per bin, test image k is paired with the bin's k-th test mask (cycling through the masks when there
-    are more images): a fixed order, recorded, so every model is scored on exactly the same pairs."""
+def stratified_order(sources: pd.Series, rng: np.random.Generator) -> list[int]:
+    """Test image indices, one photo after another: photos in a seeded order, then each photo's next crop, so
+    that the first n pairs of a bin (evaluate.pairs_per_bin) come from min(n, photos) different photos."""
+    photos = [rng.permutation(np.flatnonzero((sources == p).to_numpy())).tolist()
+              for p in rng.permutation(sources.unique())]
+    return [crops[r] for r in range(max(map(len, photos))) for crops in photos if r < len(crops)]
+
+
+def write_test_pairs(test_masks, sources: pd.Series, seed: int, path: Path) -> None:
+    """Per bin, every test image once, in `stratified_order`, the k-th paired with the k-th of the bin's
+    test masks in a seeded order (cycling when there are more images): fixed and recorded, so every model
+    is scored on exactly the same pairs."""
     rows = []
     for b in range(len(bins.BINS)):
         ids = test_masks.indices_in_bin(b)
         if len(ids) == 0:
             raise ValueError(f"the test mask set has no mask in bin {bins.label(b)}")
-        rows += [{"bin": b, "image": k, "mask": int(ids[k % len(ids)])} for k in range(n_images)]
+        rng = np.random.default_rng([seed, b])
+        ids = rng.permutation(ids)
+        rows += [{"bin": b, "image": image, "mask": int(ids[k % len(ids)])}
+                 for k, image in enumerate(stratified_order(sources, rng))]
     with atomic_path(path) as tmp:
         pd.DataFrame(rows).to_csv(tmp, index=False)
 
@@ -94,8 +135,11 @@ def evaluate(params: Params, variant: str) -> dict:
     complexity = ev.complexity(generator, meta)
     record = {"variant": variant, "metrics": results, "complexity": complexity, "pretrained": set_metrics.pretrained,
               "set_metrics": set_metrics.status, "pairs": len(per_image), "pairs_per_s": round(pairs_per_s, 2),
-              "settings": {**params.evaluate.model_dump(mode="json"), "weights": params.weights}}
+              "pairs_per_bin": {bins.label(b): int(n) for b, n in per_image.groupby("bin").size().items()},
+              "settings": {**params.evaluate.model_dump(mode="json"), "weights": params.weights},
+              "provenance": evaluation_provenance(params, meta, set_metrics)}
     write_json(paths.EVALS / f"{variant}.json", record)
+    write_json(paths.METRICS / f"{variant}.json", headline(results, meta.get("steps")))
     per_bin_csv = paths.EVALS / f"{variant}_per_bin.csv"
     with atomic_path(per_bin_csv) as tmp:
         per_bin = per_image.groupby("bin").mean().reset_index()
@@ -117,6 +161,32 @@ def evaluate(params: Params, variant: str) -> dict:
         client.set_tag(run_id, f"eval.setting.{k}", str(v))
     client.log_artifact(run_id, str(per_bin_csv), artifact_path="evaluation")
     return record
+
+
+def headline(results: dict[str, float], steps: int | None) -> dict[str, float]:
+    """The few numbers `dvc exp show` / `dvc metrics diff` put side by side (metrics/<variant>.json): each
+    per-image metric's mean over the hole-ratio bins (l1 in %, PSNR in dB), FID and KID over all bins, and the
+    steps trained. Metrics not computed are left out."""
+    out = {}
+    for m in ("psnr", "ssim", "l1", "lpips"):
+        values = [results[f"{m}/{bins.key(b)}"] for b in range(len(bins.BINS)) if f"{m}/{bins.key(b)}" in results]
+        if len(values) == len(bins.BINS):
+            out[m] = round(float(np.mean(values)), 4)
+    out.update({m: round(results[f"{m}/all"], 4) for m in ("fid", "kid") if f"{m}/all" in results})
+    return {**out, "steps": steps} if steps is not None else out
+
+
+def evaluation_provenance(params: Params, meta: dict, set_metrics) -> dict:
+    """Where an evaluated result comes from (docs/provenance.md): the trained model's fingerprint, data and
+    mask manifests, run and the loss terms it switched off (from model.pt), and this evaluation's commit,
+    profile, `weights` mode and metric networks."""
+    git = tracking.provenance()
+    return {"git_commit": git["git_sha"], "git_dirty": git["git_dirty"], "profile": params.profile,
+            "weights": params.weights, "fingerprint": meta.get("fingerprint", "unknown"),
+            "data_manifest": meta.get("data", "unknown"), "mask_manifest": meta.get("masks", "unknown"),
+            "test_pairs": tracking.file_hash(paths.TEST_PAIRS), "train_run_id": meta.get("run_id"),
+            "train_steps": meta.get("steps"), "switched_off": meta.get("switched_off", {}),
+            "metric_networks": set_metrics.status}
 
 
 def report(params: Params) -> dict:

@@ -61,13 +61,37 @@ def git_sha() -> str:
         return "unknown"
 
 
+def git_dirty() -> str:
+    """"true" when tracked files differ from the commit (the code that ran is not the commit's), "unknown"
+    outside a git checkout."""
+    try:
+        out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
+                             capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return "unknown" if out.returncode else str(bool(out.stdout.strip())).lower()
+
+
 def provenance() -> dict[str, str]:
+    """What every MLflow run carries: the commit (and whether the working tree differed from it), library
+    versions and the host."""
     import ray
     import torch
 
-    return {"git_sha": git_sha(), "dvc_lock": file_hash(REPO_ROOT / "dvc.lock"),
+    return {"git_sha": git_sha(), "git_dirty": git_dirty(), "dvc_lock": file_hash(REPO_ROOT / "dvc.lock"),
             "torch": torch.__version__, "ray": ray.__version__, "python": platform.python_version(),
             "host": platform.node()}
+
+
+def run_provenance(params, variant: str, fp: str) -> dict[str, str]:
+    """A train run's provenance tags: the above plus its fingerprint, data and mask manifests, profile, the
+    `weights` mode and which pretrained files it loads (docs/provenance.md)."""
+    from inpaint import fingerprint
+
+    used = fingerprint.pretrained_used(params, variant)
+    return {**provenance(), "fingerprint": fp, "profile": params.profile, "weights": params.weights,
+            **{f"{k}_manifest": v for k, v in fingerprint.data_hashes().items()},
+            "pretrained": ", ".join(f"{k}={'present' if v else 'missing'}" for k, v in used.items()) or "none"}
 
 
 def open_experiment(cfg) -> tuple:
@@ -81,6 +105,34 @@ def open_experiment(cfg) -> tuple:
 def get_or_create_experiment(client, name: str) -> str:
     """Artifacts go to <repo>/mlartifacts, an absolute location: Ray workers run in other directories."""
     exp = client.get_experiment_by_name(name)
-    if exp:
-        return exp.experiment_id
-    return client.create_experiment(name, artifact_location=(REPO_ROOT / "mlartifacts").as_uri())
+    if exp is None:
+        return client.create_experiment(name, artifact_location=ARTIFACTS.as_uri())
+    follow_repository(client.tracking_uri, exp.artifact_location)
+    return exp.experiment_id
+
+
+ARTIFACTS = REPO_ROOT / "mlartifacts"
+
+
+def follow_repository(uri: str, artifact_location: str) -> None:
+    """A copied or moved repository: its own mlflow.db still names the old folder's artifact store (MLflow
+    stores absolute locations), so new runs would log into the old folder. Re-point the store's locations at
+    this repository's mlartifacts. Only for the repository's own SQLite store; a tracking server keeps its own."""
+    import sqlite3
+    from contextlib import closing
+
+    here = ARTIFACTS.as_uri()
+    if uri != f"sqlite:///{REPO_ROOT / 'mlflow.db'}" or not artifact_location.startswith("file:///") \
+            or artifact_location == here or not artifact_location.endswith("/mlartifacts"):
+        return
+    with closing(sqlite3.connect(REPO_ROOT / "mlflow.db")) as db, db:
+        tables = {row[0] for row in db.execute("select name from sqlite_master where type = 'table'")}
+        for table, column in (("experiments", "artifact_location"), ("runs", "artifact_uri"),
+                              ("logged_models", "artifact_location")):
+            if table in tables:
+                n = len(artifact_location)
+                db.execute(f"update {table} set {column} = ? || substr({column}, ?) where substr({column}, 1, ?) = ? "
+                           f"and (length({column}) = ? or substr({column}, ?, 1) = '/')",
+                           (here, n + 1, n, artifact_location, n, n + 1))
+    print(f"mlflow: this repository's store named artifacts in {artifact_location}; now {here}")
+

@@ -3,45 +3,30 @@
 (`RaySession`, or `LocalSession` for the plain-PyTorch comparison in bench/train.py).
 
 The loop is step based: `train.steps` optimisation steps of a global batch `train.batch_size` split
-across workers. Checkpoints (networks, optimisers, step, RNG states) go through `ray.train.report`; a
-re-run with the same resolved config resumes from the last one (the Ray run name carries the config hash).
-Only rank 0 talks to MLflow.
+across workers. Checkpoints (networks, optimisers, step, RNG states) go through `ray.train.report`. The
+Ray run and the MLflow run are named by the run fingerprint (code + data + params, inpaint/fingerprint.py):
+an interrupted run with the same fingerprint resumes from its last checkpoint, anything else trains from
+step 0 under a new MLflow run (`train.resume`). Only rank 0 talks to MLflow.
 """
 from __future__ import annotations
 
 import copy
-import hashlib
 import itertools
-import json
+import shutil
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 from pydantic import TypeAdapter
 
-from inpaint import paths, tracking
+from inpaint import fingerprint, paths, tracking
 from inpaint.config import Params, TrainConfig, Variant
 from inpaint.io import atomic_path, write_json
 
 STATE_FILE = "state.pt"
-# train settings that change how a run is watched or fed, not what it computes: a resumed run may change them
-NOT_IN_HASH = {"log_every", "image_every", "max_failures", "loader_workers", "pin_memory"}
-
-
-def config_hash(variant: str, params: Params) -> str:
-    """Everything that changes what a run computes: the variant, training, data and masks sections, and
-    which pretrained files the run would use (a resumed run must not switch a loss term on half-way)."""
-    from inpaint import weights
-
-    used = {k: weights.FILES[k].path.is_file() for k in weights.needed_for_training(params.variants[variant])}
-    blob = json.dumps({"variant": variant, "cfg": params.variants[variant].model_dump(mode="json"),
-                       "weights": params.weights, "weight_files": used,
-                       "train": params.train.model_dump(mode="json", exclude=NOT_IN_HASH),
-                       "data": params.data.model_dump(mode="json"), "masks": params.masks.model_dump(mode="json")},
-                      sort_keys=True)
-    return hashlib.sha1(blob.encode()).hexdigest()[:10]
 
 
 def _grid(visuals: dict[str, torch.Tensor], rows: int = 4) -> np.ndarray:
@@ -170,7 +155,9 @@ def train_loop(config: dict, session) -> None:
     framework = build_framework(cfg, networks, weights_mode=config["weights"])
     framework.make_optimisers()
     framework.make_schedulers(tcfg.steps)
-    meta = {"variant": config["variant"], "framework": cfg.framework, "config_hash": config["config_hash"]}
+    # `switched_off`: what this run does differently from its config (e.g. a loss term without its VGG-16)
+    meta = {"variant": config["variant"], "framework": cfg.framework, "fingerprint": config["fingerprint"],
+            "switched_off": dict(framework.notes)}
 
     step = 0
     state = session.restore(meta)
@@ -183,16 +170,17 @@ def train_loop(config: dict, session) -> None:
 
     images, masks = load_split(Path(config["prepared"]), "train"), MaskStore(Path(config["masks"]))
     validation = None
-    if config.get("validation"):  # Tune's trials: the last training images become the validation split
-        validation = Validation.from_config(images, masks, config["validation"])
-        images = validation.train_images
+    if config.get("validation"):  # Tune's trials: whole source photos held out of the training images
+        manifest = pd.read_csv(Path(config["prepared"]) / "manifest.csv")
+        validation = Validation.from_config(images, manifest, masks, config["validation"])
     dataset = TrainPairs(images, masks, tcfg.seed)
+    train_set = torch.utils.data.Subset(dataset, validation.train_index) if validation else dataset
     per_worker = tcfg.batch_size // session.world
-    sampler = ResumableSampler(dataset, session.world, session.rank, shuffle=True, seed=tcfg.seed, drop_last=True)
+    sampler = ResumableSampler(train_set, session.world, session.rank, shuffle=True, seed=tcfg.seed, drop_last=True)
     batches_per_epoch = len(sampler) // per_worker
     if batches_per_epoch == 0:
-        raise ValueError(f"train.batch_size={tcfg.batch_size} is larger than the training set ({len(dataset)} images)")
-    loader = torch.utils.data.DataLoader(dataset, batch_size=per_worker, sampler=sampler, drop_last=True,
+        raise ValueError(f"train.batch_size={tcfg.batch_size} is larger than the training set ({len(train_set)} images)")
+    loader = torch.utils.data.DataLoader(train_set, batch_size=per_worker, sampler=sampler, drop_last=True,
                                          num_workers=tcfg.loader_workers, pin_memory=tcfg.pin_memory,
                                          persistent_workers=False)
 
@@ -279,20 +267,20 @@ def train_variant(params: Params, variant: str, out_dir: Path) -> dict:
     if variant not in params.variants:
         raise KeyError(f"unknown variant {variant!r}; params.yaml variants: {', '.join(params.variants)}")
     cfg = params.variants[variant]
-    chash = config_hash(variant, params)
+    fp = fingerprint.fingerprint(params, variant)
     client, experiment_id = tracking.open_experiment(params.tracking)
-    run_id = _find_or_start_run(client, experiment_id, variant, chash, params)
+    storage, name = paths.absolute(params.ray.storage_path) / variant, f"{variant}-{fp}"
+    run_id = _find_or_start_run(client, experiment_id, variant, fp, params, storage / name)
 
     cluster.connect(params.ray.address, params.ray.keep_alive_s)
     start = time.perf_counter()
-    trainer = make_trainer(params, loop_config(params, variant, run_id, chash), name=f"{variant}-{chash}",
-                           storage_path=paths.absolute(params.ray.storage_path) / variant)
+    trainer = make_trainer(params, loop_config(params, variant, run_id, fp), name=name, storage_path=storage)
     result = trainer.fit()
     seconds = time.perf_counter() - start
     if result.checkpoint is None:
         raise RuntimeError(f"variant {variant}: training finished without a checkpoint")
     with result.checkpoint.as_directory() as d:
-        state = load_state(Path(d) / STATE_FILE, expect={"variant": variant, "config_hash": chash})
+        state = load_state(Path(d) / STATE_FILE, expect={"variant": variant, "fingerprint": fp})
     model = model_file(state, cfg, params.data.image_size, run_id)
     out_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(out_dir / "model.pt") as tmp:
@@ -308,14 +296,14 @@ def train_variant(params: Params, variant: str, out_dir: Path) -> dict:
     return summary
 
 
-def loop_config(params: Params, variant: str, run_id: str | None, chash: str) -> dict:
+def loop_config(params: Params, variant: str, run_id: str | None, fp: str) -> dict:
     """What `train_func` reads: plain data (it crosses process and node boundaries), absolute paths (Ray
     changes the working directory of its workers). `run_id` None: no MLflow logging from the workers."""
     return {"variant": variant, "variant_cfg": params.variants[variant].model_dump(mode="json"),
             "train": params.train.model_dump(mode="json"), "image_size": params.data.image_size,
             "prepared": str(paths.PREPARED), "masks": str(paths.MASKS / "train"),
             "tracking_uri": tracking.tracking_uri(params.tracking.uri) if run_id else None, "run_id": run_id,
-            "config_hash": chash, "weights": params.weights}
+            "fingerprint": fp, "weights": params.weights}
 
 
 def make_trainer(params: Params, config: dict, name: str, storage_path: Path | None = None, callbacks=None):
@@ -341,7 +329,7 @@ def model_file(state: dict, cfg, image_size: int, run_id: str) -> dict:
     detector, whose heat maps the report draws), with enough metadata to rebuild them."""
     networks = state["framework"]["networks"]
     meta = {**state["meta"], "generator": cfg.generator, "image_size": image_size, "steps": state["step"],
-            "run_id": run_id}
+            "run_id": run_id, **fingerprint.data_hashes()}
     model = {"meta": meta, "generator": networks["generator"]}
     if "detector" in networks:
         meta["detector"] = cfg.detector
@@ -349,18 +337,24 @@ def model_file(state: dict, cfg, image_size: int, run_id: str) -> dict:
     return model
 
 
-def _find_or_start_run(client, experiment_id: str, variant: str, chash: str, params: Params) -> str:
-    """The MLflow run of this exact config (resumed after a stop), or a new one."""
+def _find_or_start_run(client, experiment_id: str, variant: str, fp: str, params: Params, ray_run: Path) -> str:
+    """The MLflow run to train under, by `train.resume`: the interrupted run of this fingerprint (its Ray run
+    `ray_run` resumes from its last checkpoint), or a new run from step 0 (the Ray run folder of a finished
+    or abandoned run of this fingerprint is removed so that Ray starts afresh)."""
     found = client.search_runs([experiment_id], filter_string=(
-        f"tags.`{tracking.TAG_VARIANT}` = '{variant}' and tags.config_hash = '{chash}'"), max_results=1)
-    if found:
+        f"tags.`{tracking.TAG_VARIANT}` = '{variant}' and tags.fingerprint = '{fp}'"), order_by=["start_time DESC"],
+        max_results=1)
+    mode = params.train.resume
+    if found and (mode == "always" or (mode == "interrupted" and found[0].info.status != "FINISHED")):
+        print(f"train {variant}: resuming MLflow run {found[0].info.run_id} (fingerprint {fp}, train.resume={mode})")
         return found[0].info.run_id
+    if found and found[0].info.status == "RUNNING":
+        client.set_terminated(found[0].info.run_id, status="KILLED")
+    shutil.rmtree(ray_run, ignore_errors=True)
     cfg = params.variants[variant]
     run = client.create_run(experiment_id, run_name=variant, tags={
         tracking.TAG_KIND: "train", tracking.TAG_VARIANT: variant, tracking.TAG_FRAMEWORK: cfg.framework,
-        "config_hash": chash, "profile": params.profile, **tracking.provenance(),
-        "dataset_manifest": tracking.file_hash(paths.PREPARED / "manifest.csv"),
-        "mask_manifest": tracking.file_hash(paths.MASKS / "train" / "manifest.csv")})
+        **tracking.run_provenance(params, variant, fp)})
     tracking.log_params(client, run.info.run_id, {"variant": cfg.model_dump(mode="json"),
                                                   "train": params.train.model_dump(mode="json"),
                                                   "data": params.data.model_dump(mode="json")})

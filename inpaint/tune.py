@@ -118,14 +118,15 @@ def run_trial(config: dict, params: Params, study: str, parent_run_id: str, expe
     from ray.tune.integration.ray_train import TuneReportCallback
 
     from inpaint import train
+    from inpaint.fingerprint import fingerprint
 
     trial = trial_params(params, study, config)
     (variant,) = trial.variants  # trial_params keeps the study's variant alone
     trial_id = ray.tune.get_context().get_trial_id()
     client = MlflowClient(tracking.tracking_uri(params.tracking.uri))
     run_id = _child_run(client, experiment_id, parent_run_id, study, trial_id, config, trial, variant)
-    chash = train.config_hash(variant, trial)
-    loop = {**train.loop_config(trial, variant, run_id, chash), "validation": params.tune.validation.model_dump()}
+    loop = {**train.loop_config(trial, variant, run_id, fingerprint(trial, variant)),
+            "validation": params.tune.validation.model_dump()}
     trainer = train.make_trainer(trial, loop, name=trial_id, storage_path=Path(trials_dir),
                                  callbacks=[TuneReportCallback()])
     trainer.fit()

@@ -1,13 +1,17 @@
 """The validation split that Tune's trials are judged on, and its scores.
 
-Held out from the TRAINING images (the test pairs stay untouched until evaluation): the last
-`validation.images` prepared training images, which the trial then does not train on, each paired with a
-training mask drawn with `validation.seed`. Scored as the evaluator scores the test pairs (inpaint/evaluate.py):
-on the composite rounded to uint8, l1 (%), PSNR and SSIM per image, averaged.
+Held out from the TRAINING images (the test pairs stay untouched until evaluation) by source photo: whole
+photos, in an order drawn with `validation.seed`, until at least `validation.images` images are held out.
+No validation image shares a photo with a training image (the sample dataset cuts several crops from each
+photo), and the draw spreads the split over the categories of a categorised dataset (Places2) instead of
+taking the last one. Each held-out image is paired with a training mask drawn with the same seed. Scored as
+the evaluator scores the test pairs (inpaint/evaluate.py): on the composite rounded to uint8, l1 (%), PSNR
+and SSIM per image, averaged.
 """
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import torch
 
 from inpaint import metrics
@@ -15,19 +19,38 @@ from inpaint.data.pairs import ValidationPairs
 from inpaint.frameworks.base import composite, masked_input
 
 
+def held_out(sources: pd.Series, images: int, seed: int) -> np.ndarray:
+    """Boolean mask over the training images: whole source photos, drawn in a seeded order, until at least
+    `images` images are held out."""
+    photos = sources.unique()
+    order = np.random.default_rng(seed).permutation(len(photos))
+    counts = sources.value_counts()
+    taken, total = [], 0
+    for i in order:
+        if total >= images:
+            break
+        taken.append(photos[i])
+        total += int(counts[photos[i]])
+    chosen = sources.isin(taken).to_numpy()
+    if chosen.all():
+        raise ValueError(f"tune.validation.images={images} leaves no training image (the training split has "
+                         f"{len(sources)} images from {len(photos)} photos)")
+    return chosen
+
+
 class Validation:
-    def __init__(self, images: np.ndarray, masks, images_held_out: int, seed: int, every: int):
-        if images_held_out >= len(images):
-            raise ValueError(f"tune.validation.images={images_held_out} leaves no training image "
-                             f"(the training split has {len(images)})")
-        self.pairs = ValidationPairs(images[-images_held_out:], masks, seed)
-        self.train_images = images[:-images_held_out]
+    def __init__(self, images: np.ndarray, sources: pd.Series, masks, images_held_out: int, seed: int, every: int):
+        """`sources`: each training image's source photo (the prepared manifest's `source`, in index order)."""
+        chosen = held_out(sources.reset_index(drop=True), images_held_out, seed)
+        self.pairs = ValidationPairs(images[np.flatnonzero(chosen)], masks, seed)
+        self.train_index = np.flatnonzero(~chosen)
         self.every = every
 
     @classmethod
-    def from_config(cls, images: np.ndarray, masks, config: dict) -> "Validation":
-        """`config` is the loop config's `validation` entry: {images, seed, every}."""
-        return cls(images, masks, config["images"], config["seed"], config["every"])
+    def from_config(cls, images: np.ndarray, manifest: pd.DataFrame, masks, config: dict) -> "Validation":
+        """`config` is the loop config's `validation` entry: {images, seed, every}; `manifest` the prepared one."""
+        train = manifest[manifest.split == "train"].sort_values("index")
+        return cls(images, train.source, masks, config["images"], config["seed"], config["every"])
 
     def due(self, step: int) -> bool:
         return step % self.every == 0

@@ -1,7 +1,7 @@
 """DVC stage `report` (see dvc.yaml): a thin entry point over inpaint.stages."""
 import sys
 
-from inpaint.cli import main
+from inpaint.stages import main
 
 if __name__ == "__main__":  # the masks stage spawns worker processes that re-import this file
-    sys.exit(main(["report", *sys.argv[1:]]))
+    sys.exit(main("report", sys.argv[1:]))

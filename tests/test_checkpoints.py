@@ -13,14 +13,14 @@ def saved(tmp_path):
     cfg = TypeAdapter(Variant).validate_python({"framework": "weight"})
     fw = build_framework(cfg, build_networks(cfg, 64))
     fw.make_optimisers()
-    meta = {"variant": "gdn_weight", "framework": "weight", "config_hash": "abc"}
+    meta = {"variant": "gdn_weight", "framework": "weight", "fingerprint": "abc"}
     save_state(tmp_path, fw, 7, meta)
     return tmp_path / STATE_FILE, fw
 
 
 def test_round_trip_keeps_step_and_weights(saved):
     path, fw = saved
-    state = load_state(path, expect={"variant": "gdn_weight", "config_hash": "abc"})
+    state = load_state(path, expect={"variant": "gdn_weight", "fingerprint": "abc"})
     assert state["step"] == 7
     gen = state["framework"]["networks"]["generator"]
     for k, v in fw.networks["generator"].state_dict().items():

@@ -2,6 +2,8 @@
 what a researcher sees: the MLflow store and the report table."""
 import json
 import math
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -128,25 +130,86 @@ def test_dvc_metrics_and_plots_render(pipeline):
     work, env, _ = pipeline
     dvc = str(Path(sys.executable).parent / "dvc")
     metrics = run_checked([dvc, "metrics", "show"], work, env)
-    assert "evals/gdn_det.json" in metrics and "runs/gdn_det/train_metrics.json" in metrics
+    assert "metrics/gdn_det.json" in metrics and "runs/gdn_det/train_metrics.json" in metrics
     run_checked([dvc, "plots", "show", "-o", str(work / "plots_html")], work, env)
     html = (work / "plots_html" / "index.html").read_text()
     assert "ratio_histogram" in html and "loss.csv" in html and "metric_vs_ratio" in html
     assert "comparison.png" in html
 
 
-def test_rerun_of_a_trained_variant_resumes_from_its_checkpoint(pipeline):
-    """The Ray run of an unchanged config restores its last checkpoint: no step is trained twice and the
-    same MLflow run is continued."""
-    work, env, _ = pipeline
+def _train_runs(work, variant: str) -> list:
     client, exp = _mlflow(work)
-    (run,) = client.search_runs([exp], filter_string="tags.`inpaint.variant` = 'gdn_weight'")
-    (work / "runs" / "gdn_weight" / "model.pt").unlink()
-    log = run_checked([str(Path(sys.executable).parent / "inpaint"), "train", "gdn_weight"], work, env)
-    assert "2 steps in" in log and run.info.run_id in log
-    steps = [m.step for m in client.get_metric_history(run.info.run_id, "train/loss_g")]
-    assert sorted(steps) == [1, 2], steps  # every step logged exactly once
-    assert (work / "runs" / "gdn_weight" / "model.pt").is_file()
+    return client.search_runs([exp], filter_string=f"tags.`inpaint.variant` = '{variant}' and "
+                                                    "tags.`inpaint.kind` = 'train'", order_by=["start_time ASC"])
+
+
+def _steps_logged(work, run_id: str) -> list[int]:
+    client, _ = _mlflow(work)
+    return sorted(m.step for m in client.get_metric_history(run_id, "train/loss_g"))
+
+
+def test_a_code_change_retrains_from_step_0_under_a_new_run(pipeline):
+    """One edited line of inpaint/losses/ changes the run fingerprint: DVC marks every train stage stale and
+    the re-run trains every step again under a new MLflow run, instead of restoring the finished checkpoint."""
+    work, env, _ = pipeline
+    dvc = str(Path(sys.executable).parent / "dvc")
+    (before,) = _train_runs(work, "gdn_weight")
+    loss_file = work / "inpaint" / "losses" / "reconstruction.py"
+    original = loss_file.read_text()
+    loss_file.write_text(original + "\n# an edited line\n")
+    env = {**env, "PYTHONPATH": str(work)}  # the copy's own inpaint package, edited
+    try:
+        status = run_checked([dvc, "status", "dvc.yaml"], work, env)
+        stale = {line.split(":")[0] for line in status.splitlines() if line and not line.startswith((" ", "\t"))}
+        assert {f"train@{v}" for v in VARIANTS} <= stale, status
+        log = run_checked([dvc, "repro", "train@gdn_weight"], work, env)
+    finally:
+        loss_file.write_text(original)
+    assert "resumed" not in log, log[-3000:]
+    runs = _train_runs(work, "gdn_weight")
+    assert [r.info.run_id for r in runs][0] == before.info.run_id and len(runs) == 2
+    after = runs[1]
+    assert after.data.tags["fingerprint"] != before.data.tags["fingerprint"]
+    assert _steps_logged(work, after.info.run_id) == [1, 2]  # every step trained again, once
+    model = __import__("torch").load(work / "runs" / "gdn_weight" / "model.pt", weights_only=True)
+    assert model["meta"]["fingerprint"] == after.data.tags["fingerprint"]
+    assert model["meta"]["run_id"] == after.info.run_id
+
+
+def test_a_finished_run_is_trained_again_and_an_interrupted_one_resumes(pipeline):
+    """`dvc repro -f` of an unchanged variant trains from step 0 under a new MLflow run (train.resume is
+    `interrupted`); a driver killed after a checkpoint is resumed by the next run: same MLflow run, same
+    fingerprint, training goes on from the checkpoint."""
+    work, env, _ = pipeline
+    inpaint = str(Path(sys.executable).parent / "inpaint")
+    done = len(_train_runs(work, "gdn_adv"))
+    run_checked([inpaint, "train", "gdn_adv"], work, env)
+    runs = _train_runs(work, "gdn_adv")
+    assert len(runs) == done + 1 and _steps_logged(work, runs[-1].info.run_id) == [1, 2]
+
+    original = (work / "params.yaml").read_text()
+    params = yaml.safe_load(original)
+    params["train"] = {"steps": 12, "checkpoint_every": 2, "image_every": 100}
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    try:
+        storage, started = work / "checkpoints" / "gdn_adv", time.time()
+        proc = subprocess.Popen([inpaint, "train", "gdn_adv"], cwd=work, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        deadline = time.monotonic() + 300
+        while not _registered_checkpoint_since(storage, started) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert proc.poll() is None, "the run ended before it could be interrupted"
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate(timeout=60)
+        interrupted = _train_runs(work, "gdn_adv")[-1]
+        log = run_checked([inpaint, "train", "gdn_adv"], work, env)
+    finally:
+        (work / "params.yaml").write_text(original)
+    assert f"resuming MLflow run {interrupted.info.run_id}" in log, log[-3000:]
+    resumed = [int(line.rsplit(" ", 1)[1]) for line in log.splitlines() if "resumed from the checkpoint of step" in line]
+    assert resumed and 0 < resumed[-1] < 12, log[-3000:]
+    assert _train_runs(work, "gdn_adv")[-1].info.run_id == interrupted.info.run_id
+    assert set(_steps_logged(work, interrupted.info.run_id)) == set(range(1, 13))
 
 
 def test_two_ray_workers_train_like_one_with_the_same_global_batch(pipeline):
@@ -222,6 +285,7 @@ def test_a_killed_worker_is_survived_and_every_step_is_done_once(pipeline):
 
     from inpaint import train
     from inpaint.config import load_params
+    from inpaint.fingerprint import fingerprint
 
     work, env, _ = pipeline
     original = (work / "params.yaml").read_text()
@@ -250,7 +314,7 @@ def test_a_killed_worker_is_survived_and_every_step_is_done_once(pipeline):
         assert resumed and 0 < resumed[-1] < 24, log[-4000:]
 
         loaded = load_params(work / "params.yaml")
-        config = train.loop_config(loaded, "gdn_weight", None, train.config_hash("gdn_weight", loaded))
+        config = train.loop_config(loaded, "gdn_weight", None, fingerprint(loaded, "gdn_weight"))
         config["prepared"], config["masks"] = str(work / "data" / "prepared"), str(work / "data" / "masks" / "train")
         session = train.LocalSession()
         train.train_loop(config, session)

@@ -66,19 +66,6 @@ def test_trial_params_lay_the_trial_train_settings_and_partial_variant_settings_
     assert args == ["-S '++variants.gdn_det.weight_mapping=exp'", "-S '++variants.gdn_det.exp_base=5'"]
 
 
-def test_the_validation_split_is_held_out_of_the_training_images():
-    from inpaint.validation import Validation
-
-    images = np.arange(10)[:, None, None, None] * np.ones((1, 4, 4, 3), np.uint8)
-    masks = np.zeros((5, 4, 4), np.uint8)
-    v = Validation(images, masks, images_held_out=3, seed=7, every=2)
-    assert [int(i[0, 0, 0]) for i in v.train_images] == list(range(7))
-    assert [int(v.pairs[k][0][0, 0, 0] * 255) for k in range(3)] == [7, 8, 9]
-    assert list(Validation(images, masks, 3, 7, 2).pairs.mask_ids) == list(v.pairs.mask_ids)  # seeded
-    with pytest.raises(ValueError, match="tune.validation.images=10 leaves no training image"):
-        Validation(images, masks, 10, 7, 2)
-
-
 def _ci3(params: dict) -> None:
     params["profile"] = "ci"
     params["tune"]["studies"]["ci3"] = STUDY

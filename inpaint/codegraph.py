@@ -1,0 +1,148 @@
+"""Which `inpaint` source files a pipeline stage runs, read from the code itself.
+
+Two things need that list: dvc.yaml's deps (a stage must re-run when any file it runs changes; a test keeps
+the deps complete) and the run fingerprint (inpaint/fingerprint.py: a trained model is tied to the content of
+the code that trained it). Both must see lazy imports (`from inpaint import x` inside a function), which
+`modulefinder` or importing the entry point would miss, so the graph is read from the source with `ast`.
+
+A stage starts in `inpaint.stages.<stage>` (pipelines/<stage>.py calls it through `stages.main`). In
+stages.py only that function counts (with the module-level imports and the functions of stages.py it calls);
+stages.py holds every stage, and a change to the report code must not retrain a model. Every other module
+counts whole: all its imports, at any depth.
+"""
+from __future__ import annotations
+
+import ast
+from functools import cache
+from pathlib import Path
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+ENTRY_MODULE = "inpaint.stages"
+RUNNER = "main"  # the function of stages.py that every pipeline script calls
+
+
+def module_file(name: str) -> Path:
+    """inpaint.a.b -> inpaint/a/b.py or inpaint/a/b/__init__.py."""
+    base = PACKAGE_DIR.joinpath(*name.split(".")[1:])
+    return base / "__init__.py" if base.is_dir() else base.with_suffix(".py")
+
+
+def _is_module(name: str) -> bool:
+    base = PACKAGE_DIR.joinpath(*name.split(".")[1:])
+    return base.is_dir() or base.with_suffix(".py").is_file()
+
+
+def _parents(name: str) -> list[str]:
+    """Importing inpaint.a.b runs inpaint/a/__init__.py too (inpaint/__init__.py included)."""
+    parts = name.split(".")
+    return [".".join(parts[:i]) for i in range(1, len(parts) + 1)]
+
+
+def _resolve(node: ast.AST, module: str) -> set[str]:
+    """The inpaint modules one import statement loads."""
+    found: set[str] = set()
+    if isinstance(node, ast.Import):
+        found = {a.name for a in node.names if a.name.split(".")[0] == "inpaint"}
+    elif isinstance(node, ast.ImportFrom):
+        if node.level:  # relative: from the module's package
+            package = module if module_file(module).name == "__init__.py" else module.rsplit(".", 1)[0]
+            base = ".".join(package.split(".")[:len(package.split(".")) - node.level + 1])
+            base = f"{base}.{node.module}" if node.module else base
+        else:
+            base = node.module or ""
+        if base.split(".")[0] != "inpaint":
+            return set()
+        exports = _lazy_exports(base) if _is_module(base) else {}
+        found = {base}
+        found |= {f"{base}.{a.name}" for a in node.names if _is_module(f"{base}.{a.name}")}
+        found |= {exports[a.name] for a in node.names if a.name in exports}
+    return {p for name in found if _is_module(name) for p in _parents(name)}
+
+
+@cache
+def _tree(name: str) -> ast.Module:
+    path = module_file(name)
+    return ast.parse(path.read_text(), filename=str(path))
+
+
+def _lazy_exports(package: str) -> dict[str, str]:
+    """A package that imports its attributes lazily (inpaint/masks/__init__.py) names them in a module-level
+    dict {attribute: "inpaint.module"}; `from package import attribute` loads that module."""
+    if module_file(package).name != "__init__.py":
+        return {}
+    for node in _tree(package).body:
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Dict):
+            pairs = list(zip(node.value.keys, node.value.values))
+            if pairs and all(isinstance(k, ast.Constant) and isinstance(v, ast.Constant)
+                             and str(v.value).startswith("inpaint.") for k, v in pairs):
+                return {k.value: v.value for k, v in pairs}
+    return {}
+
+
+def imports(name: str) -> set[str]:
+    """Every inpaint module that `name` imports, anywhere in its source."""
+    return {m for node in ast.walk(_tree(name)) for m in _resolve(node, name)}
+
+
+def function_imports(name: str, function: str) -> set[str]:
+    """What running `function` of module `name` imports: the module's top-level imports, the function's own
+    (lazy) imports and those of the module's functions it calls, transitively."""
+    tree = _tree(name)
+    functions = {n.name: n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    if function not in functions:
+        raise KeyError(f"{module_file(name)}: no function {function!r}")
+    found = {m for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom)) for m in _resolve(node, name)}
+    todo, seen = [function], set()
+    while todo:
+        fn = todo.pop()
+        seen.add(fn)
+        for node in ast.walk(functions[fn]):
+            found |= _resolve(node, name)
+            if isinstance(node, ast.Name) and node.id in functions and node.id not in seen:
+                todo.append(node.id)
+    return found | set(_parents(name))
+
+
+def closure(roots: set[str]) -> set[str]:
+    """`roots` and every inpaint module they import, transitively (inpaint.stages is not followed: it is
+    only ever entered through one stage function)."""
+    done: set[str] = set()
+    todo = list(roots)
+    while todo:
+        name = todo.pop()
+        if name not in done:
+            done.add(name)
+            if name != ENTRY_MODULE:
+                todo += sorted(imports(name) - done)
+    return done
+
+
+def stage_modules(stage: str) -> set[str]:
+    """The inpaint modules the DVC stage `stage` runs (the module inpaint.stages itself only in part)."""
+    roots = function_imports(ENTRY_MODULE, stage) | function_imports(ENTRY_MODULE, RUNNER)
+    return closure(roots | {ENTRY_MODULE})
+
+
+def stage_files(stage: str) -> list[Path]:
+    """The source files of `stage_modules(stage)`, sorted."""
+    return sorted(module_file(m) for m in stage_modules(stage))
+
+
+def dvc_deps(stage: str) -> list[str]:
+    """The code deps of `stage` as dvc.yaml lists them: a package folder when the stage runs all of it, the
+    single files otherwise (python -m inpaint.codegraph STAGE prints them)."""
+    root = PACKAGE_DIR.parent
+    files = set(stage_files(stage))
+    deps = {f"pipelines/{stage}.py"}
+    for path in files:
+        folder = path.parent
+        whole = folder != PACKAGE_DIR and set(folder.glob("*.py")) <= files
+        deps.add((folder if whole else path).relative_to(root).as_posix())
+    return sorted(deps)
+
+
+if __name__ == "__main__":
+    import sys
+
+    for name in sys.argv[1:]:
+        print(f"{name}:\n" + "".join(f"  - {d}\n" for d in dvc_deps(name)))
