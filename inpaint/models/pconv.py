@@ -136,7 +136,7 @@ class PConvUNet(nn.Module):
         return {"output": imagenet_denormalise(x)}
 
 
-@register("pconv", role="generator", paper_params=32_824_387,
+@register("pconv", role="generator", paper_params=25_779_796,
           source="the common implementation (naoto0804 PConvUNet, layer_size 7 at 256, learnable parameters); "
                  "the paper gives no count")
 def pconv(*, image_size: int = 256, levels: int | None = None) -> PConvUNet:
