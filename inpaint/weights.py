@@ -68,7 +68,8 @@ def lpips_backbone(net: str) -> str:
 
 def needed_for_training(variant_cfg) -> list[str]:
     """LGNet's and PConv's perceptual and style terms use VGG-16."""
-    uses_vgg = variant_cfg.framework in ("lgnet", "pconv") and (variant_cfg.perceptual_weight or variant_cfg.style_weight)
+    uses_vgg = variant_cfg.framework in ("lgnet", "pconv") and (
+        variant_cfg.perceptual_weight or variant_cfg.style_weight)
     return ["vgg16"] if uses_vgg else []
 
 

@@ -21,8 +21,9 @@ def to_authors_range(x: Tensor) -> Tensor:
 
 
 class DiscriminatorFirst(Framework):
-    """Subclasses say what D judges (`fake_for_discriminator`, and `real_for_discriminator`), the unweighted G terms (`generator_terms`),
-    their weights (`loss_weights`) and which output the logged l1 is about (`raw_output`)."""
+    """Subclasses say what D judges (`fake_for_discriminator`; `real_for_discriminator` when D sees more than
+    the image), the unweighted G terms (`generator_terms`), their weights (`loss_weights`) and which output
+    the logged l1 is about (`raw_output`)."""
 
     def fake_for_discriminator(self, result: dict, image: Tensor, mask: Tensor) -> Tensor:
         raise NotImplementedError(f"{type(self).__name__} must say what its discriminator judges")
