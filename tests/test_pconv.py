@@ -136,3 +136,15 @@ def test_finetuning_phase_lowers_lr_and_freezes_the_encoders_batchnorm():
         assert torch.equal(enc_bn.running_mean, enc_before) == (step == 3)
         assert not torch.equal(dec_bn.running_mean, dec_before)
     assert lrs == pytest.approx([2e-4, 2e-4, 2e-4, 5e-5])
+
+
+def test_the_pconv_recipe_trains_another_generator():
+    """Any framework takes any generator: PConv's loss and schedule on PEN-Net (no encoder BN to freeze)."""
+    fw = _framework(generator="pennet", finetune_fraction=0.5)
+    fw.make_schedulers(2)
+    before = copy.deepcopy(fw.networks["generator"].state_dict())
+    for _ in range(2):
+        losses = fw.step(*_batch())
+    assert losses["finetuning"] == 1.0 and all(torch.isfinite(torch.tensor(v)) for v in losses.values())
+    after = fw.networks["generator"].state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before)
