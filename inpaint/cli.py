@@ -80,7 +80,8 @@ def _models(args) -> None:
         paper = f"{r['paper_params'] / 1e6:.2f} M" if r["paper_params"] else "-"
         paper_flops = f"{r['paper_gflops']:.2f} G" if r["paper_gflops"] else "-"
         print(f"{r['name']:24} {r['role']:13} {r['params'] / 1e6:8.2f} M (paper {paper:>9})  "
-              f"{r['gflops']:8.2f} GFLOPs (paper {paper_flops:>8})  out {r['output_shapes']}")
+              f"{r['gflops']:8.2f} GFLOPs (paper {paper_flops:>8})  out {r['output_shapes']}"
+              + (f"  [published count: {r['source']}]" if r["source"] else ""))
 
 
 def _fill(args) -> None:

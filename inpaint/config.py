@@ -158,8 +158,37 @@ class PENFramework(Strict):
     optimiser: Optimiser = Optimiser(lr_g=1e-4, lr_d=1e-4, beta1=0.5, beta2=0.999)
 
 
-Variant = Annotated[Union[WeightFramework, AdvFramework, DetFramework, LGNetFramework, PENFramework],
-                    Field(discriminator="framework")]
+class PConvFramework(Strict):
+    """PConv (Liu et al. 2018; frameworks/pconv.py): valid + 6 hole L1, perceptual 0.05, style 120 and TV 0.1
+    on the 1-pixel-dilated hole; Adam 2e-4, then fine-tuning at 5e-5 with the encoder's BatchNorm frozen."""
+
+    framework: Literal["pconv"]
+    generator: str = "pconv"
+    valid_weight: Annotated[float, Field(ge=0)] = 1.0
+    hole_weight: Annotated[float, Field(gt=0)] = 6.0
+    perceptual_weight: Annotated[float, Field(ge=0)] = 0.05
+    style_weight: Annotated[float, Field(ge=0)] = 120.0
+    tv_weight: Annotated[float, Field(ge=0)] = 0.1
+    finetune_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.25  # CelebA-HQ: 1 fine-tuning day of 3 + 1
+    lr_finetune: Annotated[float, Field(gt=0)] = 5e-5
+    optimiser: Optimiser = Optimiser(lr_g=2e-4, beta1=0.9, beta2=0.999)  # torch's Adam defaults; no D
+
+
+class GConvFramework(Strict):
+    """GConv, DeepFill v2 (Yu et al. 2019; frameworks/gconv.py): L1 on both stages + SN-PatchGAN hinge loss
+    on the composite with the mask channel, weights 1 and 1; D first, then G; Adam 1e-4, betas (0.5, 0.999)."""
+
+    framework: Literal["gconv"]
+    generator: str = "gconv"
+    discriminator: str = "deepfill_sn_patchgan"
+    gan_loss: Literal["hinge", "lsgan", "nsgan"] = "hinge"
+    l1_weight: Annotated[float, Field(ge=0)] = 1.0
+    adv_weight: Annotated[float, Field(ge=0)] = 1.0
+    optimiser: Optimiser = Optimiser(lr_g=1e-4, lr_d=1e-4, beta1=0.5, beta2=0.999)
+
+
+Variant = Annotated[Union[WeightFramework, AdvFramework, DetFramework, LGNetFramework, PENFramework,
+                          PConvFramework, GConvFramework], Field(discriminator="framework")]
 
 
 class TrainConfig(Strict):

@@ -118,8 +118,9 @@ def _gdn_dataset(dataset: str) -> str:
 
 def gdn_table1(ours: pd.DataFrame, dataset: str) -> tuple[pd.DataFrame, list[str]]:
     ds = _gdn_dataset(dataset)
-    names = {"det": "Det", "pen": "PEN-Net"}
-    rows = [_ours(names[r.framework], r) for _, r in ours.sort_values("framework", ascending=False).iterrows()]
+    order = list(pt.GDN_TABLE1_OURS)
+    ours = ours.sort_values("framework", key=lambda s: s.map(order.index), kind="stable")
+    rows = [_ours(pt.GDN_TABLE1_OURS[r.framework], r) for _, r in ours.iterrows()]
     published = _published(pt.GDN_TABLE1[ds], lambda row: "GDN (Det)" if row == "Ours" else row)
     return method_table(rows, published, ("l1", "psnr", "ssim", "fid")), _dataset_note("GDN Table 1", ds, dataset)
 
@@ -193,7 +194,7 @@ class Spec:
 
 SPECS = (
     Spec("gdn_table1", "GDN Table 1: methods x metrics x hole-ratio bins",
-         lambda r: r.framework.isin(["det", "pen"]), gdn_table1),
+         lambda r: r.framework.isin(list(pt.GDN_TABLE1_OURS)), gdn_table1),
     Spec("gdn_table2", "GDN Table 2: detector loss ablation (PSNR, SSIM)", lambda r: r.framework == "det", gdn_table2),
     Spec("weight_adv_det", "Weight / Adv / Det (GDN Sec. 4.3)", lambda r: r.framework.isin(GDN_FRAMEWORKS),
          weight_adv_det),

@@ -32,7 +32,7 @@ FILES = {f.key: f for f in (
     WeightFile("alexnet", "alexnet-owt-7be5be79.pth", "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
                "LPIPS (alex backbone)"),
     WeightFile("vgg16", "vgg16-397923af.pth", "https://download.pytorch.org/models/vgg16-397923af.pth",
-               "LPIPS (vgg backbone), LGNet perceptual and style losses"),
+               "LPIPS (vgg backbone), LGNet and PConv perceptual and style losses"),
 )}
 
 
@@ -67,13 +67,14 @@ def lpips_backbone(net: str) -> str:
 
 
 def needed_for_training(variant_cfg) -> list[str]:
-    """LGNet's perceptual and style terms use VGG-16."""
-    uses_vgg = variant_cfg.framework == "lgnet" and (variant_cfg.perceptual_weight or variant_cfg.style_weight)
+    """LGNet's and PConv's perceptual and style terms use VGG-16."""
+    uses_vgg = variant_cfg.framework in ("lgnet", "pconv") and (
+        variant_cfg.perceptual_weight or variant_cfg.style_weight)
     return ["vgg16"] if uses_vgg else []
 
 
 def needed(params) -> list[str]:
-    """The weight files a configuration uses: FID's Inception, the LPIPS backbone, VGG-16 for LGNet."""
+    """The weight files a configuration uses: FID's Inception, the LPIPS backbone, VGG-16 for LGNet and PConv."""
     keys = {"fid_inception", lpips_backbone(params.evaluate.lpips_net)}
     for cfg in params.variants.values():
         keys.update(needed_for_training(cfg))

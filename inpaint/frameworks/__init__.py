@@ -4,13 +4,16 @@ from __future__ import annotations
 from torch import nn
 
 from inpaint.frameworks.base import Framework
+from inpaint.frameworks.gconv import GConvFramework
 from inpaint.frameworks.gdn import AdvFramework, DetFramework, WeightFramework
 from inpaint.frameworks.lgnet import LGNetFramework
+from inpaint.frameworks.pconv import PConvFramework
 from inpaint.frameworks.pennet import PENFramework
 from inpaint.models.registry import build
 
 FRAMEWORKS: dict[str, type[Framework]] = {
-    f.name: f for f in (WeightFramework, AdvFramework, DetFramework, LGNetFramework, PENFramework)}
+    f.name: f for f in (WeightFramework, AdvFramework, DetFramework, LGNetFramework, PENFramework, PConvFramework,
+                        GConvFramework)}
 
 
 def build_networks(cfg, image_size: int) -> dict[str, nn.Module]:

@@ -21,8 +21,9 @@ def to_authors_range(x: Tensor) -> Tensor:
 
 
 class DiscriminatorFirst(Framework):
-    """Subclasses say what D judges (`fake_for_discriminator`), the unweighted G terms (`generator_terms`),
-    their weights (`loss_weights`) and which output the logged l1 is about (`raw_output`)."""
+    """Subclasses say what D judges (`fake_for_discriminator`; `real_for_discriminator` when D sees more than
+    the image), the unweighted G terms (`generator_terms`), their weights (`loss_weights`) and which output
+    the logged l1 is about (`raw_output`)."""
 
     def fake_for_discriminator(self, result: dict, image: Tensor, mask: Tensor) -> Tensor:
         raise NotImplementedError(f"{type(self).__name__} must say what its discriminator judges")
@@ -32,6 +33,10 @@ class DiscriminatorFirst(Framework):
 
     def loss_weights(self) -> dict[str, float]:
         raise NotImplementedError(f"{type(self).__name__} must weight its loss terms")
+
+    def real_for_discriminator(self, image: Tensor, mask: Tensor) -> Tensor:
+        """What D sees as real: the ground truth in the authors' range (DeepFill adds the mask)."""
+        return to_authors_range(image)
 
     def raw_output(self, result: dict) -> Tensor:
         return result["output"]
@@ -44,7 +49,7 @@ class DiscriminatorFirst(Framework):
         result = gen(masked_input(image, mask), mask)
         fake = self.fake_for_discriminator(result, image, mask)
 
-        real_score, fake_score = disc(torch.cat([to_authors_range(image), fake.detach()])).chunk(2)
+        real_score, fake_score = disc(torch.cat([self.real_for_discriminator(image, mask), fake.detach()])).chunk(2)
         loss_d = discriminator_loss(real_score, fake_score, self.cfg.gan_loss)
         opt_d.zero_grad(set_to_none=True)
         loss_d.backward()

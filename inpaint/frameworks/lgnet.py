@@ -41,10 +41,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from inpaint import weights
 from inpaint.frameworks.base import masked_input, unwrap
 from inpaint.frameworks.discriminator_first import DiscriminatorFirst, to_authors_range
-from inpaint.losses.perceptual import PerceptualStyleLoss
+from inpaint.losses.perceptual import PerceptualStyleLoss, from_weights_setting
 from inpaint.losses.reconstruction import masked_l1_per_image, total_variation
 from inpaint.models.lgnet import LGNet
 
@@ -72,15 +71,8 @@ class LGNetFramework(DiscriminatorFirst):
         elif cfg.perceptual_weight == 0 and cfg.style_weight == 0:
             self.notes["perceptual_style"] = "off: perceptual_weight and style_weight are 0"
         else:
-            path = weights.resolve("vgg16", weights_mode)  # raises MissingWeights in `required` mode
-            if path is None and weights_mode == "auto":
-                self.notes["perceptual_style"] = "off: " + weights.missing_message(weights.FILES["vgg16"])
-            else:
-                device = next(gen.parameters()).device
-                self.perceptual = PerceptualStyleLoss(path).to(device)
-                self.notes["perceptual_style"] = (
-                    f"on: {path.name}" if path is not None
-                    else "uncalibrated: VGG-16 with random weights (weights: random)")
+            self.perceptual, self.notes["perceptual_style"] = from_weights_setting(
+                weights_mode, next(gen.parameters()).device)
 
     def make_schedulers(self, total_steps: int) -> None:
         if total_steps < 1:

@@ -19,6 +19,8 @@ import torch
 import torchvision
 from torch import Tensor, nn
 
+from inpaint import weights
+
 SLICES = ((0, 5), (5, 10), (10, 17))  # pool1, pool2, pool3
 
 
@@ -110,3 +112,14 @@ class PerceptualStyleLoss(nn.Module):
                 perceptual = perceptual + (target - f).abs().mean()
                 style = style + ((target_gram - gram(f)).abs() / (c * h * w)).mean()
         return perceptual, style
+
+
+def from_weights_setting(mode: str, device: torch.device | str = "cpu") -> tuple[PerceptualStyleLoss | None, str]:
+    """The loss as the `weights` setting allows (protocol.md section 4) and the note the run records:
+    `required` raises MissingWeights without vgg16-397923af.pth; `auto` gives None (the terms are switched off,
+    loudly); `random` a randomly initialised VGG, noted as uncalibrated."""
+    path = weights.resolve("vgg16", mode)
+    if path is None and mode == "auto":
+        return None, "off: " + weights.missing_message(weights.FILES["vgg16"])
+    note = f"on: {path.name}" if path is not None else "uncalibrated: VGG-16 with random weights (weights: random)"
+    return PerceptualStyleLoss(path).to(device), note

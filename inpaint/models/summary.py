@@ -33,7 +33,10 @@ def measure(name: str, size: int = 256) -> dict:
     with torch.device("meta"):
         model = info.builder(image_size=size).eval()
         image = torch.rand(1, 3, size, size)
-        inputs = (image, torch.zeros(1, 1, size, size)) if info.role == "generator" else (image,)
+        if info.role == "generator":
+            inputs = (image, torch.zeros(1, 1, size, size))
+        else:  # a discriminator may also take the mask as a channel (DeepFill's `in_channels` 4)
+            inputs = (torch.rand(1, getattr(model, "in_channels", 3), size, size),)
         with FlopCounterMode(display=False) as counter:
             out = model(*inputs)
     return {"params": count_parameters(model), "gflops": counter.get_total_flops() / 1e9, "output_shapes": _shapes(out)}
