@@ -35,6 +35,9 @@ def main(name: str, argv: list[str]) -> int:
 
 def run(name: str, params: Params, *variant: str) -> None:
     """Stage `name` on validated params, after the pretrained-weights check; prints its time."""
+    if variant and variant[0] not in params.variants:
+        raise ParamsError(f"params.yaml: no variant {variant[0]!r} under `variants` "
+                          f"(there are: {', '.join(params.variants)})")
     weights.preflight(params)
     start = time.perf_counter()
     globals()[name](params, *variant)
