@@ -225,7 +225,7 @@ class RunLog:
     def __init__(self, config: dict, framework, session):
         self.framework, self.run_id = framework, config["run_id"]
         self.client = self.progress = None
-        self.window_start, self.window_images = time.perf_counter(), 0
+        self.window_start, self.window_cpu, self.window_images = time.perf_counter(), time.process_time(), 0
         if session.rank != 0:
             return
         from mlflow.tracking import MlflowClient
@@ -251,9 +251,10 @@ class RunLog:
         if step % tcfg.log_every == 0 or step == tcfg.steps:
             elapsed = time.perf_counter() - self.window_start
             report["images_per_s"] = self.window_images / max(elapsed, 1e-9)
+            report["images_per_cpu_s"] = self.window_images / max(time.process_time() - self.window_cpu, 1e-9)
             for name, opt in self.framework.optimisers.items():
                 report[f"lr_{name}"] = opt.param_groups[0]["lr"]
-            self.window_start, self.window_images = time.perf_counter(), 0
+            self.window_start, self.window_cpu, self.window_images = time.perf_counter(), time.process_time(), 0
             if self.client:
                 from mlflow.entities import Metric
 
