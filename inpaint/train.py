@@ -158,7 +158,6 @@ def train_loop(config: dict, session) -> None:
     from inpaint.data.prepare import load_split
     from inpaint.frameworks import build_framework, build_networks
     from inpaint.masks import MaskStore
-    from inpaint.validation import Validation
 
     cfg = TypeAdapter(Variant).validate_python(config["variant_cfg"])
     tcfg = TrainConfig.model_validate(config["train"])
@@ -184,6 +183,8 @@ def train_loop(config: dict, session) -> None:
     images, masks = load_split(Path(config["prepared"]), "train"), MaskStore(Path(config["masks"]))
     validation = None
     if config.get("validation"):  # Tune's trials: the last training images become the validation split
+        from inpaint.validation import Validation  # only here: its metrics import scipy.stats (~1 s CPU)
+
         validation = Validation.from_config(images, masks, config["validation"])
         images = validation.train_images
     dataset = TrainPairs(images, masks, tcfg.seed)

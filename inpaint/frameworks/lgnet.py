@@ -37,15 +37,19 @@ is detached from it, so that forward has exactly one backward.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import Tensor
 
 from inpaint import weights
 from inpaint.frameworks.base import masked_input, unwrap
 from inpaint.frameworks.discriminator_first import DiscriminatorFirst, to_authors_range
-from inpaint.losses.perceptual import PerceptualStyleLoss
 from inpaint.losses.reconstruction import masked_l1_per_image, total_variation
 from inpaint.models.lgnet import LGNet
+
+if TYPE_CHECKING:
+    from inpaint.losses.perceptual import PerceptualStyleLoss
 
 
 def linear_decay_factor(step: int, total_steps: int, constant_fraction: float) -> float:
@@ -75,6 +79,10 @@ class LGNetFramework(DiscriminatorFirst):
             if path is None and weights_mode == "auto":
                 self.notes["perceptual_style"] = "off: " + weights.missing_message(weights.FILES["vgg16"])
             else:
+                # lazy for start-up time: torchvision pulls in torch._dynamo (about 2 s of CPU in every Ray
+                # Train worker that imports the frameworks; docs/performance.md)
+                from inpaint.losses.perceptual import PerceptualStyleLoss
+
                 device = next(gen.parameters()).device
                 self.perceptual = PerceptualStyleLoss(path).to(device)
                 self.notes["perceptual_style"] = (
