@@ -4,11 +4,11 @@ each encoder level from the level below it, as the authors' PyTorch code does (r
 Zoo conventions versus the authors: our images are in [0, 1], theirs in [-1, 1] with tanh outputs. The
 generator maps its input with x * 2 - 1 at entry and every tanh output back with (y + 1) / 2, so the network
 itself computes exactly what the authors' does (holes filled with 1 stay 1, the white the authors use).
-The ATN is the authors' formulation (matching as conv2d with the normalised key patches as filters, transfer
-as conv_transpose2d with x1's raw patches as filters) batched by folding the batch into the channels, one
-conv group per sample, instead of their Python loop over the samples; the numerics (key masking, scaled
+The ATN is the authors' formulation (per sample: matching as conv2d with the normalised key patches as
+filters, transfer as conv_transpose2d with x1's raw patches as filters); the numerics (key masking, scaled
 softmax, clamp, transfer / 4) are theirs. Convolutions beat the equivalent unfold / bmm / fold (the
-previous formulation, kept in tests/test_pennet.py as the reference): measured in bench/pennet.py.
+previous formulation, kept in tests/test_pennet.py as the reference), and one conv per sample beats one
+grouped conv over the batch: measured in bench/pennet.py.
 """
 from __future__ import annotations
 
@@ -59,39 +59,42 @@ class ATN(nn.Module):
                 for d in rates
             )
 
-    def scores(self, x2: Tensor, mask: Tensor) -> Tensor:
-        """Attention weights B x keys x H x W (keys row-major over the positions of x2, queries as pixels)."""
-        b, c, h, w = x2.shape
-        k, pad = self.ksize, self.ksize // 2
-        keys = F.unfold(x2, k, padding=pad)  # B x C*k*k x L, zero padded as the authors'
-        keys = keys / keys.norm(dim=1, keepdim=True).clamp_min(1e-4)
-        filters = keys.transpose(1, 2).reshape(b * h * w, c, k, k)  # sample n's keys are conv group n
-        scores = F.conv2d(x2.reshape(1, b * c, h, w), filters, padding=pad, groups=b).view(b, h * w, h, w)
-
+    def valid_keys(self, mask: Tensor, size: tuple[int, int]) -> Tensor:
+        """B x keys x 1 x 1: 1 where the key's patch of the resized mask is exactly 0."""
         align = True if self.mask_resize == "bilinear" else None
-        m = F.interpolate(mask, size=(h, w), mode=self.mask_resize, align_corners=align)
-        valid = (F.unfold(m, k, padding=pad).mean(1) == 0).to(x2.dtype).view(b, h * w, 1, 1)
+        m = F.interpolate(mask, size=size, mode=self.mask_resize, align_corners=align)
+        return (F.unfold(m, self.ksize, padding=self.ksize // 2).mean(1) == 0).to(mask.dtype)[..., None, None]
 
+    def attend(self, x2: Tensor, valid: Tensor) -> Tensor:
+        """One sample's attention weights, 1 x keys x H x W (keys row-major over x2's positions, queries as
+        pixels): scores = conv2d of x2 with its own normalised patches as filters."""
+        c, h, w = x2.shape[1:]
+        k, pad = self.ksize, self.ksize // 2
+        keys = F.unfold(x2, k, padding=pad)[0]  # C*k*k x L, zero padded as the authors'
+        keys = keys / keys.norm(dim=0, keepdim=True).clamp_min(1e-4)
+        scores = F.conv2d(x2, keys.t().reshape(h * w, c, k, k), padding=pad)
         # Invalid keys score 0 before the softmax and are zeroed after it, so the weights over the valid
-        # keys do not quite sum to 1: the authors' numerics, kept.
-        attn = F.softmax(scores * valid * self.softmax_scale, dim=1) * valid
+        # keys do not quite sum to 1: the authors' numerics, kept (the scale is folded into the mask: one
+        # pass over the scores instead of two, same values).
+        attn = F.softmax(scores * (valid * self.softmax_scale), dim=1) * valid
         return attn.clamp_min(1e-8)
 
     def attention(self, x2: Tensor, mask: Tensor) -> Tensor:
         """Attention weights B x keys x queries over the positions of x2 (row-major)."""
-        return self.scores(x2, mask).flatten(2)
+        valid = self.valid_keys(mask, x2.shape[-2:])
+        return torch.cat([self.attend(x2[n:n + 1], valid[n:n + 1]) for n in range(len(x2))]).flatten(2)
 
     def forward(self, x1: Tensor, x2: Tensor, mask: Tensor) -> Tensor:
         if x1.shape[-2:] != (RATE * x2.shape[-2], RATE * x2.shape[-1]):
             raise ValueError(f"ATN needs x1 at twice x2's size, got {tuple(x1.shape[-2:])} and {tuple(x2.shape[-2:])}")
-        attn = self.scores(x2, mask)
-        b, c, h1, w1 = x1.shape
+        b, c = x1.shape[:2]
         k = 2 * RATE
-        raw = F.unfold(x1, k, stride=RATE, padding=1)  # B x C*4*4 x L: one raw patch per key
-        filters = raw.transpose(1, 2).reshape(-1, c, k, k)
-        # each query pastes the keys' raw patches weighted by attention; overlapping pastes are averaged (/ 4)
-        y = F.conv_transpose2d(attn.reshape(1, -1, *attn.shape[-2:]), filters, stride=RATE, padding=1, groups=b)
-        y = y.view(b, c, h1, w1) / 4
+        valid = self.valid_keys(mask, x2.shape[-2:])
+        raw = F.unfold(x1, k, stride=RATE, padding=1).transpose(1, 2).reshape(b, -1, c, k, k)  # a 4x4 patch per key
+        # Each query pastes the keys' raw patches weighted by its attention; overlaps are averaged (/ 4).
+        # Per sample, as the authors: one conv per sample beats one grouped conv over the batch on CPU.
+        y = torch.cat([F.conv_transpose2d(self.attend(x2[n:n + 1], valid[n:n + 1]), raw[n], stride=RATE, padding=1)
+                       for n in range(b)]) / 4
         if self.fuse is not None:
             y = torch.cat([branch(y) for branch in self.fuse], dim=1)
         return y
