@@ -75,8 +75,8 @@ class ATN(nn.Module):
         scores = F.conv2d(x2, keys.t().reshape(h * w, c, k, k), padding=pad)
         # Invalid keys score 0 before the softmax and are zeroed after it, so the weights over the valid
         # keys do not quite sum to 1: the authors' numerics, kept. The scale is folded into the mask and
-        # both steps that autograd allows run in place (neither tensor is saved for the backward): two
-        # passes and two allocations of keys x H x W less than the authors', same values.
+        # the two steps autograd allows run in place (neither tensor is saved for the backward): one pass
+        # and two allocations of keys x H x W less than the authors', same values.
         attn = F.softmax(scores.mul_(valid * self.softmax_scale), dim=1) * valid
         return attn.clamp_min_(1e-8)
 
