@@ -1,16 +1,21 @@
 """Training throughput through Ray Train against a plain PyTorch loop of the same steps, in the same run.
 
-    python bench/train.py                                  # the smoke profile, one variant per model family
-    python bench/train.py --steps 24 --variants gdn_det lgnet_light
+    python bench/train.py                                  # the smoke profile, every model family
+    python bench/train.py --window-s 20 --variants gdn_det lgnet_light
 
 Both sides run `inpaint.train.train_loop` (the plain side with `LocalSession`, in this process; the Ray side
 through `TorchTrainer` with one CPU worker), on the same prepared data and masks, with the smoke profile's
-resolution, batch and thread count. Throughput is the images/s of the last `--window` steps (after warm-up,
-before the final checkpoint), which both loops measure the same way; Ray's start-up (cluster, worker group,
-imports) is printed apart, since it is paid once per run, not per step. Goal: Ray costs at most 5 %.
+resolution, batch and thread count. Throughput is the images per second of wall time and per second of the
+process's CPU time over a window of steps, which both loops measure the same way (`RunLog`'s log window):
+each run is two windows, the first one warms up (first-call allocations, thread pools) and the second,
+ending before the final checkpoint, is measured. A window is as many steps as fill about `--window-s`
+seconds of the plain loop (timed once per variant before the rounds), so fast and slow families are
+measured over comparable stretches. Ray's start-up (cluster connection, worker group, imports) is printed apart, since
+it is paid once per run, not per step. Goal: Ray costs at most 5 % per step.
 
 Run to run, a 2-core machine's throughput drifts by more than 5 % (other processes, clocks), so the two sides
-alternate for `--rounds` rounds and the ratio is the median of the rounds' ratios, printed with its range.
+alternate for `--rounds` rounds (the side that goes first alternates too) and each ratio is the median of the
+rounds' ratios, printed with its range.
 """
 from __future__ import annotations
 
@@ -29,7 +34,7 @@ from inpaint.data.prepare import prepare  # noqa: E402
 from inpaint.masks import build_mask_sets  # noqa: E402
 from inpaint.paths import REPO_ROOT  # noqa: E402
 
-FAMILIES = ("gdn_weight", "lgnet_c_l_g_att", "pennet")  # GDN, LGNet, PEN-Net
+FAMILIES = ("gdn_weight", "gdn_adv", "gdn_det", "lgnet_c_l_g_att", "pennet")  # GDN's three frameworks, LGNet, PEN-Net
 
 
 def bench_config(params, variant: str, data: Path, steps: int, window: int) -> dict:
@@ -40,28 +45,35 @@ def bench_config(params, variant: str, data: Path, steps: int, window: int) -> d
     return config
 
 
-def plain(config: dict) -> float:
+def plain(config: dict) -> tuple[float, float]:
+    """images per wall second and per CPU second over the window, in this process."""
     session = train.LocalSession()
     train.train_loop(config, session)
-    return session.reports[-1]["images_per_s"]
+    return session.reports[-1]["images_per_s"], session.reports[-1]["images_per_cpu_s"]
 
 
-def through_ray(params, config: dict, storage: Path) -> tuple[float, float]:
-    """images/s of the same window inside the Ray worker, and the wall time of the whole fit."""
+def through_ray(params, config: dict, storage: Path) -> tuple[float, float, float]:
+    """The same window's images per wall and per CPU second inside the Ray worker, and the fit's wall time."""
     start = time.perf_counter()
     result = train.make_trainer(params, config, name=config["fingerprint"], storage_path=storage).fit()
-    return result.metrics["images_per_s"], time.perf_counter() - start
+    return result.metrics["images_per_s"], result.metrics["images_per_cpu_s"], time.perf_counter() - start
+
+
+def window_steps(params, variant: str, data: Path, window_s: float) -> int:
+    """Steps that fill about `window_s` seconds of the plain loop, from a short timed run."""
+    images_per_s, _ = plain(bench_config(params, variant, data, 4, 2))
+    return max(2, round(window_s * images_per_s / params.train.batch_size))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--variants", nargs="+", default=list(FAMILIES))
-    ap.add_argument("--steps", type=int, default=24)
-    ap.add_argument("--window", type=int, default=16, help="steps at the end over which images/s is measured")
+    ap.add_argument("--window-s", type=float, default=6.0,
+                    help="seconds of plain training the measured window should last (sets its steps)")
     ap.add_argument("--rounds", type=int, default=3, help="alternating plain / Ray rounds (the ratio is their median)")
     args = ap.parse_args()
-    if not 0 < args.window < args.steps:
-        ap.error(f"--window must be between 1 and --steps - 1, got {args.window}")
+    if args.window_s <= 0:
+        ap.error(f"--window-s must be positive, got {args.window_s}")
     if args.rounds < 1:
         ap.error(f"--rounds must be at least 1, got {args.rounds}")
     params = load_params(REPO_ROOT / "params.yaml")
@@ -69,31 +81,41 @@ def main() -> None:
     if unknown:
         ap.error(f"unknown variants {sorted(unknown)}; params.yaml has {', '.join(params.variants)}")
     print(f"profile {params.profile}: {params.data.image_size} px, global batch {params.train.batch_size}, "
-          f"{params.train.torch_threads} threads, {args.steps} steps, images/s over the last {args.window}, "
+          f"{params.train.torch_threads} threads, windows of ~{args.window_s:g} s after a warm-up window, "
           f"{args.rounds} rounds")
-    runs = {v: [] for v in args.variants}  # variant -> [(plain img/s, Ray img/s, Ray start-up s)] per round
+    # variant -> per round: (plain img/s, plain img/CPU s, Ray img/s, Ray img/CPU s, Ray start-up s)
+    runs = {v: [] for v in args.variants}
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp)
         prepare(params.data, data / "prepared")
         build_mask_sets(params.masks.model_copy(update={"train_per_bin": 100, "test_per_bin": 4}),
                         params.data.image_size, data / "masks")
+        windows = {v: window_steps(params, v, data, args.window_s) for v in args.variants}
+        print("window steps: " + ", ".join(f"{v} {n}" for v, n in windows.items()), flush=True)
         cluster.connect(params.ray.address)
         for r in range(args.rounds):
             for variant in args.variants:
-                config = bench_config(params, variant, data, args.steps, args.window)
-                local = plain(config)
-                ray_rate, fit_s = through_ray(params, config, data / "ray" / str(r))
-                runs[variant].append((local, ray_rate, fit_s - args.steps * params.train.batch_size / ray_rate))
-                print(f"round {r + 1}: {variant} plain {local:.2f} img/s, Ray {ray_rate:.2f} img/s", flush=True)
-    print(f"\n{'variant':<18}{'plain img/s':>12}{'Ray img/s':>11}{'Ray/plain':>11}{'range':>14}{'overhead':>10}"
-          f"{'Ray start-up':>14}")
+                steps = 2 * windows[variant]
+                config = bench_config(params, variant, data, steps, windows[variant])
+                ray_first = r % 2 == 1
+                if ray_first:
+                    ray_rate, ray_cpu, fit_s = through_ray(params, config, data / "ray" / str(r))
+                local, local_cpu = plain(config)
+                if not ray_first:
+                    ray_rate, ray_cpu, fit_s = through_ray(params, config, data / "ray" / str(r))
+                startup = fit_s - steps * params.train.batch_size / ray_rate
+                runs[variant].append((local, local_cpu, ray_rate, ray_cpu, startup))
+                print(f"round {r + 1}: {variant} plain {local:.2f} img/s ({local_cpu:.2f} per CPU s), "
+                      f"Ray {ray_rate:.2f} img/s ({ray_cpu:.2f} per CPU s), fit {fit_s:.1f} s", flush=True)
+    print(f"\n{'variant':<18}{'plain img/s':>12}{'Ray img/s':>11}{'Ray/plain wall':>22}{'Ray/plain CPU':>22}"
+          f"{'overhead':>10}{'Ray start-up':>14}")
     for variant, rows in runs.items():
-        ratios = sorted(ray / local for local, ray, _ in rows)
-        ratio = statistics.median(ratios)
-        local, ray_rate = statistics.median(r[0] for r in rows), statistics.median(r[1] for r in rows)
-        print(f"{variant:<18}{local:>12.2f}{ray_rate:>11.2f}"
-              f"{ratio:>11.3f}{f'{ratios[0]:.3f}-{ratios[-1]:.3f}':>14}{1 - ratio:>10.1%}"
-              f"{statistics.median(r[2] for r in rows):>13.0f}s")
+        wall = sorted(r[2] / r[0] for r in rows)
+        cpu = sorted(r[3] / r[1] for r in rows)
+        ratio = statistics.median(wall)
+        print(f"{variant:<18}{statistics.median(r[0] for r in rows):>12.2f}{statistics.median(r[2] for r in rows):>11.2f}"
+              f"{ratio:>9.3f} ({wall[0]:.3f}-{wall[-1]:.3f}){statistics.median(cpu):>9.3f} ({cpu[0]:.3f}-{cpu[-1]:.3f})"
+              f"{1 - ratio:>10.1%}{statistics.median(r[4] for r in rows):>13.1f}s")
 
 
 if __name__ == "__main__":

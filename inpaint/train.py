@@ -143,7 +143,6 @@ def train_loop(config: dict, session) -> None:
     from inpaint.data.prepare import load_split
     from inpaint.frameworks import build_framework, build_networks
     from inpaint.masks import MaskStore
-    from inpaint.validation import Validation
 
     cfg = TypeAdapter(Variant).validate_python(config["variant_cfg"])
     tcfg = TrainConfig.model_validate(config["train"])
@@ -171,6 +170,8 @@ def train_loop(config: dict, session) -> None:
     images, masks = load_split(Path(config["prepared"]), "train"), MaskStore(Path(config["masks"]))
     validation = None
     if config.get("validation"):  # Tune's trials: whole source photos held out of the training images
+        from inpaint.validation import Validation  # only here: its metrics import scipy.stats (~1 s CPU)
+
         manifest = pd.read_csv(Path(config["prepared"]) / "manifest.csv")
         validation = Validation.from_config(images, manifest, masks, config["validation"])
     dataset = TrainPairs(images, masks, tcfg.seed)
@@ -213,7 +214,7 @@ class RunLog:
     def __init__(self, config: dict, framework, session):
         self.framework, self.run_id = framework, config["run_id"]
         self.client = self.progress = None
-        self.window_start, self.window_images = time.perf_counter(), 0
+        self.window_start, self.window_cpu, self.window_images = time.perf_counter(), time.process_time(), 0
         if session.rank != 0:
             return
         from mlflow.tracking import MlflowClient
@@ -239,9 +240,10 @@ class RunLog:
         if step % tcfg.log_every == 0 or step == tcfg.steps:
             elapsed = time.perf_counter() - self.window_start
             report["images_per_s"] = self.window_images / max(elapsed, 1e-9)
+            report["images_per_cpu_s"] = self.window_images / max(time.process_time() - self.window_cpu, 1e-9)
             for name, opt in self.framework.optimisers.items():
                 report[f"lr_{name}"] = opt.param_groups[0]["lr"]
-            self.window_start, self.window_images = time.perf_counter(), 0
+            self.window_start, self.window_cpu, self.window_images = time.perf_counter(), time.process_time(), 0
             if self.client:
                 from mlflow.entities import Metric
 

@@ -136,3 +136,45 @@ def test_a_key_is_valid_only_if_its_mask_patch_is_exactly_zero() -> None:
     others = [k for k in range(25) if k not in masked_keys]
     assert (attn[0, others] > 1e-8).all()
     assert (attn[0].sum(0) < 0.9).all()  # invalid keys still take softmax mass before zeroing, as the authors'
+
+
+def _unfold_bmm_atn(atn: ATN, x1: torch.Tensor, x2: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The previous formulation of the same ATN: scores as one bmm of unfolded patches, transfer as bmm + fold."""
+    h, w = x2.shape[-2:]
+    pad = atn.ksize // 2
+    patches = F.unfold(x2, atn.ksize, padding=pad)
+    keys = patches / patches.norm(dim=1, keepdim=True).clamp_min(1e-4)
+    scores = torch.bmm(keys.transpose(1, 2), patches)
+    align = True if atn.mask_resize == "bilinear" else None
+    m = F.interpolate(mask, size=(h, w), mode=atn.mask_resize, align_corners=align)
+    valid = (F.unfold(m, atn.ksize, padding=pad).mean(1) == 0).to(x2.dtype).unsqueeze(2)
+    attn = (F.softmax(scores * valid * atn.softmax_scale, dim=1) * valid).clamp_min(1e-8)
+    raw = F.unfold(x1, 4, stride=2, padding=1)
+    y = F.fold(torch.bmm(raw, attn), x1.shape[-2:], 4, stride=2, padding=1) / 4
+    return y if atn.fuse is None else torch.cat([branch(y) for branch in atn.fuse], dim=1)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("ksize", [1, 3])
+def test_conv_atn_equals_the_unfold_bmm_formulation_with_gradients(ksize: int, dtype: torch.dtype) -> None:
+    """Batch of 3 with a different hole each, fuse on: outputs and every gradient within 1e-5. In float32 the
+    fuse weights' gradients (sums over every pixel) differ by float rounding (up to 4e-5 relative), so the
+    gradients are compared in float64, where rounding is far below the tolerance."""
+    g = torch.Generator().manual_seed(3)
+    x1 = torch.randn(3, 8, 32, 32, generator=g, dtype=dtype)
+    x2 = torch.randn(3, 12, 16, 16, generator=g, dtype=dtype)
+    mask = torch.zeros(3, 1, 64, 64, dtype=dtype)
+    mask[0, :, 8:30, 10:40] = 1
+    mask[1, :, 40:, :20] = 1  # sample 2: no hole, every key valid
+    torch.manual_seed(4)
+    atn = ATN(8, ksize=ksize).to(dtype)
+    results = []
+    for formulation in (atn, lambda *a: _unfold_bmm_atn(atn, *a)):
+        a1, a2 = x1.clone().requires_grad_(), x2.clone().requires_grad_()
+        y = formulation(a1, a2, mask)
+        atn.zero_grad()
+        (y * torch.linspace(-1, 1, y.numel(), dtype=dtype).view_as(y)).sum().backward()  # non-uniform upstream
+        grads = (a1.grad, a2.grad, *[p.grad.clone() for p in atn.parameters()])
+        results.append((y.detach(), *grads) if dtype == torch.float64 else (y.detach(),))
+    for ours, reference in zip(*results):
+        torch.testing.assert_close(ours, reference, rtol=1e-5, atol=1e-5)

@@ -2,16 +2,17 @@
 G backward of the weighted terms with the adversarial one through the D just updated.
 
 Both authors' losses and discriminators see images in [-1, 1] (`to_authors_range`), so every term keeps
-their magnitude and the balance of their loss weights. DDP: D(cat[real, fake]) is one forward followed by
-its backward; the G loss runs D once more before the single G backward, which leaves gradients on D that
-D's next step zeroes before its own backward.
+their magnitude and the balance of their loss weights. In the G loss D is `frozen` (as the authors'
+set_requires_grad(netD, False)): G's backward computes no gradient for D's weights. DDP: D(cat[real, fake])
+is one forward through the DDP wrapper followed by its backward; the frozen forward in the G loss bypasses
+the wrapper, since it has no parameter gradients for DDP to reduce.
 """
 from __future__ import annotations
 
 import torch
 from torch import Tensor
 
-from inpaint.frameworks.base import Framework, masked_input
+from inpaint.frameworks.base import Framework, frozen, masked_input
 from inpaint.losses.adversarial import discriminator_loss, generator_loss
 
 
@@ -56,7 +57,8 @@ class DiscriminatorFirst(Framework):
         opt_d.step()
 
         terms = self.generator_terms(result, image, mask)
-        terms["adv"] = generator_loss(disc(fake), self.cfg.gan_loss)
+        with frozen(disc) as judge:
+            terms["adv"] = generator_loss(judge(fake), self.cfg.gan_loss)
         weights = self.loss_weights()
         loss_g = sum(weights[k] * v for k, v in terms.items())
         opt_g.zero_grad(set_to_none=True)

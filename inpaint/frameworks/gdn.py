@@ -7,15 +7,16 @@ from one forward pass and Adam (G 1e-4, D 1e-5, betas (0, 0.9)) as the authors' 
   the detector learns the mask from the output alone (focal loss by default).
 
 "Simultaneous" means both updates use the gradients at the same parameters: the generator's loss is
-backpropagated first, the discriminator's/detector's gradients are then recomputed from its own loss
-alone (the generator loss also reaches D's parameters when W is not detached, and TF's optimiser for D
-ignores that part), and only then do both optimisers step.
+backpropagated first, the discriminator's/detector's gradients are then computed from its own loss
+alone (TF's optimiser for D lists D's variables only), and only then do both optimisers step. Inside the
+generator's loss D / the detector is `frozen`: the backward goes through it to G without computing the
+weight gradients D's optimiser would ignore.
 """
 from __future__ import annotations
 
 import torch
 
-from inpaint.frameworks.base import Framework, composite, masked_input
+from inpaint.frameworks.base import Framework, composite, frozen, masked_input
 from inpaint.losses.adversarial import discriminator_loss, generator_loss
 from inpaint.losses.detector import detector_loss
 from inpaint.losses.reconstruction import hole_valid_weight, weight_mapping, weighted_l1
@@ -47,11 +48,12 @@ class AdvFramework(WeightFramework):
         out = gen(masked_input(image, mask), mask)["output"]
         comp = composite(out, image, mask)
         rec = self._reconstruction(out, image, mask)
-        adv = generator_loss(disc(comp), self.cfg.gan_loss)
+        with frozen(disc) as judge:
+            adv = generator_loss(judge(comp), self.cfg.gan_loss)
         loss_g = rec + self.cfg.adv_weight * adv
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
-        opt_d.zero_grad(set_to_none=True)  # drop what loss_g left on D
+        opt_d.zero_grad(set_to_none=True)
         scores = disc(torch.cat([image, comp.detach()]))
         real, fake = scores.chunk(2)
         loss_d = discriminator_loss(real, fake, self.cfg.gan_loss)
@@ -81,7 +83,8 @@ class DetFramework(Framework):
             loss_d = detector_loss(logits, mask, self.cfg.detector_loss, self.cfg.gamma)
             (loss_g + loss_d).backward()  # disjoint parameters: G gets loss_g, D gets loss_d
         else:
-            weight = self._weight(det(out))
+            with frozen(det) as judge:
+                weight = self._weight(judge(out))
             loss_g = weighted_l1(out, image, weight)
             loss_g.backward()
             opt_d.zero_grad(set_to_none=True)  # D's optimiser sees only the detector loss (as TF's var_list)

@@ -15,9 +15,8 @@ Decisions, each against the authors' code:
 - Optimisers: the authors keep four Adams (G1, G2, G3, D) with the same settings and step the three G ones
   after one backward. Adam is per-parameter, so one Adam over the whole generator makes the same update:
   here one optimiser for G and one for D (also right for LGNet_share, whose stages share parameters).
-- D is not frozen (requires_grad False) for the G step as in the authors' code: switching requires_grad on
-  a DDP-wrapped module upsets its gradient reduction. The G backward therefore also leaves gradients on D;
-  they are never used (D's next step zeroes them before its own backward). Same updates, a little more work.
+- D is frozen for the G step, as the authors' set_requires_grad(netD, False): the G backward computes no
+  gradient for D's weights (`frozen` bypasses DDP for that forward, see inpaint/frameworks/base.py).
 - Value range: the authors' losses and D see [-1, 1] images, the zoo's are [0, 1]. Every pixel loss and D's
   input are computed on x * 2 - 1 (`to_authors_range`), so each term has the authors' magnitude and the weights 6 / 1 /
   0.1 / 0.1 keep their balance (the L1 terms double; TV of merged * m is not a plain multiple, since the
@@ -32,20 +31,24 @@ Decisions, each against the authors' code:
   and notes the run as uncalibrated.
 
 DDP: each network's forward is followed by its own backward before it runs again (G: forward, ..., G
-backward; D: forward on [real, fake], backward, step; forward on merged_1, backward within the G loss).
+backward; D: forward on [real, fake], backward, step; the frozen D on merged_1 is outside DDP).
 The one generator forward feeds every G loss term, summed into one loss and one backward; the D-step input
 is detached from it, so that forward has exactly one backward.
 """
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
 from inpaint.frameworks.base import masked_input, unwrap
 from inpaint.frameworks.discriminator_first import DiscriminatorFirst, to_authors_range
-from inpaint.losses.perceptual import PerceptualStyleLoss, from_weights_setting
 from inpaint.losses.reconstruction import masked_l1_per_image, total_variation
 from inpaint.models.lgnet import LGNet
+
+if TYPE_CHECKING:
+    from inpaint.losses.perceptual import PerceptualStyleLoss
 
 
 def linear_decay_factor(step: int, total_steps: int, constant_fraction: float) -> float:
@@ -71,6 +74,10 @@ class LGNetFramework(DiscriminatorFirst):
         elif cfg.perceptual_weight == 0 and cfg.style_weight == 0:
             self.notes["perceptual_style"] = "off: perceptual_weight and style_weight are 0"
         else:
+            # lazy for start-up time: torchvision pulls in torch._dynamo (about 2 s of CPU in every Ray Train
+            # worker that imports the frameworks; docs/performance.md)
+            from inpaint.losses.perceptual import from_weights_setting
+
             self.perceptual, self.notes["perceptual_style"] = from_weights_setting(
                 weights_mode, next(gen.parameters()).device)
 

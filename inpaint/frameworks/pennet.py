@@ -18,8 +18,8 @@ Decisions:
   logits, the same thing.
 
 DDP: G's forward feeds every G term, summed into one loss and one backward (the D-step input is detached);
-D runs forward then backward twice (its own step, then inside the G loss), never two forwards in a row. The
-G backward leaves gradients on D; D's next step zeroes them before its own backward.
+D's DDP forward is followed by its own backward; inside the G loss D is frozen and outside DDP (no gradient
+for D's weights is computed there).
 """
 from __future__ import annotations
 
