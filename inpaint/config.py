@@ -173,6 +173,10 @@ class TrainConfig(Strict):
     checkpoint_every: Annotated[int, Field(ge=1)] = 100
     torch_threads: Annotated[int, Field(ge=1)] = 2  # per worker, on CPU
     max_failures: Annotated[int, Field(ge=0)] = 1  # worker failures survived (Ray FailureConfig)
+    # Where the workers go on a cluster (docs/cluster.md): PACK fills one node first, SPREAD puts them on
+    # different nodes where it can; the STRICT_ forms refuse to start otherwise.
+    placement_strategy: Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"] = "PACK"
+    gpus_per_worker: Annotated[float, Field(gt=0, le=1)] = 1.0  # with use_gpu; 0.5: two Tune trials share a GPU
     # Speed switches for GPU clusters (inpaint/speed.py); all off by default and on CPU.
     bf16: bool = False  # forward passes under bfloat16 autocast; losses and optimiser steps stay float32
     channels_last: bool = False  # NHWC memory layout for networks and batches (faster convolutions on GPUs)

@@ -27,7 +27,8 @@ from inpaint.io import atomic_path, write_json
 
 STATE_FILE = "state.pt"
 # train settings that change how a run is watched or fed, not what it computes: a resumed run may change them
-NOT_IN_HASH = {"log_every", "image_every", "max_failures", "loader_workers", "pin_memory"}
+NOT_IN_HASH = {"log_every", "image_every", "max_failures", "loader_workers", "pin_memory", "placement_strategy",
+               "gpus_per_worker"}
 
 
 def config_hash(variant: str, params: Params) -> str:
@@ -329,7 +330,7 @@ def make_trainer(params: Params, config: dict, name: str, storage_path: Path | N
     return TorchTrainer(
         train_func, train_loop_config=config,
         scaling_config=ScalingConfig(num_workers=t.num_workers, use_gpu=t.use_gpu, resources_per_worker=(
-            None if t.use_gpu else {"CPU": 1})),
+            {"GPU": t.gpus_per_worker} if t.use_gpu else {"CPU": 1}), placement_strategy=t.placement_strategy),
         torch_config=TorchConfig(backend="nccl" if t.use_gpu else "gloo"),
         run_config=RunConfig(name=name, storage_path=str(storage_path or paths.absolute(params.ray.storage_path)),
                              failure_config=FailureConfig(max_failures=t.max_failures),
