@@ -283,7 +283,8 @@ class ValidationConfig(Strict):
 
 class TuneConfig(Strict):
     """Ray Tune sweeps (inpaint/tune.py). Each trial trains its variant for `train` (laid over the train
-    section; resources per trial: train.num_workers Ray Train workers of 1 CPU, or 1 GPU with use_gpu)."""
+    section; resources per trial: train.num_workers Ray Train workers of 1 CPU, or of train.gpus_per_worker GPUs
+    with use_gpu)."""
 
     train: dict[str, Any] = {}
     validation: ValidationConfig = ValidationConfig()

@@ -270,16 +270,17 @@ def test_removing_a_workers_node_resumes_on_the_node_left_and_does_every_step_on
     assert all(m.step > resumed[-1] for m in history if [h.step for h in history].count(m.step) > 1), history
 
 
-def test_tune_trials_ask_for_the_gpus_of_params():
+def test_tune_trials_ask_for_the_gpus_and_placement_of_params():
     """Trials on a GPU cluster: each Ray Train worker of a trial reserves train.gpus_per_worker GPUs (0.5: two
     trials share one GPU); this machine has no GPU to run them, so the request itself is checked."""
     from inpaint import train, tune
     from inpaint.config import resolve
 
-    params = resolve({"profile": "ci", "variants": {VARIANT: {"framework": "weight"}}, "tune": {
+    params = resolve({"profile": "ci", "variants": {VARIANT: {"framework": "weight"}},
+                      "train": {"placement_strategy": "SPREAD"}, "tune": {
         "train": {"use_gpu": True, "gpus_per_worker": 0.5}, "studies": {
             "s": {"variant": VARIANT, "space": {"train.seed": {"grid": [1, 2]}}}}}})
     trial = tune.trial_params(params, "s", {"train.seed": 1})
     scaling = train.make_trainer(trial, {}, name="t", storage_path=Path("/tmp/unused")).scaling_config
     assert scaling.use_gpu and scaling.total_resources == {"GPU": 0.5}  # the ci profile: 1 worker per trial
-    assert scaling.placement_strategy == "PACK"  # the default: one node first
+    assert scaling.placement_strategy == "SPREAD"
