@@ -10,6 +10,7 @@ applied twice or lost moves most elements by about lr (1e-4, Adam's first update
 import json
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -74,7 +75,10 @@ class Cluster:
         self.head_dir = tempfile.mkdtemp(prefix="rh", dir="/tmp")  # short: Ray's socket paths fit 107 characters
         self.node_dir = tempfile.mkdtemp(prefix="rn", dir="/tmp")
         self.port, self.dashboard = _free_port(), _free_port()
-        self.env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER")}
+        # token authentication, the token given to every node and driver (else a ~/.ray/auth_token left by any
+        # local Ray on the machine switches the head to token mode and the second node is refused)
+        self.env = {**{k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER")},
+                    "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
         self.address = None
 
     def start(self) -> None:
@@ -99,18 +103,19 @@ class Cluster:
         for d in (self.head_dir, self.node_dir):
             shutil.rmtree(d, ignore_errors=True)
 
+    def _list(self, kind: str, *filters: str) -> list[dict]:
+        """`ray list` of the State API, in a process of its own that carries the cluster's token."""
+        out = run_checked([RAY, "list", kind, f"--address={self.api}", "--format=json", "--detail", "--limit=1000",
+                           *(f"--filter={f}" for f in filters)], None, self.env, timeout=120)
+        return json.loads(out[out.index("["):out.rindex("]") + 1])
+
     def nodes(self) -> dict[str, bool]:
         """{node id: is the head} of the nodes alive now."""
-        from ray.util.state import list_nodes
-
-        return {n.node_id: n.is_head_node for n in list_nodes(address=self.api, filters=[("state", "=", "ALIVE")])}
+        return {n["node_id"]: n["is_head_node"] for n in self._list("nodes", "state=ALIVE")}
 
     def train_workers(self) -> dict[str, str]:
         """{actor id: node id} of every Ray Train worker the cluster has run, finished ones included."""
-        from ray.util.state import list_actors
-
-        actors = list_actors(address=self.api, filters=[("class_name", "=", "RayTrainWorker")], limit=1000)
-        return {a.actor_id: a.node_id for a in actors}
+        return {a["actor_id"]: a["node_id"] for a in self._list("actors", "class_name=RayTrainWorker")}
 
     @property
     def api(self) -> str:
@@ -142,7 +147,7 @@ def pipeline(repo_copy, cluster, tmp_path_factory):
     """A ci copy of the repository whose train stage ran on the cluster (RAY_ADDRESS) with SPREAD."""
     shared = tmp_path_factory.mktemp("shared")
     work, env = repo_copy(lambda p: _spread(p, shared))
-    env["RAY_ADDRESS"] = cluster.address
+    env.update(RAY_ADDRESS=cluster.address, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=cluster.env["RAY_AUTH_TOKEN"])
     git = ["git", "-c", "user.email=ci@example.invalid", "-c", "user.name=ci"]
     run_checked(["git", "init", "-q"], work, env)
     run_checked([*git, "add", "-A"], work, env)
