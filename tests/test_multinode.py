@@ -105,9 +105,11 @@ class Cluster:
 
     def _list(self, kind: str, *filters: str) -> list[dict]:
         """`ray list` of the State API, in a process of its own that carries the cluster's token."""
-        out = run_checked([RAY, "list", kind, f"--address={self.api}", "--format=json", "--detail", "--limit=1000",
-                           *(f"--filter={f}" for f in filters)], None, self.env, timeout=120)
-        return json.loads(out[out.index("["):out.rindex("]") + 1])
+        out = subprocess.run([RAY, "list", kind, f"--address={self.api}", "--format=json", "--detail", "--limit=1000",
+                              *(f"--filter={f}" for f in filters)], env=self.env, capture_output=True, text=True,
+                             timeout=120)
+        assert out.returncode == 0, out.stderr[-3000:]
+        return json.loads(out.stdout[out.stdout.index("["):out.stdout.rindex("]") + 1])
 
     def nodes(self) -> dict[str, bool]:
         """{node id: is the head} of the nodes alive now."""
