@@ -109,6 +109,8 @@ class Cluster:
                               *(f"--filter={f}" for f in filters)], env=self.env, capture_output=True, text=True,
                              timeout=120)
         assert out.returncode == 0, out.stderr[-3000:]
+        if "No resource in the cluster" in out.stdout:  # what it prints for an empty list, in any format
+            return []
         return json.loads(out.stdout[out.stdout.index("["):out.stdout.rindex("]") + 1])
 
     def nodes(self) -> dict[str, bool]:
