@@ -44,6 +44,8 @@ def connect(address: str | None = None, keep_alive_s: int = 0):
     if ray.is_initialized():
         return ray.get_runtime_context()
     env = {"env_vars": {"INPAINT_ROOT": str(REPO_ROOT)}}
+    if os.environ.get("MLFLOW_TRACKING_URI"):  # Tune's trial drivers, on any node, log to the driver's store
+        env["env_vars"]["MLFLOW_TRACKING_URI"] = os.environ["MLFLOW_TRACKING_URI"]
     if address:
         return ray.init(address=address, runtime_env=env)
     ray_constants.ENABLE_RAY_CLUSTER = False  # read at call time; the env var covers the child processes

@@ -206,6 +206,10 @@ class TrainConfig(Strict):
     # before its last step and trains a finished one again from step 0 (`dvc repro -f` retrains); `always`
     # also reuses a finished run's final checkpoint (no step trained); `never` always starts from step 0.
     resume: Literal["interrupted", "always", "never"] = "interrupted"
+    # Where the workers go on a cluster (docs/cluster.md): PACK fills one node first, SPREAD puts them on
+    # different nodes where it can; the STRICT_ forms refuse to start otherwise.
+    placement_strategy: Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"] = "PACK"
+    gpus_per_worker: Annotated[float, Field(gt=0, le=1)] = 1.0  # with use_gpu; 0.5: two Tune trials share a GPU
     # Speed switches for GPU clusters (inpaint/speed.py); all off by default and on CPU.
     bf16: bool = False  # forward passes under bfloat16 autocast; losses and optimiser steps stay float32
     channels_last: bool = False  # NHWC memory layout for networks and batches (faster convolutions on GPUs)
@@ -313,7 +317,8 @@ class ValidationConfig(Strict):
 
 class TuneConfig(Strict):
     """Ray Tune sweeps (inpaint/tune.py). Each trial trains its variant for `train` (laid over the train
-    section; resources per trial: train.num_workers Ray Train workers of 1 CPU, or 1 GPU with use_gpu)."""
+    section; resources per trial: train.num_workers Ray Train workers of 1 CPU, or of train.gpus_per_worker GPUs
+    with use_gpu)."""
 
     train: dict[str, Any] = {}
     validation: ValidationConfig = ValidationConfig()

@@ -19,7 +19,8 @@ from inpaint.config import Params
 from inpaint.tracking import file_hash
 
 # train settings that change how a run is watched or fed, not what it computes: a resumed run may change them
-NOT_IN_FINGERPRINT = {"log_every", "image_every", "max_failures", "loader_workers", "pin_memory", "resume"}
+NOT_IN_FINGERPRINT = {"log_every", "image_every", "max_failures", "loader_workers", "pin_memory", "resume",
+                      "placement_strategy", "gpus_per_worker"}
 
 
 def code_hashes(stage: str = "train") -> dict[str, str]:

@@ -103,10 +103,12 @@ def open_experiment(cfg) -> tuple:
 
 
 def get_or_create_experiment(client, name: str) -> str:
-    """Artifacts go to <repo>/mlartifacts, an absolute location: Ray workers run in other directories."""
+    """Artifacts of a local store go to <repo>/mlartifacts, an absolute location: Ray workers run in other
+    directories. A tracking server keeps its own (`mlflow server --serve-artifacts`: uploads go through it)."""
     exp = client.get_experiment_by_name(name)
     if exp is None:
-        return client.create_experiment(name, artifact_location=ARTIFACTS.as_uri())
+        server = client.tracking_uri.startswith(("http://", "https://"))
+        return client.create_experiment(name, artifact_location=None if server else ARTIFACTS.as_uri())
     follow_repository(client.tracking_uri, exp.artifact_location)
     return exp.experiment_id
 

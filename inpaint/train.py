@@ -319,7 +319,7 @@ def make_trainer(params: Params, config: dict, name: str, storage_path: Path | N
     return TorchTrainer(
         train_func, train_loop_config=config,
         scaling_config=ScalingConfig(num_workers=t.num_workers, use_gpu=t.use_gpu, resources_per_worker=(
-            None if t.use_gpu else {"CPU": 1})),
+            {"GPU": t.gpus_per_worker} if t.use_gpu else {"CPU": 1}), placement_strategy=t.placement_strategy),
         torch_config=TorchConfig(backend="nccl" if t.use_gpu else "gloo"),
         run_config=RunConfig(name=name, storage_path=str(storage_path or paths.absolute(params.ray.storage_path)),
                              failure_config=FailureConfig(max_failures=t.max_failures),
