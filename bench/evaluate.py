@@ -3,6 +3,7 @@ same run, at the smoke profile's evaluation settings.
 
     python bench/evaluate.py                                   # smoke profile: 64 px, 16 pairs per bin, FID 2048-d
     python bench/evaluate.py --rounds 5 --generator pennet --rss-pairs 16 128
+    python bench/evaluate.py --rounds 0 --rss-pairs 2 12                # memory only
 
 Both sides score the same pairs with the same metrics (l1, PSNR, SSIM, LPIPS, FID and KID per bin and over all
 bins, bootstrap intervals of the per-image metrics) and every number is checked to agree. The baseline is a
@@ -167,23 +168,8 @@ def memory_mb(field: str) -> float:
     raise RuntimeError(f"/proc/self/status has no {field}: peak RSS needs Linux")
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--pairs-per-bin", type=int, default=None, help="default: the smoke profile's")
-    ap.add_argument("--batch-size", type=int, default=None, help="default: the smoke profile's")
-    ap.add_argument("--fid-dims", type=int, default=None, choices=[64, 192, 768, 2048])
-    ap.add_argument("--size", type=int, default=None, help="default: the smoke profile's data.image_size")
-    ap.add_argument("--generator", default="gdn_generator")
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--rss-pairs", type=int, nargs="*", default=[8, 48], help="pairs per bin, one process each")
-    ap.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
-    args = ap.parse_args()
-    settings, image_size = smoke_settings()
-    size = args.size or image_size
-    if args.child:
-        return rss_child(args, settings, size)
-
+def timing(args, settings: dict, size: int) -> bool:
+    """The interleaved rounds; True when the two sides' numbers agree."""
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     n = args.pairs_per_bin or settings["pairs_per_bin"]
@@ -231,6 +217,27 @@ def main() -> None:
     else:
         print("cuda: no GPU on this machine (or the evaluator has no device setting): cpu only")
 
+    return equal
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--pairs-per-bin", type=int, default=None, help="default: the smoke profile's")
+    ap.add_argument("--batch-size", type=int, default=None, help="default: the smoke profile's")
+    ap.add_argument("--fid-dims", type=int, default=None, choices=[64, 192, 768, 2048])
+    ap.add_argument("--size", type=int, default=None, help="default: the smoke profile's data.image_size")
+    ap.add_argument("--generator", default="gdn_generator")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--rss-pairs", type=int, nargs="*", default=[8, 48], help="pairs per bin, one process each")
+    ap.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    settings, image_size = smoke_settings()
+    size = args.size or image_size
+    if args.child:
+        return rss_child(args, settings, size)
+
+    equal = timing(args, settings, size) if args.rounds else True
     if args.rss_pairs:
         print(f"\npeak RSS of one evaluation, a fresh process per size ({args.generator}, {size}px):")
         print(f"{'pairs':>7s} {'before MB':>10s} {'peak MB':>9s} {'growth MB':>10s} {'pairs/s':>8s}")
