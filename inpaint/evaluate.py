@@ -93,7 +93,7 @@ class SetMetrics(MetricStatus):
 
     def __init__(self, cfg: EvaluateConfig, mode: str):
         super().__init__()
-        self.device = resolve_device(cfg.device)
+        self.device, self.seed = resolve_device(cfg.device), cfg.seed
         self.fid = self._build("fid", "fid_inception", mode,
                                lambda path: metrics.InceptionFeatures(cfg.fid_dims, path, self.device))
         self.lpips = self._build("lpips", weights.lpips_backbone(cfg.lpips_net), mode,
@@ -108,7 +108,11 @@ class SetMetrics(MetricStatus):
             print(f"WARNING {name} {self.status[name]}")
             return None
         self.status[name] = "pretrained" if path else "random weights (uncalibrated)"
-        return make(path)
+        if path:
+            return make(path)
+        with torch.random.fork_rng(devices=[]):  # random weights drawn from evaluate.seed: equal in every process
+            torch.manual_seed(self.seed)
+            return make(None)
 
 
 def bin_pairs(pairs: pd.DataFrame, b: int, cfg: EvaluateConfig) -> np.ndarray:
