@@ -234,6 +234,10 @@ class EvaluateConfig(Strict):
     kid_subsets: Annotated[int, Field(ge=1)] = 100  # KID: the mean over this many subsets of min(n, 1000) pairs
     bootstrap: Annotated[int, Field(ge=100)] = 1000  # resamples behind each 95% confidence interval
     seed: int = 0  # the KID subsets and the bootstrap resamples
+    device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: cuda when the evaluating process sees a GPU, else cpu
+    # Where the evaluation runs: true = a Ray task on the cluster (asking for a GPU when device is cuda, or auto
+    # with train.use_gpu), false = in the stage's process; None: a Ray task when RAY_ADDRESS is set.
+    on_ray: bool | None = None
 
 
 class TrackingConfig(Strict):

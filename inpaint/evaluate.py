@@ -1,8 +1,18 @@
 """One evaluator for every model (protocol.md section 4): the fixed test pairs of every hole-ratio bin,
-streamed in batches, scored on the composite at the working resolution."""
+streamed in batches, scored on the composite at the working resolution.
+
+Memory stays flat in the number of pairs: images are read batch by batch, the per-image scores (a few numbers
+a pair) are kept, and the Inception features FID and KID need go to a temporary file, with FID's mean and
+covariance accumulated batch by batch. A test image's ground-truth features are computed once and reused in
+every bin that pairs it with a mask (a test image appears once per bin). The scoring runs in the stage's
+process or as a Ray task on the cluster (`evaluate.on_ray`), on `evaluate.device`.
+"""
 from __future__ import annotations
 
+import os
+import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +21,7 @@ import torch
 from tqdm import tqdm
 
 from inpaint import bins, metrics, weights
-from inpaint.config import EvaluateConfig
+from inpaint.config import EvaluateConfig, Params
 from inpaint.data.pairs import TestPairs
 from inpaint.frameworks.base import composite, masked_input
 from inpaint.models.registry import build
@@ -57,14 +67,37 @@ def read_pairs(path: Path) -> pd.DataFrame:
     return pairs
 
 
-class SetMetrics:
-    """FID and LPIPS as the `weights` setting allows; records why either is not computed."""
+def resolve_device(name: str) -> torch.device:
+    """evaluate.device: `auto` is cuda when this process sees a GPU, else cpu; `cuda` without one is an error."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("evaluate.device is cuda but this process sees no GPU (set evaluate.device: auto or cpu)")
+    return torch.device(name)
+
+
+@dataclass
+class MetricStatus:
+    """Why each set metric is or is not computed (`pretrained`, `random weights ...`, `not computed: ...`)."""
+
+    status: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def pretrained(self) -> bool:
+        """False when any computed metric used random weights."""
+        return not any(s.startswith("random") for s in self.status.values())
+
+
+class SetMetrics(MetricStatus):
+    """FID and LPIPS as the `weights` setting allows, on evaluate.device; records why either is not computed."""
 
     def __init__(self, cfg: EvaluateConfig, mode: str):
-        self.status: dict[str, str] = {}
-        self.fid = self._build("fid", "fid_inception", mode, lambda path: metrics.InceptionFeatures(cfg.fid_dims, path))
+        super().__init__()
+        self.device, self.seed = resolve_device(cfg.device), cfg.seed
+        self.fid = self._build("fid", "fid_inception", mode,
+                               lambda path: metrics.InceptionFeatures(cfg.fid_dims, path, self.device))
         self.lpips = self._build("lpips", weights.lpips_backbone(cfg.lpips_net), mode,
-                                 lambda path: metrics.LPIPSDistance(cfg.lpips_net, pretrained_backbone=path is not None))
+                                 lambda path: metrics.LPIPSDistance(cfg.lpips_net, path is not None, self.device))
 
     def _build(self, name: str, key: str, mode: str, make):
         """The metric's network from the weight file `key`, random weights in `random` mode, or None (and a
@@ -75,12 +108,11 @@ class SetMetrics:
             print(f"WARNING {name} {self.status[name]}")
             return None
         self.status[name] = "pretrained" if path else "random weights (uncalibrated)"
-        return make(path)
-
-    @property
-    def pretrained(self) -> bool:
-        """False when any computed metric used random weights."""
-        return not any(s.startswith("random") for s in self.status.values())
+        if path:
+            return make(path)
+        with torch.random.fork_rng(devices=[]):  # random weights drawn from evaluate.seed: equal in every process
+            torch.manual_seed(self.seed)
+            return make(None)
 
 
 def bin_pairs(pairs: pd.DataFrame, b: int, cfg: EvaluateConfig) -> np.ndarray:
@@ -95,39 +127,78 @@ def bin_pairs(pairs: pd.DataFrame, b: int, cfg: EvaluateConfig) -> np.ndarray:
 
 @torch.no_grad()
 def composites(generator: torch.nn.Module, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """The scored image: generator output inside the hole, input outside, rounded to uint8 (as saved)."""
+    """The scored image: generator output inside the hole, input outside, rounded to uint8 values (as saved)."""
     out = generator(masked_input(image, mask), mask)["output"]
-    return torch.from_numpy(metrics.to_uint8(composite(out, image, mask))).permute(0, 3, 1, 2).float() / 255
+    return metrics.quantise(composite(out, image, mask)) / 255
+
+
+class PairFeatures:
+    """The Inception features of every pair's ground truth and composite, for FID and KID per bin and over all
+    bins: the rows in files (KID reads back only its subsets), FID's moments in memory (d x d each, for the
+    current bin and for all bins). Ground-truth features are kept per test image (computed once, reused in
+    every bin): bounded by the test split, not by the number of pairs."""
+
+    def __init__(self, directory: Path, dims: int, inception: metrics.InceptionFeatures):
+        self.inception, self.dims = inception, dims
+        self.files = {s: metrics.FeatureFile(directory / f"{s}.f32", dims) for s in ("real", "fake")}
+        self.bin = {s: metrics.Moments(dims) for s in self.files}
+        self.all = {s: metrics.Moments(dims) for s in self.files}
+        self.truths: dict[int, np.ndarray] = {}
+        self.bin_start = 0
+
+    def add(self, image_ids: np.ndarray, image: torch.Tensor, comp: torch.Tensor) -> None:
+        """One batch: the composites and the not yet seen ground truths in one Inception pass."""
+        new = {}
+        for k, i in enumerate(image_ids.tolist()):
+            if i not in self.truths and i not in new:
+                new[i] = k
+        feats = self.inception(torch.cat([comp, image[list(new.values())]]))
+        self.truths.update(zip(new, feats[len(comp):].astype(np.float32)))
+        real = np.stack([self.truths[i] for i in image_ids.tolist()]).astype(np.float64)
+        for s, x in (("real", real), ("fake", feats[: len(comp)])):
+            self.files[s].append(x)
+            self.bin[s].add(x)
+
+    def _distances(self, moments: dict, start: int, stop: int, cfg: EvaluateConfig) -> dict[str, float]:
+        rows = {s: self.files[s].rows(start, stop) for s in self.files}
+        return {"fid": metrics.frechet_distance(*moments["real"].stats(), *moments["fake"].stats()),
+                "kid": metrics.kernel_inception_distance(rows["real"], rows["fake"], cfg.kid_subsets, cfg.seed)}
+
+    def end_bin(self, cfg: EvaluateConfig) -> dict[str, float]:
+        """FID and KID of the bin just scored; its moments join those of all bins."""
+        stop = self.files["real"].written
+        out = self._distances(self.bin, self.bin_start, stop, cfg)
+        for s in self.files:
+            self.all[s].merge(self.bin[s])
+            self.bin[s] = metrics.Moments(self.dims)
+        self.bin_start = stop
+        return out
+
+    def over_all(self, cfg: EvaluateConfig) -> dict[str, float]:
+        return self._distances(self.all, 0, self.bin_start, cfg)
 
 
 @torch.no_grad()
-def score_bin(generator: torch.nn.Module, images: np.ndarray, masks, sel: np.ndarray, cfg: EvaluateConfig,
-              set_metrics: SetMetrics, label: str) -> tuple[pd.DataFrame, np.ndarray | None, np.ndarray | None]:
-    """Per-image scores of one bin's pairs, and the Inception features of its ground truths and composites
-    (None without FID's network)."""
-    loader = torch.utils.data.DataLoader(TestPairs(images, masks, sel), batch_size=cfg.batch_size)
-    scores, real, fake = [], [], []
+def score_bin(generator: torch.nn.Module, images, masks, sel: np.ndarray, cfg: EvaluateConfig,
+              set_metrics: SetMetrics, features: PairFeatures | None, label: str) -> pd.DataFrame:
+    """Per-image scores of one bin's pairs, batch by batch on the metrics' device; the Inception features go
+    to `features`."""
+    device = set_metrics.device
+    loader = torch.utils.data.DataLoader(TestPairs(images, masks, sel), batch_size=cfg.batch_size,
+                                         pin_memory=device.type == "cuda")
+    tables, start = [], 0
     for image, mask in tqdm(loader, desc=f"evaluate {label}", unit="batch", leave=False):
+        ids = sel[start: start + len(image), 0]
+        start += len(image)
+        image, mask = image.to(device, non_blocking=True), mask.to(device, non_blocking=True)
         comp = composites(generator, image, mask)
-        batch = pd.DataFrame([{"l1": metrics.l1_percent(a, g), "psnr": metrics.psnr(a, g),
-                               "ssim": metrics.ssim(a, g, cfg.ssim_window)}
-                              for a, g in zip(metrics.to_uint8(comp), metrics.to_uint8(image))])
+        batch = metrics.per_image(metrics.quantise(comp), metrics.quantise(image), cfg.ssim_window)
         if set_metrics.lpips:
             batch["lpips"] = set_metrics.lpips(comp, image)
-        scores.append(batch)
-        if set_metrics.fid:
-            real.append(set_metrics.fid(image))
-            fake.append(set_metrics.fid(comp))
-    features = (np.concatenate(real), np.concatenate(fake)) if real else (None, None)
-    return pd.concat(scores, ignore_index=True), *features
-
-
-def set_distances(real: np.ndarray, fake: np.ndarray, cfg: EvaluateConfig) -> dict[str, float]:
-    """FID and KID between the ground truths' and the composites' Inception features."""
-    mu1, s1 = metrics.feature_stats(real)
-    mu2, s2 = metrics.feature_stats(fake)
-    return {"fid": metrics.frechet_distance(mu1, s1, mu2, s2),
-            "kid": metrics.kernel_inception_distance(real, fake, cfg.kid_subsets, cfg.seed)}
+        if features:
+            features.add(ids, image, comp)
+        tables.append(pd.DataFrame(batch))
+    return pd.concat(tables, ignore_index=True)
 
 
 def mean_and_ci(scores: pd.DataFrame, cfg: EvaluateConfig, b: int) -> dict[str, float]:
@@ -142,25 +213,78 @@ def mean_and_ci(scores: pd.DataFrame, cfg: EvaluateConfig, b: int) -> dict[str, 
 
 
 @torch.no_grad()
-def evaluate(generator: torch.nn.Module, images: np.ndarray, masks, pairs: pd.DataFrame, cfg: EvaluateConfig,
+def evaluate(generator: torch.nn.Module, images, masks, pairs: pd.DataFrame, cfg: EvaluateConfig,
              set_metrics: SetMetrics) -> tuple[dict[str, float], pd.DataFrame]:
     """Metrics per bin (`{metric}/{bin key}`, with the per-image metrics' confidence intervals), FID and
-    KID over the pairs of all bins together (`fid/all`, `kid/all`), and the per-image table."""
-    results, tables, features = {}, [], []
-    for b in range(len(bins.BINS)):
-        scores, real, fake = score_bin(generator, images, masks, bin_pairs(pairs, b, cfg), cfg, set_metrics,
-                                       bins.label(b))
-        tables.append(scores.assign(bin=b))
-        per_bin = mean_and_ci(scores, cfg, b)
-        if real is not None:
-            per_bin.update(set_distances(real, fake, cfg))
-            features.append((real, fake))
-        results.update({f"{m}/{bins.key(b)}": v for m, v in per_bin.items()})
-    if features:
-        real, fake = (np.concatenate(f) for f in zip(*features))
-        results.update({f"{m}/all": v for m, v in set_distances(real, fake, cfg).items()})
+    KID over the pairs of all bins together (`fid/all`, `kid/all`), and the per-image table. The generator
+    moves to the metrics' device."""
+    generator.to(set_metrics.device)
+    results, tables = {}, []
+    with tempfile.TemporaryDirectory(prefix="inpaint-evaluate-") as tmp:
+        features = PairFeatures(Path(tmp), cfg.fid_dims, set_metrics.fid) if set_metrics.fid else None
+        for b in range(len(bins.BINS)):
+            scores = score_bin(generator, images, masks, bin_pairs(pairs, b, cfg), cfg, set_metrics, features,
+                               bins.label(b))
+            tables.append(scores.assign(bin=b))
+            per_bin = mean_and_ci(scores, cfg, b)
+            if features:
+                per_bin.update(features.end_bin(cfg))
+            results.update({f"{m}/{bins.key(b)}": v for m, v in per_bin.items()})
+        if features:
+            results.update({f"{m}/all": v for m, v in features.over_all(cfg).items()})
     per_image = pd.concat(tables, ignore_index=True)
     return results, per_image[["bin", *[m for m in PER_IMAGE if m in per_image]]]
+
+
+def score_variant(model_path: Path, prepared: Path, test_masks: Path, pairs_path: Path, cfg: EvaluateConfig,
+                  weights_mode: str) -> tuple[dict[str, float], pd.DataFrame, MetricStatus]:
+    """The evaluate stage's scoring of one trained variant, from files only (so that it can run anywhere)."""
+    from inpaint.data.prepare import load_split
+    from inpaint.masks import MaskStore
+
+    generator, _ = load_generator(model_path)
+    set_metrics = SetMetrics(cfg, weights_mode)
+    print(f"evaluate {model_path.parent.name} on {set_metrics.device}")
+    results, per_image = evaluate(generator, load_split(prepared, "test"), MaskStore(test_masks),
+                                  read_pairs(pairs_path), cfg, set_metrics)
+    return results, per_image, MetricStatus(dict(set_metrics.status))
+
+
+def on_ray(params: Params) -> bool:
+    """evaluate.on_ray, or when unset: whether the pipeline uses a Ray cluster (ray.address or RAY_ADDRESS)."""
+    if params.evaluate.on_ray is not None:
+        return params.evaluate.on_ray
+    return bool(params.ray.address or os.environ.get("RAY_ADDRESS"))
+
+
+def gpus_wanted(params: Params) -> int:
+    """The GPUs the Ray task asks for: one when evaluate.device is cuda, or auto while training uses GPUs."""
+    device = params.evaluate.device
+    return int(device == "cuda" or (device == "auto" and params.train.use_gpu))
+
+
+def score(model_path: Path, prepared: Path, test_masks: Path, pairs_path: Path,
+          params: Params) -> tuple[dict[str, float], pd.DataFrame, MetricStatus]:
+    """`score_variant` in this process, or as a Ray task on the cluster (`on_ray`) asking for one CPU (it runs
+    train.torch_threads threads; a larger request could fit no node of a small cluster) and `gpus_wanted` GPUs.
+    On a cluster the paths must be readable from every node (shared storage, as for ray.storage_path)."""
+    args = (Path(model_path).resolve(), Path(prepared).resolve(), Path(test_masks).resolve(),
+            Path(pairs_path).resolve(), params.evaluate, params.weights)
+    if not on_ray(params):
+        return score_variant(*args)
+    import ray
+
+    from inpaint import cluster
+
+    cluster.connect(params.ray.address, params.ray.keep_alive_s)
+    threads = params.train.torch_threads
+    task = ray.remote(num_cpus=1, num_gpus=gpus_wanted(params), max_retries=0)(_score_task)
+    return ray.get(task.remote(threads, *args))
+
+
+def _score_task(threads: int, *args):
+    torch.set_num_threads(threads)
+    return score_variant(*args)
 
 
 @torch.no_grad()

@@ -1,11 +1,13 @@
 """The one set of metrics every model is scored with (protocol.md section 4).
 
-Per-image metrics take uint8 H x W x 3 arrays (composite and ground truth, rounded to uint8):
-l1 (%) = mean |a - b| / 255 x 100; PSNR with data range 255, capped at 100 dB for identical images;
-SSIM from scikit-image (Gaussian 11x11, sigma 1.5 as Wang et al., or the 51-wide uniform window of the
-GDN / PEN-Net code). Set metrics: FID and KID from pytorch-fid's Inception features, LPIPS from `lpips`.
-Per-image means come with a bootstrap 95% confidence interval: the test sets are small enough (a few
-hundred to two thousand pairs per bin) that a difference in the second decimal may be noise.
+Per-image metrics score a batch of composites against their ground truths, both with uint8 values (rounded
+as saved): l1 (%) = mean |a - b| / 255 x 100; PSNR with data range 255, capped at 100 dB for identical images;
+SSIM as scikit-image computes it (Gaussian 11x11, sigma 1.5, population covariance as Wang et al., or the
+51-wide uniform window with sample covariance of the GDN / PEN-Net code), as separable filters over the
+batch in float64 (equal to scikit-image within 1e-9, tests/test_metrics.py). Set metrics: FID and KID from
+pytorch-fid's Inception features, LPIPS from `lpips`. Per-image means come with a bootstrap 95% confidence
+interval: the test sets are small enough (a few hundred to two thousand pairs per bin) that a difference in
+the second decimal may be noise.
 """
 from __future__ import annotations
 
@@ -15,33 +17,97 @@ from unittest import mock
 
 import numpy as np
 import torch
-from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 PSNR_CAP = 100.0
+SSIM_K1, SSIM_K2 = 0.01, 0.03
 
 
 def to_uint8(x: torch.Tensor) -> np.ndarray:
     """B x 3 x H x W in [0, 1] -> B x H x W x 3 uint8, by rounding (not truncation, unlike the authors)."""
-    return (x.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    return quantise(x).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
+
+def quantise(x: torch.Tensor) -> torch.Tensor:
+    """[0, 1] -> the uint8 values 0..255 (rounded), kept as floats on x's device."""
+    return (x.clamp(0, 1) * 255).round()
+
+
+def _batch(a) -> torch.Tensor:
+    """uint8 values as float64 B x 3 x H x W: from a B x 3 x H x W tensor, or a (B x) H x W x 3 array."""
+    if isinstance(a, np.ndarray):
+        a = torch.from_numpy(a if a.ndim == 4 else a[None]).permute(0, 3, 1, 2)
+    return a.double()
+
+
+def l1_percent_batch(a, b) -> torch.Tensor:
+    return (_batch(a) - _batch(b)).abs().mean(dim=(1, 2, 3)) / 255 * 100
+
+
+def psnr_batch(a, b) -> torch.Tensor:
+    mse = (_batch(a) - _batch(b)).square().mean(dim=(1, 2, 3))
+    return (10 * torch.log10(255.0**2 / mse)).clamp(max=PSNR_CAP)  # mse 0: inf, capped
+
+
+def _ssim_window(window: int) -> tuple[torch.Tensor, bool]:
+    """The 1-D weights of scikit-image's filter and whether it uses the sample covariance."""
+    if window == 11:  # gaussian_filter(sigma=1.5, truncate=3.5): radius int(3.5 * 1.5 + 0.5) = 5
+        x = torch.arange(-5, 6, dtype=torch.float64)
+        w = torch.exp(-0.5 * (x / 1.5) ** 2)
+        return w / w.sum(), False
+    if window == 51:
+        return torch.full((51,), 1 / 51, dtype=torch.float64), True
+    raise ValueError(f"evaluate.ssim_window must be 11 or 51, got {window}")
+
+
+def _valid_filter(w: torch.Tensor, size: int) -> torch.Tensor:
+    """The (size - k + 1) x size matrix of the valid 1-D correlation with weights w: filtering both axes is two
+    matrix products, which BLAS runs in float64 many times faster than a float64 convolution."""
+    k = len(w)
+    rows = torch.arange(size - k + 1, device=w.device)[:, None]
+    return torch.zeros(size - k + 1, size, dtype=w.dtype, device=w.device).scatter_(
+        1, rows + torch.arange(k, device=w.device), w.expand(size - k + 1, k).contiguous())
+
+
+def ssim_batch(a, b, window: int = 11) -> torch.Tensor:
+    """Mean SSIM per image over channels and the positions where the window fits inside the image: scikit-
+    image filters the whole image and then crops (window - 1) / 2 pixels per side, which is the valid
+    correlation, so no border mode matters."""
+    w, sample = _ssim_window(window)
+    x, y = _batch(a), _batch(b)
+    h, wd = x.shape[-2:]
+    if min(h, wd) < window:
+        raise ValueError(f"SSIM window {window} exceeds the image size {(h, wd)}")
+    w = w.to(x.device)
+    down, across = _valid_filter(w, h), _valid_filter(w, wd).T
+
+    def filt(z):
+        return down @ z @ across
+
+    ux, uy, uxx, uyy, uxy = (filt(z) for z in (x, y, x * x, y * y, x * y))
+    norm = window**2 / (window**2 - 1) if sample else 1.0
+    vx, vy, vxy = norm * (uxx - ux * ux), norm * (uyy - uy * uy), norm * (uxy - ux * uy)
+    c1, c2 = (SSIM_K1 * 255) ** 2, (SSIM_K2 * 255) ** 2
+    s = (2 * ux * uy + c1) * (2 * vxy + c2) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
+    return s.mean(dim=(2, 3)).mean(dim=1)
+
+
+def per_image(a, b, window: int = 11) -> dict[str, np.ndarray]:
+    """l1, PSNR and SSIM of each composite in a batch against its ground truth (uint8 values)."""
+    return {name: f(a, b).cpu().numpy() for name, f in
+            (("l1", l1_percent_batch), ("psnr", psnr_batch), ("ssim", lambda x, y: ssim_batch(x, y, window)))}
 
 
 def l1_percent(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.abs(a.astype(np.float64) - b.astype(np.float64)).mean() / 255 * 100)
+    """One pair of uint8 H x W x 3 images."""
+    return float(l1_percent_batch(a, b)[0])
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    if np.array_equal(a, b):
-        return PSNR_CAP
-    return float(min(peak_signal_noise_ratio(b, a, data_range=255), PSNR_CAP))
+    return float(psnr_batch(a, b)[0])
 
 
 def ssim(a: np.ndarray, b: np.ndarray, window: int = 11) -> float:
-    if window == 11:
-        return float(structural_similarity(a, b, data_range=255, channel_axis=2, gaussian_weights=True,
-                                           sigma=1.5, use_sample_covariance=False))
-    if window == 51:
-        return float(structural_similarity(a, b, data_range=255, channel_axis=2, win_size=51))
-    raise ValueError(f"evaluate.ssim_window must be 11 or 51, got {window}")
+    return float(ssim_batch(a, b, window)[0])
 
 
 def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
@@ -56,11 +122,11 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
     return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * tr_covmean)
 
 
-def kernel_inception_distance(real: np.ndarray, fake: np.ndarray, subsets: int, seed: int,
-                              max_subset: int = 1000) -> float:
+def kernel_inception_distance(real, fake, subsets: int, seed: int, max_subset: int = 1000) -> float:
     """KID (Binkowski et al. 2018): the unbiased MMD^2 between two feature sets under the polynomial kernel
     k(x, y) = (x.y / d + 1)^3, averaged over `subsets` random subsets of min(n, max_subset) features of
-    each set (drawn without replacement, seeded). Unbiased: near 0, possibly negative, for equal laws."""
+    each set (drawn without replacement, seeded). Unbiased: near 0, possibly negative, for equal laws.
+    `real` and `fake`: n x d arrays, or `FeatureFile` rows (only the drawn subsets are read)."""
     n = min(len(real), len(fake))
     if n < 2:
         raise ValueError(f"KID needs at least 2 images per set, got {n}")
@@ -89,6 +155,70 @@ def feature_stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if len(features) < 2:
         raise ValueError(f"FID needs at least 2 images per set, got {len(features)}")
     return features.mean(axis=0), np.cov(features, rowvar=False)
+
+
+class Moments:
+    """Mean and covariance of a feature set seen batch by batch (Chan, Golub and LeVeque's pairwise update of
+    the mean and the centred scatter matrix, stable in float64): FID's statistics without the features."""
+
+    def __init__(self, dims: int):
+        self.n, self.mean, self.scatter = 0, np.zeros(dims), np.zeros((dims, dims))
+
+    def add(self, features: np.ndarray) -> None:
+        batch = Moments(features.shape[1])
+        centred = features - features.mean(axis=0)
+        batch.n, batch.mean, batch.scatter = len(features), features.mean(axis=0), centred.T @ centred
+        self.merge(batch)
+
+    def merge(self, other: Moments) -> None:
+        if other.n == 0:
+            return
+        n = self.n + other.n
+        delta = other.mean - self.mean
+        self.scatter = self.scatter + other.scatter + np.outer(delta, delta) * (self.n * other.n / n)
+        self.mean = self.mean + delta * (other.n / n)
+        self.n = n
+
+    def stats(self) -> tuple[np.ndarray, np.ndarray]:
+        """(mean, sample covariance), as `feature_stats` of all the features added."""
+        if self.n < 2:
+            raise ValueError(f"FID needs at least 2 images per set, got {self.n}")
+        return self.mean, self.scatter / (self.n - 1)
+
+
+class FeatureFile:
+    """Feature rows appended batch by batch to a float32 file (Inception's own precision, so nothing is lost)
+    and read back by row index: KID draws subsets from every pair's features, and holding them all would make
+    the evaluator's memory grow with the number of pairs. `rows(start, stop)` is a view for a range."""
+
+    def __init__(self, path: Path, dims: int, start: int = 0, stop: int | None = None):
+        self.path, self.dims, self.start, self._stop = Path(path), dims, start, stop
+        self.path.touch()
+
+    @property
+    def written(self) -> int:
+        return self.path.stat().st_size // (4 * self.dims)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return ((self.written if self._stop is None else self._stop) - self.start, self.dims)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def append(self, features: np.ndarray) -> None:
+        with open(self.path, "ab") as f:
+            f.write(np.ascontiguousarray(features, dtype=np.float32).tobytes())
+
+    def rows(self, start: int, stop: int) -> FeatureFile:
+        return FeatureFile(self.path, self.dims, self.start + start, self.start + stop)
+
+    def __getitem__(self, index) -> np.ndarray:
+        """float64 rows; the file is mapped only for this read, so read pages do not stay resident."""
+        mapped = np.memmap(self.path, np.float32, "r", shape=(self.written, self.dims))
+        out = np.array(mapped[self.start: self.start + len(self)][index], dtype=np.float64)
+        del mapped
+        return out
 
 
 @contextmanager

@@ -124,14 +124,11 @@ def evaluate(params: Params, variant: str) -> dict:
     import mlflow
 
     from inpaint import evaluate as ev
-    from inpaint.data.prepare import load_split
-    from inpaint.masks import MaskStore
 
     generator, meta = ev.load_generator(paths.RUNS / variant / "model.pt")
-    set_metrics = ev.SetMetrics(params.evaluate, params.weights)
     start = time.perf_counter()
-    results, per_image = ev.evaluate(generator, load_split(paths.PREPARED, "test"), MaskStore(paths.MASKS / "test"),
-                                     ev.read_pairs(paths.TEST_PAIRS), params.evaluate, set_metrics)
+    results, per_image, set_metrics = ev.score(paths.RUNS / variant / "model.pt", paths.PREPARED,
+                                               paths.MASKS / "test", paths.TEST_PAIRS, params)
     seconds = time.perf_counter() - start
     pairs_per_s = len(per_image) / max(seconds, 1e-9)
     print(f"evaluate {variant}: {len(per_image)} pairs in {seconds:.1f} s ({pairs_per_s:.1f} pairs/s, all metrics)")
