@@ -120,7 +120,7 @@ def hole_probability(logits: torch.Tensor) -> torch.Tensor:
 
 
 @register("gdn_generator", role="generator", paper_params=10_779_328,
-          source="the authors' TF graph (network.py), counted"))
+          source="the authors' TF graph (network.py), counted")
 def gdn_generator(*, image_size: int = 256, base_channels: int = 64, res_blocks: int = 8) -> GDNGenerator:
     return GDNGenerator(base_channels, res_blocks)
 
