@@ -38,7 +38,7 @@ def config_hash(variant: str, params: Params) -> str:
     used = {k: weights.FILES[k].path.is_file() for k in weights.needed_for_training(params.variants[variant])}
     blob = json.dumps({"variant": variant, "cfg": params.variants[variant].model_dump(mode="json"),
                        "weights": params.weights, "weight_files": used,
-                       "train": params.train.model_dump(mode="json", exclude=NOT_IN_HASH),
+                       "train": params.train_for(variant).model_dump(mode="json", exclude=NOT_IN_HASH),
                        "data": params.data.model_dump(mode="json"), "masks": params.masks.model_dump(mode="json")},
                       sort_keys=True)
     return hashlib.sha1(blob.encode()).hexdigest()[:10]
@@ -186,7 +186,7 @@ def train_loop(config: dict, session) -> None:
     if config.get("validation"):  # Tune's trials: the last training images become the validation split
         validation = Validation.from_config(images, masks, config["validation"])
         images = validation.train_images
-    dataset = TrainPairs(images, masks, tcfg.seed)
+    dataset = TrainPairs(images, masks, tcfg.seed, cfg.augment)
     per_worker = tcfg.batch_size // session.world
     sampler = ResumableSampler(dataset, session.world, session.rank, shuffle=True, seed=tcfg.seed, drop_last=True)
     batches_per_epoch = len(sampler) // per_worker
@@ -278,7 +278,7 @@ def train_variant(params: Params, variant: str, out_dir: Path) -> dict:
 
     if variant not in params.variants:
         raise KeyError(f"unknown variant {variant!r}; params.yaml variants: {', '.join(params.variants)}")
-    cfg = params.variants[variant]
+    cfg, tcfg = params.variants[variant], params.train_for(variant)
     chash = config_hash(variant, params)
     client, experiment_id = tracking.open_experiment(params.tracking)
     run_id = _find_or_start_run(client, experiment_id, variant, chash, params)
@@ -298,7 +298,7 @@ def train_variant(params: Params, variant: str, out_dir: Path) -> dict:
     with atomic_path(out_dir / "model.pt") as tmp:
         torch.save(model, tmp)
     summary = {"variant": variant, "framework": cfg.framework, "steps": state["step"], "seconds": round(seconds, 1),
-               "images_per_s_with_startup": round(params.train.steps * params.train.batch_size / max(seconds, 1e-9), 2),
+               "images_per_s_with_startup": round(tcfg.steps * tcfg.batch_size / max(seconds, 1e-9), 2),
                **{k: round(float(v), 6) for k, v in result.metrics.items() if isinstance(v, (int, float))}}
     write_json(out_dir / "train_metrics.json", summary)
     _write_loss_curve(client, run_id, out_dir / "loss.csv")
@@ -312,7 +312,7 @@ def loop_config(params: Params, variant: str, run_id: str | None, chash: str) ->
     """What `train_func` reads: plain data (it crosses process and node boundaries), absolute paths (Ray
     changes the working directory of its workers). `run_id` None: no MLflow logging from the workers."""
     return {"variant": variant, "variant_cfg": params.variants[variant].model_dump(mode="json"),
-            "train": params.train.model_dump(mode="json"), "image_size": params.data.image_size,
+            "train": params.train_for(variant).model_dump(mode="json"), "image_size": params.data.image_size,
             "prepared": str(paths.PREPARED), "masks": str(paths.MASKS / "train"),
             "tracking_uri": tracking.tracking_uri(params.tracking.uri) if run_id else None, "run_id": run_id,
             "config_hash": chash, "weights": params.weights}
@@ -325,7 +325,7 @@ def make_trainer(params: Params, config: dict, name: str, storage_path: Path | N
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
-    t = params.train
+    t = TrainConfig.model_validate(config["train"])  # the variant's merged train settings (Params.train_for)
     return TorchTrainer(
         train_func, train_loop_config=config,
         scaling_config=ScalingConfig(num_workers=t.num_workers, use_gpu=t.use_gpu, resources_per_worker=(
@@ -362,7 +362,7 @@ def _find_or_start_run(client, experiment_id: str, variant: str, chash: str, par
         "dataset_manifest": tracking.file_hash(paths.PREPARED / "manifest.csv"),
         "mask_manifest": tracking.file_hash(paths.MASKS / "train" / "manifest.csv")})
     tracking.log_params(client, run.info.run_id, {"variant": cfg.model_dump(mode="json"),
-                                                  "train": params.train.model_dump(mode="json"),
+                                                  "train": params.train_for(variant).model_dump(mode="json"),
                                                   "data": params.data.model_dump(mode="json")})
     return run.info.run_id
 
