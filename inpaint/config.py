@@ -94,9 +94,9 @@ class Augment(Strict):
     masks, PEN-Net flip + ColorJitter 0.05 on images and flip / rotation / dilation on masks."""
 
     image_flip: Annotated[float, Field(ge=0, le=1)] = 0.0  # probability of a horizontal flip of the image
-    color_jitter: Annotated[float, Field(ge=0, lt=0.5)] = 0.0  # ColorJitter(x, x, x, x): brightness, contrast, saturation, hue
+    color_jitter: Annotated[float, Field(ge=0, lt=0.5)] = 0.0  # ColorJitter(x, x, x, x): brightness, contrast, ...
     mask_flip: Annotated[float, Field(ge=0, le=1)] = 0.0  # the mask's own flip (independent of the image's)
-    mask_rotate: Annotated[int, Field(ge=0, le=180)] = 0  # degrees: a random integer in [0, x], canvas expanded, resized back
+    mask_rotate: Annotated[int, Field(ge=0, le=180)] = 0  # degrees: a random integer in [0, x], expanded canvas
     mask_dilate: Annotated[int, Field(ge=0)] = 0  # a max filter of this odd size over the holes (0: off)
 
     @field_validator("mask_dilate")

@@ -185,7 +185,8 @@ def complexity(generator: torch.nn.Module, meta: dict) -> dict[str, float]:
     from inpaint.models.summary import measure
 
     counted = measure(meta["generator"], COMPLEXITY_SIZE)
-    at_256 = generator if meta["image_size"] == COMPLEXITY_SIZE else build(meta["generator"], image_size=COMPLEXITY_SIZE)
+    size = COMPLEXITY_SIZE
+    at_256 = generator if meta["image_size"] == size else build(meta["generator"], image_size=size)
     return {"params_m": counted["params"] / 1e6, f"gflops_{COMPLEXITY_SIZE}": counted["gflops"],
             f"gmacs_table_iv_{COMPLEXITY_SIZE}": counted["gmacs_table_iv"],
             "infer_ms_cpu": inference_ms(at_256.eval(), COMPLEXITY_SIZE), "infer_size": COMPLEXITY_SIZE}

@@ -174,8 +174,8 @@ def complexity_table(ours: pd.DataFrame, dataset: str) -> tuple[pd.DataFrame, li
     """LGNet Table IV: parameters, FLOPs at 256 x 256 in Table IV's own count and in ours, CPU time per image."""
     columns = ["#Parameters (M)", "GFLOPs @256", "GFLOPs @256, all matmuls x 2", "CPU ms / image"]
     rows = {f"{r.variant} ({r.generator}, ours)": [
-        _value(r, "complexity/params_m"), _value(r, "complexity/gmacs_table_iv_256"), _value(r, "complexity/gflops_256"),
-        _value(r, "complexity/infer_ms_cpu")] for _, r in ours.iterrows()}
+        _value(r, "complexity/params_m"), _value(r, "complexity/gmacs_table_iv_256"),
+        _value(r, "complexity/gflops_256"), _value(r, "complexity/infer_ms_cpu")] for _, r in ours.iterrows()}
     rows |= {f"{name} (published)": [v["params_m"], v["gflops"], math.nan, v["cpu_ms"]]
              for name, v in pt.LGNET_TABLE4.items()}
     sizes = sorted({int(_value(r, "complexity/infer_size")) for _, r in ours.iterrows()})

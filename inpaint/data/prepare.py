@@ -78,7 +78,8 @@ def _source(cfg: DataConfig, path: Path) -> str:
 def _crops(cfg: DataConfig, path: Path, i: int) -> list[np.ndarray]:
     rgb = load_rgb(path, cfg.min_size)
     if cfg.dataset == "sample":
-        return random_crops(rgb, cfg.image_size, cfg.crops_per_photo, np.random.default_rng([cfg.seed, i]), cfg.resample)
+        rng = np.random.default_rng([cfg.seed, i])
+        return random_crops(rgb, cfg.image_size, cfg.crops_per_photo, rng, cfg.resample)
     return [to_square(rgb, cfg.image_size, cfg.resize, cfg.resample)]
 
 

@@ -1,6 +1,6 @@
-"""SN-PatchGAN discriminator of PEN-Net, copied by LGNet: four
-spectral-norm 5x5 convolutions and a plain 5x5 classifier; a 27x27 patch map at 256x256. Raw scores (no
-sigmoid): the adversarial loss decides how to read them.
+"""SN-PatchGAN discriminator of PEN-Net, copied by LGNet: four spectral-norm 5x5 convolutions and a plain
+5x5 classifier; a 27x27 patch map at 256x256. Raw scores (no sigmoid): the adversarial loss decides how to
+read them.
 
 Spectral norm, two versions (the builder's `spectral_norm`; variants pick one by discriminator name):
 - "authors" (`sn_patchgan`, the default): the authors' copy of PyTorch 1.x's spectral_norm. u and v start as
