@@ -72,7 +72,8 @@ def detector_auc(framework, image: torch.Tensor, mask: torch.Tensor) -> float:
     return auc
 
 
-def overfit(settings: dict, image: torch.Tensor, mask: torch.Tensor, steps: int, seed: int = 10) -> dict:
+def overfit(settings: dict, image: torch.Tensor, mask: torch.Tensor, steps: int, seed: int = 10,
+            log_every: int = 0) -> dict:
     """Train the variant `settings` on the one batch: the first and final l1 and, for Det, the heat map's AUC
     before and after."""
     torch.manual_seed(seed)
@@ -83,7 +84,11 @@ def overfit(settings: dict, image: torch.Tensor, mask: torch.Tensor, steps: int,
     framework.train()
     has_detector = "detector" in framework.networks
     out = {"auc_before": detector_auc(framework, image, mask)} if has_detector else {}
-    l1 = [framework.step(image, mask)["l1"] for _ in range(steps)]
+    l1 = []
+    for step in range(1, steps + 1):
+        l1.append(framework.step(image, mask)["l1"])
+        if log_every and step % log_every == 0:
+            print(f"  step {step}: l1 {l1[-1]:.4f}", flush=True)
     out.update(first=l1[0], last=float(np.mean(l1[-10:])))
     out["ratio"] = out["last"] / out["first"]
     if has_detector:
@@ -102,6 +107,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--images", type=int, default=2, help="images in the fixed batch")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--log-every", type=int, default=0, help="print the l1 every this many steps (0: never)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     print(f"overfitting one batch of {args.images} for {args.steps} steps (pass: final l1 <= 0.5 x first; Det: "
@@ -111,7 +117,7 @@ def main() -> None:
         settings, size = FAMILIES[name]
         image, mask = fixed_batch(size, args.images)
         start, cpu = time.perf_counter(), time.process_time()
-        r = overfit(settings, image, mask, args.steps)
+        r = overfit(settings, image, mask, args.steps, log_every=args.log_every)
         auc = f"  AUC {r['auc_before']:.3f} -> {r['auc']:.3f}" if "auc" in r else ""
         ok = passes(r)
         failed += [] if ok else [name]
