@@ -66,7 +66,7 @@ def run(real: torch.Tensor, fake: torch.Tensor, steps: int, iterations: int) -> 
         errors.append(sigma_errors(layers))
     flat = [e for step in errors for e in step]
     return {"median": statistics.median(flat), "worst": max(flat), "first": max(errors[0]),
-            "last": statistics.median(errors[-1]), "loss_d": float(loss)}
+            "last": statistics.median(errors[-1]), "loss_d": loss.item()}
 
 
 def main() -> None:
