@@ -75,13 +75,13 @@ def _models(args) -> None:
     if args.json:
         print(json.dumps(rows, indent=2))
         return
-    print("FLOPs: torch.utils.flop_counter, 1 multiply-add = 2 FLOPs (halve to compare with a MAC count)")
+    print("GFLOPs: torch.utils.flop_counter, 1 multiply-add = 2 FLOPs; Table IV's count: inpaint/models/summary.py")
     for r in rows:
         paper = f"{r['paper_params'] / 1e6:.2f} M" if r["paper_params"] else "-"
         paper_flops = f"{r['paper_gflops']:.2f} G" if r["paper_gflops"] else "-"
         print(f"{r['name']:24} {r['role']:13} {r['params'] / 1e6:8.2f} M (paper {paper:>9})  "
-              f"{r['gflops']:8.2f} GFLOPs (paper {paper_flops:>8})  out {r['output_shapes']}"
-              + (f"  [published count: {r['source']}]" if r["source"] else ""))
+              f"{r['gflops']:8.2f} GFLOPs, {r['gmacs_table_iv']:7.2f} G in Table IV's count (paper {paper_flops:>8})  "
+              f"out {r['output_shapes']}" + (f"  [published count: {r['source']}]" if r["source"] else ""))
 
 
 def _fill(args) -> None:

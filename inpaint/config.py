@@ -7,7 +7,7 @@ range stops the stage before any work with a message naming the key and what is 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, Union, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -41,6 +41,11 @@ class DataConfig(Strict):
     categories: list[str] = []  # places2_*: Places365 categories ('airfield' or '/a/airfield'); [] = drawn
     categories_count: Annotated[int, Field(ge=1)] | None = None  # places2_*: how many to draw; None = GDN 30, LGNet 20
     train_per_category: Annotated[int, Field(ge=1)] = 2000  # places2_*: train images drawn per category
+    # How an image becomes S x S (docs/departures.md): squash = the whole image resized (all three authors),
+    # centre_crop = its centred square; resample: bicubic (PIL, LGNet and PEN-Net), bilinear_tf1 (GDN's TF 1.x
+    # resize_images: no antialiasing, legacy pixel alignment), bilinear or lanczos (PIL).
+    resize: Literal["squash", "centre_crop"] = "squash"
+    resample: Literal["bicubic", "bilinear_tf1", "bilinear", "lanczos"] = "bicubic"
 
     @field_validator("image_size")
     @classmethod
@@ -83,7 +88,38 @@ class Optimiser(Strict):
     beta2: Annotated[float, Field(ge=0, lt=1)] = 0.9
 
 
-class WeightFramework(Strict):
+class Augment(Strict):
+    """Training-time augmentation (inpaint/data/pairs.py), every draw seeded by (train.seed, epoch, index).
+    Each framework's default is its authors' choice: GDN none, LGNet a random horizontal flip of images and
+    masks, PEN-Net flip + ColorJitter 0.05 on images and flip / rotation / dilation on masks."""
+
+    image_flip: Annotated[float, Field(ge=0, le=1)] = 0.0  # probability of a horizontal flip of the image
+    color_jitter: Annotated[float, Field(ge=0, lt=0.5)] = 0.0  # ColorJitter(x, x, x, x): brightness, contrast, ...
+    mask_flip: Annotated[float, Field(ge=0, le=1)] = 0.0  # the mask's own flip (independent of the image's)
+    mask_rotate: Annotated[int, Field(ge=0, le=180)] = 0  # degrees: a random integer in [0, x], expanded canvas
+    mask_dilate: Annotated[int, Field(ge=0)] = 0  # a max filter of this odd size over the holes (0: off)
+
+    @field_validator("mask_dilate")
+    @classmethod
+    def _odd(cls, v: int) -> int:
+        if v and v % 2 == 0:
+            raise ValueError(f"the dilation's max filter needs an odd size (or 0 for none), got {v}")
+        return v
+
+
+LGNET_AUGMENT = Augment(image_flip=0.5, mask_flip=0.5)  # pix2pix's RandomHorizontalFlip on both
+PEN_AUGMENT = Augment(image_flip=0.5, color_jitter=0.05, mask_flip=0.5, mask_rotate=45, mask_dilate=3)
+
+
+class VariantBase(Strict):
+    """What every variant has besides its framework's settings: train settings laid over the train section
+    (and over the profile's framework_train), e.g. `train: {batch_size: 4}`, and its augmentation."""
+
+    train: dict[str, Any] = {}
+    augment: Augment = Augment()
+
+
+class WeightFramework(VariantBase):
     """GDN Sec. 4.3 'Weight': the generator alone, L1 weighted 6 in the hole and 1 outside (as PConv)."""
 
     framework: Literal["weight"]
@@ -102,7 +138,7 @@ class AdvFramework(WeightFramework):
     adv_weight: Annotated[float, Field(ge=0)] = 0.1
 
 
-class DetFramework(Strict):
+class DetFramework(VariantBase):
     """GDN 'Det': generator + 7-layer pixel detector; loss mean(W * |out - gt|), W = mapping(V)."""
 
     framework: Literal["det"]
@@ -123,7 +159,7 @@ class DetFramework(Strict):
         return v
 
 
-class LGNetFramework(Strict):
+class LGNetFramework(VariantBase):
     """LGNet (reference.md 2.7-2.9): coarse + refinement stages, per-image masked L1 at every stage, perceptual,
     style and TV on the refinement stages, LSGAN on the stage-1 composite; D first, then G."""
 
@@ -139,9 +175,10 @@ class LGNetFramework(Strict):
     adv_weight: Annotated[float, Field(ge=0)] = 0.1
     constant_fraction: Annotated[float, Field(ge=0, le=1)] = 0.5  # share of train.steps at constant lr (100 of 200)
     optimiser: Optimiser = Optimiser(lr_g=2e-4, lr_d=2e-4, beta1=0.5, beta2=0.999)
+    augment: Augment = LGNET_AUGMENT
 
 
-class PENFramework(Strict):
+class PENFramework(VariantBase):
     """PEN-Net (reference.md 3.4-3.6): batch-normalised masked L1 + pyramid L1 + SN-PatchGAN (hinge) on the
     composite; D first, then G; lr = lr0 * 0.1^(min(step, decay_steady) // decay_every)."""
 
@@ -156,9 +193,10 @@ class PENFramework(Strict):
     decay_every: Annotated[int, Field(gt=0)] = 100_000  # the authors' niter
     decay_steady: Annotated[int, Field(gt=0)] = 10_000  # niter_steady; below decay_every: never decays (CelebA-HQ)
     optimiser: Optimiser = Optimiser(lr_g=1e-4, lr_d=1e-4, beta1=0.5, beta2=0.999)
+    augment: Augment = PEN_AUGMENT
 
 
-class PConvFramework(Strict):
+class PConvFramework(VariantBase):
     """PConv (Liu et al. 2018; frameworks/pconv.py): valid + 6 hole L1, perceptual 0.05, style 120 and TV 0.1
     on the 1-pixel-dilated hole; Adam 2e-4, then fine-tuning at 5e-5 with the encoder's BatchNorm frozen."""
 
@@ -174,7 +212,7 @@ class PConvFramework(Strict):
     optimiser: Optimiser = Optimiser(lr_g=2e-4, beta1=0.9, beta2=0.999)  # torch's Adam defaults; no D
 
 
-class GConvFramework(Strict):
+class GConvFramework(VariantBase):
     """GConv, DeepFill v2 (Yu et al. 2019; frameworks/gconv.py): L1 on both stages + SN-PatchGAN hinge loss
     on the composite with the mask channel, weights 1 and 1; D first, then G; Adam 1e-4, betas (0.5, 0.999)."""
 
@@ -189,6 +227,7 @@ class GConvFramework(Strict):
 
 Variant = Annotated[Union[WeightFramework, AdvFramework, DetFramework, LGNetFramework, PENFramework,
                           PConvFramework, GConvFramework], Field(discriminator="framework")]
+FRAMEWORKS = tuple(get_args(cls.model_fields["framework"].annotation)[0] for cls in get_args(get_args(Variant)[0]))
 
 
 class TrainConfig(Strict):
@@ -345,6 +384,9 @@ class Params(Strict):
     tracking: TrackingConfig = TrackingConfig()
     ray: RayConfig = RayConfig()
     tune: TuneConfig = TuneConfig()
+    # Train settings per framework family, laid over `train` (the paper profile: the authors' batch sizes and
+    # run lengths); a variant's own `train` is laid over both. Learning rates are the variant's `optimiser`.
+    framework_train: dict[str, dict[str, Any]] = {}
     variants: dict[str, Variant]
 
     @field_validator("variants")
@@ -356,6 +398,33 @@ class Params(Strict):
             if not name.replace("_", "").isalnum():
                 raise ValueError(f"variant name {name!r} may only hold letters, digits and underscores")
         return v
+
+    @field_validator("framework_train")
+    @classmethod
+    def _known_frameworks(cls, v: dict) -> dict:
+        unknown = sorted(set(v) - set(FRAMEWORKS))
+        if unknown:
+            raise ValueError(f"unknown framework(s) {unknown}; frameworks: {', '.join(FRAMEWORKS)}")
+        return v
+
+    @model_validator(mode="after")
+    def _variant_train_fits(self):
+        for name in self.variants:
+            self.train_for(name)
+        return self
+
+    def train_for(self, variant: str) -> TrainConfig:
+        """The train settings variant `variant` runs with: `train`, then `framework_train[its framework]`,
+        then the variant's own `train`, laid over one another key by key."""
+        if variant not in self.variants:
+            raise KeyError(f"unknown variant {variant!r}; params.yaml variants: {', '.join(self.variants)}")
+        cfg = self.variants[variant]
+        merged = merge(merge(self.train.model_dump(), self.framework_train.get(cfg.framework, {})), cfg.train)
+        try:
+            return TrainConfig.model_validate(merged)
+        except ValidationError as e:
+            raise ValueError(f"variants.{variant}.train (laid over train and framework_train.{cfg.framework}) "
+                             "is invalid:\n" + "\n".join("  " + line for line in explain(e))) from None
 
     @model_validator(mode="after")
     def _studies_fit(self):
@@ -413,8 +482,11 @@ def explain(error: ValidationError) -> list[str]:
     lines = []
     for err in error.errors():
         loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith(("function-after", "tagged-union")))
+        if not loc:  # a check across sections: its message names the keys, the input is the whole file
+            lines.append(f"  {err['msg'].removeprefix('Value error, ')}")
+            continue
         got = "" if err["type"] == "missing" else f" (got {err.get('input')!r})"
-        lines.append(f"  {loc or '<top>'}: {err['msg']}{got}")
+        lines.append(f"  {loc}: {err['msg']}{got}")
     return lines
 
 

@@ -288,23 +288,29 @@ def _score_task(threads: int, *args):
 
 
 @torch.no_grad()
-def inference_ms(generator: torch.nn.Module, image_size: int, repeats: int = 5) -> float:
-    """Mean wall time of one forward pass on one image, after a warm-up pass (on the CPU: the evaluator's
-    device)."""
+def inference_ms(generator: torch.nn.Module, image_size: int, repeats: int = 2) -> float:
+    """Median wall time of one forward pass on one image (batch 1), after a warm-up pass, on the CPU (the
+    evaluator's device)."""
     x, m = torch.rand(1, 3, image_size, image_size), torch.zeros(1, 1, image_size, image_size)
     generator(x, m)
-    start = time.perf_counter()
+    times = []
     for _ in range(repeats):
+        start = time.perf_counter()
         generator(x, m)
-    return (time.perf_counter() - start) / repeats * 1000
+        times.append(time.perf_counter() - start)
+    return float(np.median(times)) * 1000
 
 
 def complexity(generator: torch.nn.Module, meta: dict) -> dict[str, float]:
-    """LGNet Table IV's columns for the trained generator: parameters and GFLOPs of its architecture at
-    256 x 256 (counted on the meta device, models/summary.py), and the measured CPU time per image at the
-    working resolution (`infer_size`)."""
+    """LGNet Table IV's columns for the trained generator's architecture at 256 x 256, batch 1 (the papers'
+    setting, whatever the working resolution): parameters, GFLOPs (2 per multiply-add, every matrix
+    product), GMACs in Table IV's own convention (models/summary.py), and the CPU time of one forward pass
+    of the architecture built at 256 (the trained weights do not change the time)."""
     from inpaint.models.summary import measure
 
     counted = measure(meta["generator"], COMPLEXITY_SIZE)
+    size = COMPLEXITY_SIZE
+    at_256 = generator if meta["image_size"] == size else build(meta["generator"], image_size=size)
     return {"params_m": counted["params"] / 1e6, f"gflops_{COMPLEXITY_SIZE}": counted["gflops"],
-            "infer_ms_cpu": inference_ms(generator, meta["image_size"]), "infer_size": meta["image_size"]}
+            f"gmacs_table_iv_{COMPLEXITY_SIZE}": counted["gmacs_table_iv"],
+            "infer_ms_cpu": inference_ms(at_256.eval(), COMPLEXITY_SIZE), "infer_size": COMPLEXITY_SIZE}

@@ -43,7 +43,7 @@ def train_params(params: Params, variant: str) -> dict:
     """The params part of the fingerprint (plain data)."""
     return {"variant": variant, "cfg": params.variants[variant].model_dump(mode="json"),
             "weights": params.weights, "weight_files": pretrained_used(params, variant),
-            "train": params.train.model_dump(mode="json", exclude=NOT_IN_FINGERPRINT),
+            "train": params.train_for(variant).model_dump(mode="json", exclude=NOT_IN_FINGERPRINT),
             "data": params.data.model_dump(mode="json"), "masks": params.masks.model_dump(mode="json")}
 
 

@@ -174,7 +174,7 @@ def train_loop(config: dict, session) -> None:
 
         manifest = pd.read_csv(Path(config["prepared"]) / "manifest.csv")
         validation = Validation.from_config(images, manifest, masks, config["validation"])
-    dataset = TrainPairs(images, masks, tcfg.seed)
+    dataset = TrainPairs(images, masks, tcfg.seed, cfg.augment)
     train_set = torch.utils.data.Subset(dataset, validation.train_index) if validation else dataset
     per_worker = tcfg.batch_size // session.world
     sampler = ResumableSampler(train_set, session.world, session.rank, shuffle=True, seed=tcfg.seed, drop_last=True)
@@ -268,7 +268,7 @@ def train_variant(params: Params, variant: str, out_dir: Path) -> dict:
 
     if variant not in params.variants:
         raise KeyError(f"unknown variant {variant!r}; params.yaml variants: {', '.join(params.variants)}")
-    cfg = params.variants[variant]
+    cfg, tcfg = params.variants[variant], params.train_for(variant)
     fp = fingerprint.fingerprint(params, variant)
     client, experiment_id = tracking.open_experiment(params.tracking)
     storage, name = paths.absolute(params.ray.storage_path) / variant, f"{variant}-{fp}"
@@ -288,7 +288,7 @@ def train_variant(params: Params, variant: str, out_dir: Path) -> dict:
     with atomic_path(out_dir / "model.pt") as tmp:
         torch.save(model, tmp)
     summary = {"variant": variant, "framework": cfg.framework, "steps": state["step"], "seconds": round(seconds, 1),
-               "images_per_s_with_startup": round(params.train.steps * params.train.batch_size / max(seconds, 1e-9), 2),
+               "images_per_s_with_startup": round(tcfg.steps * tcfg.batch_size / max(seconds, 1e-9), 2),
                **{k: round(float(v), 6) for k, v in result.metrics.items() if isinstance(v, (int, float))}}
     write_json(out_dir / "train_metrics.json", summary)
     _write_loss_curve(client, run_id, out_dir / "loss.csv")
@@ -302,7 +302,7 @@ def loop_config(params: Params, variant: str, run_id: str | None, fp: str) -> di
     """What `train_func` reads: plain data (it crosses process and node boundaries), absolute paths (Ray
     changes the working directory of its workers). `run_id` None: no MLflow logging from the workers."""
     return {"variant": variant, "variant_cfg": params.variants[variant].model_dump(mode="json"),
-            "train": params.train.model_dump(mode="json"), "image_size": params.data.image_size,
+            "train": params.train_for(variant).model_dump(mode="json"), "image_size": params.data.image_size,
             "prepared": str(paths.PREPARED), "masks": str(paths.MASKS / "train"),
             "tracking_uri": tracking.tracking_uri(params.tracking.uri) if run_id else None, "run_id": run_id,
             "fingerprint": fp, "weights": params.weights}
@@ -315,7 +315,7 @@ def make_trainer(params: Params, config: dict, name: str, storage_path: Path | N
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
-    t = params.train
+    t = TrainConfig.model_validate(config["train"])  # the variant's merged train settings (Params.train_for)
     return TorchTrainer(
         train_func, train_loop_config=config,
         scaling_config=ScalingConfig(num_workers=t.num_workers, use_gpu=t.use_gpu, resources_per_worker=(
@@ -346,7 +346,7 @@ def _find_or_start_run(client, experiment_id: str, variant: str, fp: str, params
     found = client.search_runs([experiment_id], filter_string=(
         f"tags.`{tracking.TAG_VARIANT}` = '{variant}' and tags.fingerprint = '{fp}'"), order_by=["start_time DESC"],
         max_results=1)
-    mode = params.train.resume
+    mode = params.train_for(variant).resume
     if found and (mode == "always" or (mode == "interrupted" and found[0].info.status != "FINISHED")):
         print(f"train {variant}: resuming MLflow run {found[0].info.run_id} (fingerprint {fp}, train.resume={mode})")
         return found[0].info.run_id
@@ -358,7 +358,7 @@ def _find_or_start_run(client, experiment_id: str, variant: str, fp: str, params
         tracking.TAG_KIND: "train", tracking.TAG_VARIANT: variant, tracking.TAG_FRAMEWORK: cfg.framework,
         **tracking.run_provenance(params, variant, fp)})
     tracking.log_params(client, run.info.run_id, {"variant": cfg.model_dump(mode="json"),
-                                                  "train": params.train.model_dump(mode="json"),
+                                                  "train": params.train_for(variant).model_dump(mode="json"),
                                                   "data": params.data.model_dump(mode="json")})
     return run.info.run_id
 

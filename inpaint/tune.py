@@ -66,12 +66,13 @@ def _nest(path: list[str], value: Any) -> dict:
 
 
 def trial_params(params: Params, name: str, overrides: dict[str, Any]) -> Params:
-    """The params one trial trains with: the study's variant alone, `tune.train` laid over the train
-    section, then the trial's values of the swept keys."""
+    """The params one trial trains with: the study's variant alone, `tune.train` laid over the variant's
+    train settings (train, framework_train, its own train), then the trial's values of the swept keys."""
     variant, settings = study_variant(params, name)
     raw = params.model_dump(mode="json")
-    raw["variants"] = {variant: settings.model_dump(mode="json")}
-    raw["train"] = merge(raw["train"], params.tune.train)
+    raw["variants"] = {variant: {**settings.model_dump(mode="json"), "train": {}}}
+    own = merge(raw["framework_train"].get(settings.framework, {}), settings.train)
+    raw["train"], raw["framework_train"] = merge(merge(raw["train"], own), params.tune.train), {}
     raw["tune"] = {}
     for key, value in overrides.items():
         raw = merge(raw, _nest(_path(variant, key), value))

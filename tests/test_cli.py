@@ -44,7 +44,7 @@ def test_bad_params_stop_before_any_work(tmp_path, capsys, bad, key):
 def test_models_summary_json(capsys):
     assert main(["models", "summary", "--size", "64", "--json", "--only", "gdn_generator", "sn_patchgan"]) == 0
     rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
-    assert rows["gdn_generator"]["params"] == 10_774_595
+    assert rows["gdn_generator"]["params"] == 10_779_328
     assert rows["gdn_generator"]["gflops"] > 0
     assert rows["sn_patchgan"]["output_shapes"] == [1, 1, 3, 3]
 

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from inpaint.config import DataConfig, ParamsError, resolve
-from inpaint.data.prepare import prepare
+from inpaint.data.prepare import prepare, resize_tf1_bilinear, to_square
 from inpaint.data.presets import places_category
 
 CATEGORIES = ["a/airfield", "a/apartment_building/outdoor", "b/bedroom", "c/canyon"]  # Places365's own spelling
@@ -242,3 +242,36 @@ def test_missing_folder_or_wrong_layout_names_data_folder(tmp_path, dataset, mak
 def test_dataset_params_name_the_key(data, key):
     with pytest.raises(ParamsError, match=key):
         resolve({"profile": "smoke", "data": data, "variants": {"v": {"framework": "det"}}})
+
+
+def test_default_resize_is_the_authors_squash_bicubic():
+    """LGNet's Resize([S, S], BICUBIC) and PEN-Net's img.resize((w, h)) (BICUBIC since Pillow 7): the whole
+    image, aspect ratio not kept; centre_crop is the switch."""
+    rgb = np.random.default_rng(0).integers(0, 256, (40, 56, 3), dtype=np.uint8)
+    cfg = DataConfig()
+    assert (cfg.resize, cfg.resample) == ("squash", "bicubic")
+    want = np.asarray(Image.fromarray(rgb).resize((32, 32), Image.BICUBIC))
+    assert np.array_equal(to_square(rgb, 32, cfg.resize, cfg.resample), want)
+    crop = np.asarray(Image.fromarray(rgb[:, 8:48]).resize((32, 32), Image.BICUBIC))
+    assert np.array_equal(to_square(rgb, 32, "centre_crop", "bicubic"), crop)
+
+
+def test_tf1_bilinear_is_gdn_legacy_resize():
+    """TF 1.x resize_images (align_corners False, no half-pixel centres): halving takes every other pixel
+    from the top-left, with no antialiasing; doubling interpolates between neighbours and repeats the edge."""
+    rgb = np.random.default_rng(1).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    assert np.array_equal(resize_tf1_bilinear(rgb, 8), rgb[::2, ::2])
+    up = resize_tf1_bilinear(rgb, 32).astype(int)
+    assert np.array_equal(up[::2, ::2], rgb)
+    mid = np.round((rgb[0, 0].astype(float) + rgb[0, 1]) / 2)
+    assert np.array_equal(up[0, 1], mid) and np.array_equal(up[0, -1], rgb[0, -1])
+
+
+def test_resize_switch_reaches_prepare(tmp_path):
+    src = tmp_path / "photos"
+    _images(src, [f"{i}.png" for i in range(10)], seed=3)
+    out = {}
+    for resize in ("squash", "centre_crop"):
+        prepare(DataConfig(dataset="folder", folder=src, image_size=64, resize=resize), tmp_path / resize)
+        out[resize] = np.load(tmp_path / resize / "train.npy")
+    assert not np.array_equal(out["squash"], out["centre_crop"])

@@ -7,9 +7,21 @@ from inpaint.models.registry import build, count_parameters, registered
 
 
 def test_parameter_counts_match_the_authors():
-    assert count_parameters(build("gdn_generator")) == 10_774_595
+    assert count_parameters(build("gdn_generator")) == 10_779_328
     assert round(count_parameters(build("gdn_detector")) / 1e6, 2) == 2.27
     assert round(count_parameters(build("sn_patchgan")) / 1e6, 2) == 4.32
+
+
+def test_generator_is_the_authors_graph():
+    """instance_norm(center=True, scale=True): a learned scale and shift per normalised channel (4,736 each);
+    no convolution bias anywhere, the last 7x7 included (use_bias=False)."""
+    gen = build("gdn_generator")
+    named = dict(gen.named_parameters())
+    assert sum(p.numel() for n, p in named.items() if n.endswith(".scale")) == 4_736
+    assert sum(p.numel() for n, p in named.items() if n.endswith(".shift")) == 4_736
+    convs = [m for m in gen.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
+    assert all(m.bias is None for m in convs)
+    assert sum(m.weight.numel() for m in convs) == 10_769_856
 
 
 def test_registry_metadata_agrees_with_built_models():

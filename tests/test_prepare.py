@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from inpaint.config import DataConfig
-from inpaint.data.prepare import centre_square, load_split, prepare
+from inpaint.data.prepare import load_split, prepare, to_square
 from inpaint.data.sources import load_rgb
 
 
@@ -64,4 +64,4 @@ def test_splits_are_memory_mapped_not_stacked(tmp_path, monkeypatch):
     assert isinstance(train, np.memmap) and train.shape == (9, 64, 64, 3) and test.shape == (1, 64, 64, 3)
     m = pd.read_csv(tmp_path / "out" / "manifest.csv")
     first = m[(m.split == "train") & (m["index"] == 0)].source.item()
-    assert np.array_equal(train[0], centre_square(load_rgb(src / first), 64))  # rows match the manifest
+    assert np.array_equal(train[0], to_square(load_rgb(src / first), 64))  # rows match the manifest

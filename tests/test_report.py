@@ -30,7 +30,7 @@ def fake_runs(variants=VARIANTS, dataset="sample", pretrained="false") -> pd.Dat
         row = {"run_id": f"r{k}", "variant": variant, "framework": framework, "pretrained": pretrained,
                "start_time": k, "generator": generator, "dataset": dataset, "detector_loss": None,
                "hole_weight": None, "perceptual_weight": None, "style_weight": None,
-               "complexity/params_m": 10.0 + k, "complexity/gflops_256": 50.0, "complexity/infer_ms_cpu": 5.0,
+               "complexity/params_m": 10.0 + k, "complexity/gflops_256": 50.0, "complexity/gmacs_table_iv_256": 40.0, "complexity/infer_ms_cpu": 5.0,
                "complexity/infer_size": 64.0}
         if framework == "lgnet":
             row |= {"hole_weight": "6.0", "perceptual_weight": "0.05", "style_weight": "120.0"}

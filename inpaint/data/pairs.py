@@ -1,13 +1,17 @@
 """Image-mask pairs for training and testing.
 
-Training: image i is paired with a mask drawn from (seed, epoch, i) alone, so the same params give the
-same pairs on any number of workers. Testing: a fixed, recorded order (written by the masks stage).
+Training: image i is paired with a mask drawn from (seed, epoch, i) alone, and augmented (the variant's
+`augment`, inpaint/data/augment.py) with draws from the same generator, so the same params give the same
+pairs on any number of workers. Testing: a fixed, recorded order (written by the masks stage), never augmented.
 """
 from __future__ import annotations
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
+
+from inpaint.config import Augment
+from inpaint.data.augment import augment_image, augment_mask
 
 
 def to_tensor(image: np.ndarray) -> torch.Tensor:
@@ -21,11 +25,11 @@ def mask_tensor(mask: np.ndarray) -> torch.Tensor:
 
 
 class TrainPairs(Dataset):
-    def __init__(self, images: np.ndarray, masks, seed: int):
+    def __init__(self, images: np.ndarray, masks, seed: int, augment: Augment = Augment()):
         if images.shape[1:3] != masks[0].shape:
             raise ValueError(f"training images are {images.shape[1:3]} but masks are {masks[0].shape}: "
                              "re-run the prepare and masks stages with the same data.image_size")
-        self.images, self.masks, self.seed, self.epoch = images, masks, seed, 0
+        self.images, self.masks, self.seed, self.epoch, self.augment = images, masks, seed, 0, augment
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -34,8 +38,10 @@ class TrainPairs(Dataset):
         return len(self.images)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        j = int(np.random.default_rng([self.seed, self.epoch, i]).integers(len(self.masks)))
-        return to_tensor(self.images[i]), mask_tensor(self.masks[j])
+        rng = np.random.default_rng([self.seed, self.epoch, i])
+        j = int(rng.integers(len(self.masks)))
+        image, mask = self.images[i], self.masks[j]
+        return to_tensor(augment_image(image, self.augment, rng)), mask_tensor(augment_mask(mask, self.augment, rng))
 
 
 class TestPairs(Dataset):

@@ -21,18 +21,44 @@ from inpaint.data.sources import content_hash, load_rgb
 from inpaint.io import atomic_dir, write_json
 
 
-def _resize(rgb: np.ndarray, size: int) -> np.ndarray:
-    return np.asarray(Image.fromarray(rgb).resize((size, size), Image.Resampling.LANCZOS))
+PIL_FILTERS = {"bicubic": Image.Resampling.BICUBIC, "bilinear": Image.Resampling.BILINEAR,
+               "lanczos": Image.Resampling.LANCZOS}
 
 
-def centre_square(rgb: np.ndarray, size: int) -> np.ndarray:
-    h, w = rgb.shape[:2]
-    s = min(h, w)
-    top, left = (h - s) // 2, (w - s) // 2
-    return _resize(rgb[top:top + s, left:left + s], size)
+def resize_tf1_bilinear(rgb: np.ndarray, size: int) -> np.ndarray:
+    """TF 1.x `tf.image.resize_images` (GDN's loader): bilinear, no antialiasing, legacy alignment (source
+    coordinate = output index * in / out, no half-pixel offset), rounded back to uint8."""
+    out = rgb.astype(np.float64)
+    for axis in (0, 1):
+        n = out.shape[axis]
+        pos = np.arange(size) * (n / size)
+        lo = np.floor(pos).astype(int)
+        hi, frac = np.minimum(lo + 1, n - 1), pos - lo
+        shape = [1] * out.ndim
+        shape[axis] = size
+        frac = frac.reshape(shape)
+        out = np.take(out, lo, axis) * (1 - frac) + np.take(out, hi, axis) * frac
+    return np.clip(np.round(out), 0, 255).astype(np.uint8)
 
 
-def random_crops(rgb: np.ndarray, size: int, count: int, rng: np.random.Generator) -> list[np.ndarray]:
+def _resize(rgb: np.ndarray, size: int, resample: str = "bicubic") -> np.ndarray:
+    if resample == "bilinear_tf1":
+        return resize_tf1_bilinear(rgb, size)
+    return np.asarray(Image.fromarray(rgb).resize((size, size), PIL_FILTERS[resample]))
+
+
+def to_square(rgb: np.ndarray, size: int, resize: str = "squash", resample: str = "bicubic") -> np.ndarray:
+    """The image at size x size: squashed whole (the authors' loaders) or its centred square (data.resize)."""
+    if resize == "centre_crop":
+        h, w = rgb.shape[:2]
+        s = min(h, w)
+        top, left = (h - s) // 2, (w - s) // 2
+        rgb = rgb[top:top + s, left:left + s]
+    return _resize(rgb, size, resample)
+
+
+def random_crops(rgb: np.ndarray, size: int, count: int, rng: np.random.Generator,
+                 resample: str = "bicubic") -> list[np.ndarray]:
     """Square crops of random side in [size, min(H, W)] at random places, resized to `size`."""
     h, w = rgb.shape[:2]
     short = min(h, w)
@@ -40,7 +66,7 @@ def random_crops(rgb: np.ndarray, size: int, count: int, rng: np.random.Generato
     for _ in range(count):
         side = int(rng.integers(min(size, short), short + 1))
         top, left = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
-        crops.append(_resize(rgb[top:top + side, left:left + side], size))
+        crops.append(_resize(rgb[top:top + side, left:left + side], size, resample))
     return crops
 
 
@@ -52,8 +78,9 @@ def _source(cfg: DataConfig, path: Path) -> str:
 def _crops(cfg: DataConfig, path: Path, i: int) -> list[np.ndarray]:
     rgb = load_rgb(path, cfg.min_size)
     if cfg.dataset == "sample":
-        return random_crops(rgb, cfg.image_size, cfg.crops_per_photo, np.random.default_rng([cfg.seed, i]))
-    return [centre_square(rgb, cfg.image_size)]
+        rng = np.random.default_rng([cfg.seed, i])
+        return random_crops(rgb, cfg.image_size, cfg.crops_per_photo, rng, cfg.resample)
+    return [to_square(rgb, cfg.image_size, cfg.resize, cfg.resample)]
 
 
 def prepare(cfg: DataConfig, out_dir: Path) -> dict:

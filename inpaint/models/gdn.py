@@ -1,9 +1,10 @@
 """GDN (Zhang et al., "Pixel-wise Dense Detector for Image Inpainting", 2020): the EdgeConnect-like
 generator and the 7-layer pixel detector (reference.md 1.3-1.4).
 
-Parameter parity with the authors' TensorFlow model (10,774,595 for the generator) needs two facts the
-layer table hides: TF's `instance_norm` defaults to `center=True, scale=False` (a learned shift, no
-scale), and the last 7x7 convolution carries a bias. Both are reproduced here.
+Parameter parity with the authors' TensorFlow graph (10,779,328 for the generator at any input size)
+needs two facts the layer table hides: the authors call TF's `instance_norm` with `center=True,
+scale=True` (a learned per-channel scale *and* shift after every normalisation: 2 x 4,736 parameters), and
+no convolution has a bias, the last 7x7 included (`use_bias=False`). Convolution weights are 10,769,856.
 """
 from __future__ import annotations
 
@@ -14,20 +15,22 @@ from torch import nn
 from inpaint.models.registry import register
 
 
-class InstanceNormShift(nn.Module):
-    """Instance norm (eps 1e-5) followed by a learned per-channel shift, as TF's default instance_norm."""
+class InstanceNormAffine(nn.Module):
+    """Instance norm (eps 1e-5) with a learned per-channel scale (init 1) and shift (init 0), as the authors'
+    `instance_norm(center=True, scale=True)`."""
 
     def __init__(self, channels: int):
         super().__init__()
+        self.scale = nn.Parameter(torch.ones(1, channels, 1, 1))
         self.shift = nn.Parameter(torch.zeros(1, channels, 1, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.instance_norm(x, eps=1e-5) + self.shift
+        return F.instance_norm(x, eps=1e-5) * self.scale + self.shift
 
 
 def _conv_in_relu(cin: int, cout: int, k: int, stride: int = 1, pad: nn.Module | None = None) -> nn.Sequential:
     layers = [pad] if pad is not None else []
-    layers += [nn.Conv2d(cin, cout, k, stride, bias=False), InstanceNormShift(cout), nn.ReLU(inplace=True)]
+    layers += [nn.Conv2d(cin, cout, k, stride, bias=False), InstanceNormAffine(cout), nn.ReLU(inplace=True)]
     return nn.Sequential(*layers)
 
 
@@ -38,8 +41,8 @@ class ResidualBlock(nn.Module):
         super().__init__()
         self.body = nn.Sequential(
             nn.ReflectionPad2d(dilation), nn.Conv2d(channels, channels, 3, dilation=dilation, bias=False),
-            InstanceNormShift(channels), nn.ReLU(inplace=True),
-            nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3, bias=False), InstanceNormShift(channels))
+            InstanceNormAffine(channels), nn.ReLU(inplace=True),
+            nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3, bias=False), InstanceNormAffine(channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.body(x)
@@ -59,15 +62,13 @@ class GDNGenerator(nn.Module):
         layers += [ResidualBlock(deep) for _ in range(res_blocks)]
         for i in reversed(range(downsamplings)):  # TF 'SAME' transposed 4x4 stride 2 == padding 1
             layers += [nn.ConvTranspose2d(c * 2**(i + 1), c * 2**i, 4, 2, padding=1, bias=False),
-                       InstanceNormShift(c * 2**i), nn.ReLU(inplace=True)]
-        layers += [nn.ReflectionPad2d(3), nn.Conv2d(c, 3, 7)]
+                       InstanceNormAffine(c * 2**i), nn.ReLU(inplace=True)]
+        layers += [nn.ReflectionPad2d(3), nn.Conv2d(c, 3, 7, bias=False)]
         self.net = nn.Sequential(*layers)
         self.downsamplings = downsamplings
         for m in self.modules():
             if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
                 nn.init.xavier_uniform_(m.weight)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
 
     def forward(self, masked: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
         step = 2**self.downsamplings
@@ -118,7 +119,8 @@ def hole_probability(logits: torch.Tensor) -> torch.Tensor:
     return torch.softmax(logits, dim=1)[:, 1:2]
 
 
-@register("gdn_generator", role="generator", paper_params=10_774_595, source="reference.md 1.3")
+@register("gdn_generator", role="generator", paper_params=10_779_328,
+          source="the authors' TF graph (network.py), counted")
 def gdn_generator(*, image_size: int = 256, base_channels: int = 64, res_blocks: int = 8) -> GDNGenerator:
     return GDNGenerator(base_channels, res_blocks)
 

@@ -26,7 +26,7 @@ _REGISTRY: dict[str, ModelInfo] = {}
 
 def register(name: str, *, role: str, paper_params: int | None = None, source: str = "",
              paper_gflops: float | None = None):
-    """Decorator: `@register("gdn_generator", role="generator", paper_params=10_774_595)`."""
+    """Decorator: `@register("gdn_generator", role="generator", paper_params=10_779_328)`."""
     if role not in ("generator", "detector", "discriminator"):
         raise ValueError(f"model {name!r}: role must be generator, detector or discriminator, got {role!r}")
 

@@ -1,13 +1,22 @@
 """`inpaint models summary`: parameters, FLOPs and output shapes of every registered model.
 
-FLOPs are counted by torch.utils.flop_counter (PyTorch's own counter) on one forward pass of one image:
-a multiply-add counts as 2 FLOPs; convolutions, transposed convolutions and matrix products are counted,
-element-wise operations (norms, activations, softmax) are not. Papers often quote multiply-adds (MACs) as
-"FLOPs": divide ours by 2 to compare with such a figure (LGNet's Table IV does not say which it uses).
+Two counts, on one forward pass of one image:
+- `gflops`: torch.utils.flop_counter (PyTorch's own counter), every convolution, transposed convolution and
+  matrix product, functional ones included (attention); a multiply-add counts as 2 FLOPs; element-wise
+  operations (norms, activations, softmax) are not counted.
+- `gmacs_table_iv`: the convention of LGNet's Table IV, which reproduces its LGNet (69.62 G), LGNet_light
+  (53.73 G) and LGNet_share (69.62 G) exactly at 256 x 256: the layer-hook count of the `thop` profiler of
+  the time. Only nn.Conv2d / nn.ConvTranspose2d / nn.BatchNorm2d modules count: a convolution counts
+  output elements x (in_channels / groups x kernel area + 1 if biased), which for a stride-2 transposed
+  convolution is 4 times its real multiply-adds; a BatchNorm counts 2 per element; activations count 0;
+  functional calls (F.conv2d inside an attention module, matrix products, interpolation) are invisible.
+  PEN-Net in this convention is 4.81 G (its attention is functional), not Table IV's 48.07 G, which no
+  reading we tried reproduces (docs/departures.md, "Complexity").
 """
 from __future__ import annotations
 
 import torch
+from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from inpaint.models.registry import count_parameters, registered
@@ -19,6 +28,28 @@ def _shapes(out) -> list:
     if isinstance(out, dict):
         return {k: _shapes(v) for k, v in out.items()}
     return [_shapes(v) for v in out]
+
+
+def table_iv_macs(model: nn.Module, inputs: tuple) -> int:
+    """Multiply-adds as LGNet's Table IV counts them (see the module docstring); runs `model(*inputs)`."""
+    total = 0
+
+    def hook(module: nn.Module, args, out: torch.Tensor) -> None:
+        nonlocal total
+        if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+            kernel = module.weight.shape[2] * module.weight.shape[3]
+            total += out.numel() * (module.in_channels // module.groups * kernel + (module.bias is not None))
+        elif isinstance(module, nn.BatchNorm2d):
+            total += 2 * args[0].numel()
+
+    handles = [m.register_forward_hook(hook) for m in model.modules()
+               if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.BatchNorm2d))]
+    try:
+        model(*inputs)
+    finally:
+        for h in handles:
+            h.remove()
+    return total
 
 
 @torch.no_grad()
@@ -39,7 +70,9 @@ def measure(name: str, size: int = 256) -> dict:
             inputs = (torch.rand(1, getattr(model, "in_channels", 3), size, size),)
         with FlopCounterMode(display=False) as counter:
             out = model(*inputs)
-    return {"params": count_parameters(model), "gflops": counter.get_total_flops() / 1e9, "output_shapes": _shapes(out)}
+        macs = table_iv_macs(model, inputs)
+    return {"params": count_parameters(model), "gflops": counter.get_total_flops() / 1e9,
+            "gmacs_table_iv": macs / 1e9, "output_shapes": _shapes(out)}
 
 
 def summarise(size: int = 256, only: list[str] | None = None) -> list[dict]:
