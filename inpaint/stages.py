@@ -222,10 +222,12 @@ def _write_table(table, out: Path) -> None:
 
 
 def _index_html(tables: list, skipped: list[str]) -> str:
+    import html
+
     from inpaint.report import HTML_STYLE, to_html
 
     body = "\n<hr>\n".join(to_html(t, standalone=False) for t in tables)
-    notes = "".join(f"<li>{s}</li>" for s in skipped)
+    notes = "".join(f"<li>{html.escape(s)}</li>" for s in skipped)
     return (f"<!doctype html><html><head><meta charset=\"utf-8\"><title>inpaint report</title>{HTML_STYLE}</head>"
             f"<body>\n<h1>inpaint report</h1>\n{body}\n" + (f"<ul>{notes}</ul>" if notes else "") + "</body></html>\n")
 

@@ -252,3 +252,16 @@ def test_baselines_fill_only_the_hole(name):
     assert (inside < 0.99).any()  # the white hole is filled, not passed through
     comp = composites(build(name), image, mask)
     assert torch.allclose(comp * (1 - mask), (image * 255).round() / 255 * (1 - mask), atol=1 / 255)
+
+
+def test_training_grid_labels_its_columns():
+    from inpaint.train import _grid
+
+    visuals = {name: torch.rand(4, 3, 32, 32) for name in ("masked", "output", "composite", "ground truth")}
+    grid = _grid(visuals)
+    tile = 32 * 4 + 2  # enlarged to at least 128 px, plus padding
+    header, body = grid[:20], grid[20:]
+    assert body.shape[:2] == (4 * tile + 2, 4 * tile + 2)
+    for c in range(4):  # dark text in the white header above every column
+        column = header[:, 2 + c * tile: (c + 1) * tile]
+        assert (column.min(axis=2) < 100).sum() > 20, c
