@@ -479,9 +479,21 @@ def _cells(table: Table, metric: str) -> tuple[list[str], list[tuple[str, list[t
     return columns, out
 
 
+def _covers_all(table: Table, note: Note) -> bool:
+    """A note on every row of ours and every baseline: said once under the table, not marked on each row."""
+    measured = set(table.rows.method[table.rows.kind != "published"])
+    return bool(measured) and set(note.rows) == measured
+
+
 def _markers(table: Table, method: str, metric: str | None) -> list[int]:
-    return [i + 1 for i, n in enumerate(table.notes) if method in n.rows
+    return [i + 1 for i, n in enumerate(table.notes) if method in n.rows and not _covers_all(table, n)
             and (metric is None or not n.metrics or metric in n.metrics)]
+
+
+def _note_rows(table: Table, note: Note) -> str:
+    if not note.rows:
+        return ""
+    return ". Rows: all of ours and the baselines" if _covers_all(table, note) else f". Rows: {', '.join(note.rows)}"
 
 
 def _blocks(table: Table) -> list[tuple[str | None, str]]:
@@ -519,7 +531,7 @@ def to_markdown(table: Table, level: int = 1) -> str:
               "Rows: (ours) trained here, (baseline) classical fill on the same test pairs, (published) the paper.")
     out += [legend if table.by_bin else "Rows: (ours) measured here, (published) the paper.", ""]
     if table.notes:
-        out += ["Notes:", ""] + [f"{i + 1}. {n.text}" + (f". Rows: {', '.join(n.rows)}." if n.rows else ".")
+        out += ["Notes:", ""] + [f"{i + 1}. {n.text}{_note_rows(table, n)}."
                                  for i, n in enumerate(table.notes)] + [""]
     return "\n".join(out)
 
@@ -557,7 +569,7 @@ def to_html(table: Table, standalone: bool = True) -> str:
                "(ours): trained here; (baseline): classical fill on the same test pairs; (published): the paper.</p>")
     if table.notes:
         out.append("<ol class=\"notes\">" + "".join(
-            f"<li>{html.escape(n.text)}{'. Rows: ' + html.escape(', '.join(n.rows)) if n.rows else ''}.</li>"
+            f"<li>{html.escape(n.text + _note_rows(table, n))}.</li>"
             for n in table.notes) + "</ol>")
     body = "\n".join(out)
     if not standalone:
