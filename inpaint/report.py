@@ -25,7 +25,7 @@ from inpaint.models.lgnet import TABLE_VI
 
 METRICS = {"l1": "l1 (%)", "psnr": "PSNR (dB)", "ssim": "SSIM", "fid": "FID", "kid": "KID", "lpips": "LPIPS"}
 HIGHER_IS_BETTER = {"psnr", "ssim"}
-DECIMALS = {"l1": 2, "psnr": 2, "ssim": 3, "fid": 2, "kid": 4, "lpips": 3}
+DECIMALS = {"l1": 2, "psnr": 2, "ssim": 3, "lpips": 3}  # FID and KID span decades: 4 significant digits
 SET_METRICS = ("fid", "kid")  # computed over a bin's sample, not per image: no interval
 BIN_LABELS = tuple(bins.percent_label(b) for b in range(len(bins.BINS)))  # the one label style of every table
 FID_MIN_SAMPLES = 2048  # below the Inception feature dimension the covariance is singular (biased FID)
@@ -446,12 +446,12 @@ def headline_metrics(table: Table) -> dict[str, float]:
 # ---------------------------------------------------------------- rendering
 
 def _fmt(metric: str, v: float) -> str:
-    return f"{v:.{DECIMALS.get(metric, 2)}f}" if metric in DECIMALS else f"{v:.4g}"
+    return f"{v:.{DECIMALS[metric]}f}" if metric in DECIMALS else f"{v:.4g}"
 
 
 def _best(values: pd.Series, metric: str) -> float:
     finite = values[values.notna()]
-    if finite.empty or metric not in DECIMALS:
+    if finite.empty or metric not in METRICS:
         return math.nan
     return finite.max() if metric in HIGHER_IS_BETTER else finite.min()
 
@@ -479,21 +479,36 @@ def _cells(table: Table, metric: str) -> tuple[list[str], list[tuple[str, list[t
     return columns, out
 
 
-def _covers_all(table: Table, note: Note) -> bool:
-    """A note on every row of ours and every baseline: said once under the table, not marked on each row."""
-    measured = set(table.rows.method[table.rows.kind != "published"])
-    return bool(measured) and set(note.rows) == measured
+def _collective(table: Table, note: Note) -> str | None:
+    """'all of ours' / 'all of ours and the baselines' when the note covers that whole group of rows (said once
+    under the table, not marked on each row), else None."""
+    rows, kinds = set(note.rows), table.rows.drop_duplicates("method").set_index("method").kind
+    ours, base = set(kinds.index[kinds == "ours"]), set(kinds.index[kinds == "baseline"])
+    if ours and rows == ours | base:
+        return "all of ours and the baselines" if base else "all of ours"
+    if ours and rows == ours:
+        return "all of ours"
+    return None
 
 
 def _markers(table: Table, method: str, metric: str | None) -> list[int]:
-    return [i + 1 for i, n in enumerate(table.notes) if method in n.rows and not _covers_all(table, n)
+    return [i + 1 for i, n in enumerate(table.notes) if method in n.rows and _collective(table, n) is None
             and (metric is None or not n.metrics or metric in n.metrics)]
 
 
-def _note_rows(table: Table, note: Note) -> str:
-    if not note.rows:
-        return ""
-    return ". Rows: all of ours and the baselines" if _covers_all(table, note) else f". Rows: {', '.join(note.rows)}"
+def _note_text(table: Table, note: Note) -> str:
+    rows = _collective(table, note) or ", ".join(note.rows)
+    return note.text[:1].upper() + note.text[1:] + (f". Rows: {rows}." if note.rows else ".")
+
+
+def _legend(table: Table) -> str:
+    kinds = set(table.rows.kind)
+    parts = ["Bold: best per column."] if table.by_bin or "baseline" in kinds else []
+    if table.rows.ci_low.notna().any():
+        parts.append("±: half-width of the 95% bootstrap interval over the test pairs.")
+    names = {"ours": "(ours) trained and measured here", "baseline": "(baseline) a classical fill on the same test pairs",
+             "published": "(published) the paper's number"}
+    return " ".join(parts + ["Rows: " + "; ".join(v for k, v in names.items() if k in kinds) + "."])
 
 
 def _blocks(table: Table) -> list[tuple[str | None, str]]:
@@ -527,12 +542,9 @@ def to_markdown(table: Table, level: int = 1) -> str:
             out.append(f"| {label} | " + " | ".join(
                 (f"**{v}**" if best else v) + (f" {ci}" if ci else "") for v, ci, best in cells) + " |")
         out.append("")
-    legend = ("Bold: best per column. ± : half-width of the 95% bootstrap interval of our per-image metrics. "
-              "Rows: (ours) trained here, (baseline) classical fill on the same test pairs, (published) the paper.")
-    out += [legend if table.by_bin else "Rows: (ours) measured here, (published) the paper.", ""]
+    out += [_legend(table), ""]
     if table.notes:
-        out += ["Notes:", ""] + [f"{i + 1}. {n.text}{_note_rows(table, n)}."
-                                 for i, n in enumerate(table.notes)] + [""]
+        out += ["Notes:", ""] + [f"{i + 1}. {_note_text(table, n)}" for i, n in enumerate(table.notes)] + [""]
     return "\n".join(out)
 
 
@@ -565,12 +577,10 @@ def to_html(table: Table, standalone: bool = True) -> str:
                           for v, ci, best in cells)
             out.append(f"<tr class=\"{kinds.get(method, '')}\"><td>{html.escape(method)}{sup}</td>{tds}</tr>")
         out.append("</table>")
-    out.append("<p class=\"legend\">Bold: best per column. ±: half-width of the 95% bootstrap interval. "
-               "(ours): trained here; (baseline): classical fill on the same test pairs; (published): the paper.</p>")
+    out.append(f"<p class=\"legend\">{html.escape(_legend(table))}</p>")
     if table.notes:
-        out.append("<ol class=\"notes\">" + "".join(
-            f"<li>{html.escape(n.text + _note_rows(table, n))}.</li>"
-            for n in table.notes) + "</ol>")
+        out.append("<ol class=\"notes\">" + "".join(f"<li>{html.escape(_note_text(table, n))}</li>"
+                                                     for n in table.notes) + "</ol>")
     body = "\n".join(out)
     if not standalone:
         return body

@@ -142,7 +142,9 @@ def test_one_note_per_cause_naming_the_rows(fixture):
     marker = f"[{t.notes.index(few) + 1}]"
     assert marker in fid_block and marker not in psnr_block
     size_number = t.notes.index(size) + 1  # on every measured row: said once, not marked on each row
-    assert f"{size_number}. images at 64 px, the papers' at 256 px. Rows: all of ours and the baselines." in md
+    assert f"{size_number}. Images at 64 px, the papers' at 256 px. Rows: all of ours and the baselines." in md
+    steps_number = t.notes.index(steps) + 1  # on every row of ours (not the baselines)
+    assert f"{steps_number}. Trained 2 steps, the papers 337,500. Rows: all of ours." in md
     assert f"[{size_number}]" not in md.split("Notes:")[0]
     switched = next(n for n in _tables(fixture)[0]["lgnet_table6"].notes if "switched off" in n.text)
     assert switched.rows == ("C (lgnet_c, ours)",) and "vgg16 weights missing" in switched.text
