@@ -191,6 +191,7 @@ def _log_report_run(params: Params, head, tables: list, skipped: list[str]) -> s
     from inpaint import report as rp
 
     client, experiment_id = tracking.open_experiment(params.tracking)
+    _runs_table_view(client, experiment_id)
     listing = "\n".join(f"- {t.title}: artifact `tables/{t.name}.md` (and .html, .csv)" for t in tables)
     note = f"{rp.to_markdown(head, level=3)}\n### Tables\n\n{listing}\n" + "".join(f"\n- {s}" for s in skipped)
     run = client.create_run(experiment_id, run_name="report", tags={
@@ -207,6 +208,26 @@ def _log_report_run(params: Params, head, tables: list, skipped: list[str]) -> s
         client.log_table(rid, data=rp.to_long(table), artifact_file=f"tables/{table.name}.json")
     client.set_terminated(rid)
     return rid
+
+
+HEADLINE_VIEW = "headline"  # the runs-table view the report shares: ?viewStateShareKey=headline
+
+
+def _runs_table_view(client, experiment_id: str) -> None:
+    """Make MLflow's runs table compare the variants at a glance: the experiment opens on its runs (MLflow 3
+    opens an experiment on its GenAI traces page unless its kind says otherwise), and a shared view (what the
+    UI's Share button stores: an experiment tag holding the view as JSON) shows the train runs with the
+    headline metrics, best PSNR first."""
+    import json
+
+    client.set_experiment_tag(experiment_id, "mlflow.experimentKind", "custom_model_development")
+    columns = ["attributes.`Duration`", *[f"metrics.`{m}_mean`" for m in ("psnr", "ssim", "l1")],
+               f"tags.`{tracking.TAG_FRAMEWORK}`"]
+    view = {"selectedColumns": columns, "searchFilter": f"tags.`{tracking.TAG_KIND}` = 'train'",
+            "orderByKey": "metrics.`psnr_mean`", "orderByAsc": False}
+    client.set_experiment_tag(experiment_id, f"mlflow.sharedViewState.{HEADLINE_VIEW}", json.dumps(view))
+    print(f"report: MLflow runs table with the headline metrics: `inpaint ui`, then "
+          f"http://127.0.0.1:5000/#/experiments/{experiment_id}/runs?viewStateShareKey={HEADLINE_VIEW}")
 
 
 def _write_table(table, out: Path) -> None:

@@ -92,6 +92,7 @@ def test_report_run_holds_the_tables_and_pictures(pipeline):
     # the run page shows the headline table; the runs table the headline means
     assert "| method | PSNR (dB) |" in report.data.tags["mlflow.note.content"]
     assert set(VARIANTS) <= {k.split("/")[0] for k in report.data.metrics if k.endswith("/psnr_mean")}
+    assert "psnr_mean" in client.get_experiment(exp).tags["mlflow.sharedViewState.headline"]
     # the tidy CSV: one row per method x metric x bin, our rows first, the baselines beside them
     table = pd.read_csv(work / "reports" / "tables" / "weight_adv_det.csv")
     ours = list(dict.fromkeys(table.method[table.kind == "ours"]))
