@@ -450,9 +450,12 @@ def _fmt(metric: str, v: float) -> str:
 
 
 def _best(values: pd.Series, metric: str) -> float:
+    """The best value of a column (KID: the closest to 0, its unbiased estimate can be slightly negative)."""
     finite = values[values.notna()]
     if finite.empty or metric not in METRICS:
         return math.nan
+    if metric == "kid":
+        return finite.loc[finite.abs().idxmin()]
     return finite.max() if metric in HIGHER_IS_BETTER else finite.min()
 
 
@@ -496,14 +499,14 @@ def _markers(table: Table, method: str, metric: str | None) -> list[int]:
             and (metric is None or not n.metrics or metric in n.metrics)]
 
 
-def _note_text(table: Table, note: Note) -> str:
+def note_text(table: Table, note: Note) -> str:
     rows = _collective(table, note) or ", ".join(note.rows)
     return note.text[:1].upper() + note.text[1:] + (f". Rows: {rows}." if note.rows else ".")
 
 
-def _legend(table: Table) -> str:
+def legend(table: Table, best: str = "Bold") -> str:
     kinds = set(table.rows.kind)
-    parts = ["Bold: best per column."] if table.by_bin or "baseline" in kinds else []
+    parts = [f"{best}: best per column."] if table.by_bin or "baseline" in kinds else []
     if table.rows.ci_low.notna().any():
         parts.append("±: half-width of the 95% bootstrap interval over the test pairs.")
     names = {"ours": "(ours) trained and measured here", "baseline": "(baseline) a classical fill on the same test pairs",
@@ -542,9 +545,28 @@ def to_markdown(table: Table, level: int = 1) -> str:
             out.append(f"| {label} | " + " | ".join(
                 (f"**{v}**" if best else v) + (f" {ci}" if ci else "") for v, ci, best in cells) + " |")
         out.append("")
-    out += [_legend(table), ""]
+    out += [legend(table), ""]
     if table.notes:
-        out += ["Notes:", ""] + [f"{i + 1}. {_note_text(table, n)}" for i, n in enumerate(table.notes)] + [""]
+        out += ["Notes:", ""] + [f"{i + 1}. {note_text(table, n)}" for i, n in enumerate(table.notes)] + [""]
+    return "\n".join(out)
+
+
+def to_text(table: Table) -> str:
+    """The blocks as fixed-width text, best values marked '*': for MLflow's run description, whose markdown
+    tables are rendered without cell padding."""
+    out = []
+    for metric, heading in _blocks(table):
+        columns, rows = _cells(table, metric)
+        grid = [["method", *(_header_label(table, c) for c in columns)]]
+        for method, cells in rows:
+            marks = "".join(f"[{i}]" for i in _markers(table, method, metric))
+            grid.append([f"{method} {marks}".rstrip(), *(f"{v}{'*' if best else ''}{' ' + ci if ci else ''}"
+                                                          for v, ci, best in cells)])
+        widths = [max(len(r[i]) for r in grid) for i in range(len(grid[0]))]
+        if heading:
+            out.append(heading)
+        out += ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip()
+                for r in grid] + [""]
     return "\n".join(out)
 
 
@@ -577,9 +599,9 @@ def to_html(table: Table, standalone: bool = True) -> str:
                           for v, ci, best in cells)
             out.append(f"<tr class=\"{kinds.get(method, '')}\"><td>{html.escape(method)}{sup}</td>{tds}</tr>")
         out.append("</table>")
-    out.append(f"<p class=\"legend\">{html.escape(_legend(table))}</p>")
+    out.append(f"<p class=\"legend\">{html.escape(legend(table))}</p>")
     if table.notes:
-        out.append("<ol class=\"notes\">" + "".join(f"<li>{html.escape(_note_text(table, n))}</li>"
+        out.append("<ol class=\"notes\">" + "".join(f"<li>{html.escape(note_text(table, n))}</li>"
                                                      for n in table.notes) + "</ol>")
     body = "\n".join(out)
     if not standalone:

@@ -193,7 +193,9 @@ def _log_report_run(params: Params, head, tables: list, skipped: list[str]) -> s
     client, experiment_id = tracking.open_experiment(params.tracking)
     _runs_table_view(client, experiment_id)
     listing = "\n".join(f"- {t.title}: artifact `tables/{t.name}.md` (and .html, .csv)" for t in tables)
-    note = f"{rp.to_markdown(head, level=3)}\n### Tables\n\n{listing}\n" + "".join(f"\n- {s}" for s in skipped)
+    notes = "".join(f"{i + 1}. {rp.note_text(head, n)}\n" for i, n in enumerate(head.notes))
+    note = (f"### {head.title}\n\n{head.sizes}\n\n```\n{rp.to_text(head)}```\n\n"
+            f"{rp.legend(head, best='*')}\n\n{notes}\n### Tables\n\n{listing}\n" + "".join(f"\n- {s}" for s in skipped))
     run = client.create_run(experiment_id, run_name="report", tags={
         tracking.TAG_KIND: "report", "mlflow.note.content": note, **tracking.provenance()})
     rid = run.info.run_id

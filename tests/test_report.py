@@ -189,6 +189,11 @@ def test_headline_table_and_metrics(fixture):
     metrics = rp.headline_metrics(head)
     assert metrics["gdn_det/psnr_mean"] == 24.5 and "gdn_adv/fid_mean" not in metrics
     assert "| method | PSNR (dB) | SSIM | l1 (%) | LPIPS | FID | KID |" in rp.to_markdown(head)
+    text = rp.to_text(head).splitlines()  # the MLflow description: fixed-width columns, best marked '*'
+    assert text[0].split() == ["method", "PSNR", "(dB)", "SSIM", "l1", "(%)", "LPIPS", "FID", "KID"]
+    assert len({len(line) for line in text[1:] if line}) <= 2  # right-aligned: a trailing '*' at most
+    best = next(line for line in text if line.startswith("lgnet_light"))
+    assert "30.50*" in best  # the fixture's highest PSNR mean (its 9th variant: 20 + 8 + 2.5)
 
 
 def test_tables_without_variants_are_skipped_with_a_note(fixture):
