@@ -83,12 +83,12 @@ def image_grid(cells: list[list[np.ndarray]], row_labels: list[str], col_labels:
 
 @torch.no_grad()
 def comparison(generators: dict[str, torch.nn.Module], image: torch.Tensor, mask: torch.Tensor,
-               row_labels: list[str], path: Path) -> Path:
-    """Fig. 4: masked input, each variant's (or baseline's) composite, ground truth."""
-    columns = [to_uint8(masked_input(image, mask))] + [to_uint8(composites(g, image, mask))
-                                                       for g in generators.values()] + [to_uint8(image)]
-    cells = [[col[r] for col in columns] for r in range(len(image))]
-    return image_grid(cells, row_labels, ["input", *generators, "ground truth"], path)
+               pair_labels: list[str], path: Path) -> Path:
+    """Fig. 4, one row per method (masked input, each variant's or baseline's composite, ground truth) and one
+    column per test pair (`pair_labels`): a dozen variants make the figure taller, never too wide to read."""
+    rows = [to_uint8(masked_input(image, mask))] + [to_uint8(composites(g, image, mask))
+                                                    for g in generators.values()] + [to_uint8(image)]
+    return image_grid([list(row) for row in rows], ["input", *generators, "ground truth"], pair_labels, path)
 
 
 @torch.no_grad()
