@@ -60,7 +60,8 @@ def image_grid(cells: list[list[np.ndarray]], row_labels: list[str], col_labels:
     """A grid of pictures: H x W x 3 uint8 shown as is, H x W in [0, 1] as a heat map on a fixed 0-1 scale
     with its colour bar (0 = the detector sees a real pixel, 1 = a hole)."""
     rows, cols = len(cells), len(col_labels)
-    fig, axes = plt.subplots(rows, cols, figsize=(2.4 * cols + 0.8, 2.4 * rows + 0.4), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.4 * cols + 0.8, 2.4 * rows + 0.4), squeeze=False,
+                             layout="constrained")
     heat = None
     for r, row in enumerate(cells):
         for c, cell in enumerate(row):
@@ -74,9 +75,8 @@ def image_grid(cells: list[list[np.ndarray]], row_labels: list[str], col_labels:
                 ax.set_title(col_labels[c], fontsize=11)
             if c == 0:
                 ax.set_ylabel(row_labels[r], fontsize=11)
-    fig.tight_layout()
     if heat is not None:
-        bar = fig.colorbar(heat, ax=axes, fraction=0.02, pad=0.01)
+        bar = fig.colorbar(heat, ax=axes, shrink=0.6, pad=0.01)
         bar.set_label("hole probability (0 = real, 1 = hole)", fontsize=10)
     return _save(fig, path)
 
@@ -190,6 +190,6 @@ def log_figure(client, run_id: str, fig, artifact_file: str) -> None:
 
 def _save(fig, path: Path) -> Path:
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=DPI, format="png")
+        fig.savefig(tmp, dpi=DPI, format="png", bbox_inches="tight", pad_inches=0.1)
     plt.close(fig)
     return path
