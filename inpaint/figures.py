@@ -131,6 +131,7 @@ def metric_plots(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
     where it exists, the legend beside the axes."""
     written = []
     names = list(dict.fromkeys(frame.variant))
+    baselines = list(dict.fromkeys(frame.variant[frame.kind == "baseline"]))
     for m, label in PLOTTED.items():
         if frame[m].isna().all():
             continue
@@ -138,8 +139,11 @@ def metric_plots(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
         for i, variant in enumerate(names):
             rows = frame[frame.variant == variant]
             err = np.abs(np.stack([rows[m] - rows[f"{m}_ci_low"], rows[f"{m}_ci_high"] - rows[m]]))
-            look = style(i) if (rows.kind != "baseline").all() else {"color": "0.45", "linestyle": ":",
-                                                                      "marker": MARKERS[i % len(MARKERS)]}
+            if variant in baselines:  # greys, dotted: anchors, not competitors
+                k = baselines.index(variant)
+                look = {"color": str(0.2 + 0.25 * (k % 3)), "linestyle": ":", "marker": MARKERS[-1 - k % len(MARKERS)]}
+            else:
+                look = style(i)
             ax.errorbar(rows.hole_ratio, rows[m], yerr=None if np.isnan(err).all() else err, capsize=2,
                         label=variant, markersize=4, **look)
         _ratio_axis(ax)
