@@ -169,9 +169,11 @@ def loss_curves(curves: pd.DataFrame, path: Path) -> Path:
     return _save(fig, path)
 
 
-def run_curves(results: dict[str, float]):
+def run_curves(results: dict[str, float], title: str = ""):
     """One run's PSNR, SSIM and l1 against the hole ratio with their 95% intervals (a matplotlib Figure)."""
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.8))
+    if title:
+        fig.suptitle(title)
     x = [(lo + hi) / 2 for lo, hi in bins.BINS]
     for ax, m in zip(axes, ("psnr", "ssim", "l1")):
         y = np.array([results.get(f"{m}/{bins.key(b)}", np.nan) for b in range(len(bins.BINS))])

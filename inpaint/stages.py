@@ -116,11 +116,11 @@ def evaluate(params: Params, variant: str) -> dict:
     for k, v in record["settings"].items():
         client.set_tag(run_id, f"eval.setting.{k}", str(v))
     client.log_artifact(run_id, str(per_bin_csv), artifact_path="evaluation")
-    _log_headline(client, run_id, results)
+    _log_headline(client, run_id, variant, results)
     return record
 
 
-def _log_headline(client, run_id: str, results: dict[str, float]) -> None:
+def _log_headline(client, run_id: str, variant: str, results: dict[str, float]) -> None:
     """Short headline metrics (the mean over the six bins) that MLflow's runs table can show side by side,
     and the PSNR / SSIM / l1 versus hole-ratio figure of the run."""
     from inpaint import figures
@@ -129,7 +129,8 @@ def _log_headline(client, run_id: str, results: dict[str, float]) -> None:
         values = [results.get(f"{m}/{bins.key(b)}", math.nan) for b in range(len(bins.BINS))]
         if all(math.isfinite(v) for v in values):
             client.log_metric(run_id, f"{m}_mean", round(sum(values) / len(values), 4))
-    figures.log_figure(client, run_id, figures.run_curves(results), "evaluation/metrics_vs_ratio.png")
+    figures.log_figure(client, run_id, figures.run_curves(results, f"{variant}: test metrics per hole ratio"),
+                       "evaluation/metrics_vs_ratio.png")
 
 
 def baselines(params: Params) -> dict:
