@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -161,6 +162,7 @@ def loss_curves(curves: pd.DataFrame, path: Path) -> Path:
     for i, (variant, rows) in enumerate(curves.groupby("variant", sort=False)):
         ax.plot(rows.step, rows.loss_g, label=variant, markersize=3, **style(i))
     ax.set_xlabel("step")
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.set_ylabel("generator loss (loss_g)")
     ax.set_title("Training loss of every variant")
     ax.grid(alpha=0.3)
