@@ -1,6 +1,9 @@
 """`inpaint`: the pipeline's stages and tools from one command line. Every stage reads params.yaml."""
 from __future__ import annotations
 
+# Only the standard library at the top: torch, Ray, MLflow and pydantic are imported inside the command that
+# needs them, so that `inpaint --help` (and a mistyped command) answers in well under a second instead of the
+# 7-27 s that importing the frameworks takes.
 import argparse
 import json
 import os
@@ -69,19 +72,26 @@ def _ray(args) -> None:
 
 
 def _models(args) -> None:
+    """Measured one model at a time, each printed as soon as it is done (all of them take ~20 s)."""
+    from inpaint.models.registry import registered
     from inpaint.models.summary import summarise
 
-    rows = summarise(args.size, only=args.only)
+    names = args.only or sorted(registered())
+    if not args.json:
+        print("GFLOPs: torch.utils.flop_counter, 1 multiply-add = 2 FLOPs; Table IV's count: inpaint/models/summary.py")
+    rows = []
+    for i, name in enumerate(names, 1):
+        print(f"[{i}/{len(names)}] {name} ...", file=sys.stderr, flush=True)
+        (r,) = summarise(args.size, only=[name])
+        rows.append(r)
+        if not args.json:
+            paper = f"{r['paper_params'] / 1e6:.2f} M" if r["paper_params"] else "-"
+            paper_flops = f"{r['paper_gflops']:.2f} G" if r["paper_gflops"] else "-"
+            print(f"{r['name']:24} {r['role']:13} {r['params'] / 1e6:8.2f} M (paper {paper:>9})  "
+                  f"{r['gflops']:8.2f} GFLOPs, {r['gmacs_table_iv']:7.2f} G in Table IV's count (paper {paper_flops:>8})  "
+                  f"out {r['output_shapes']}" + (f"  [published count: {r['source']}]" if r["source"] else ""), flush=True)
     if args.json:
         print(json.dumps(rows, indent=2))
-        return
-    print("GFLOPs: torch.utils.flop_counter, 1 multiply-add = 2 FLOPs; Table IV's count: inpaint/models/summary.py")
-    for r in rows:
-        paper = f"{r['paper_params'] / 1e6:.2f} M" if r["paper_params"] else "-"
-        paper_flops = f"{r['paper_gflops']:.2f} G" if r["paper_gflops"] else "-"
-        print(f"{r['name']:24} {r['role']:13} {r['params'] / 1e6:8.2f} M (paper {paper:>9})  "
-              f"{r['gflops']:8.2f} GFLOPs, {r['gmacs_table_iv']:7.2f} G in Table IV's count (paper {paper_flops:>8})  "
-              f"out {r['output_shapes']}" + (f"  [published count: {r['source']}]" if r["source"] else ""))
 
 
 def _fill(args) -> None:
@@ -93,7 +103,26 @@ def _fill(args) -> None:
 
 
 def _show(args) -> None:
-    print(json.dumps(_params(args).model_dump(mode="json"), indent=2))
+    """Compact YAML of the resolved params (defaults included; one line per variant, study or list);
+    --json for everything as JSON."""
+    import yaml
+
+    resolved = _params(args).model_dump(mode="json")
+    if args.json:
+        print(json.dumps(resolved, indent=2))
+        return
+    class Flow(dict):  # one variant or study per line
+        pass
+
+    class Dumper(yaml.SafeDumper):
+        pass
+
+    Dumper.add_representer(Flow, lambda d, v: d.represent_mapping("tag:yaml.org,2002:map", v, flow_style=True))
+    Dumper.add_representer(list, lambda d, v: d.represent_sequence("tag:yaml.org,2002:seq", v, flow_style=True))
+    resolved["variants"] = {k: Flow(v) for k, v in resolved["variants"].items()}
+    resolved["tune"]["studies"] = {k: Flow(v) for k, v in resolved["tune"]["studies"].items()}
+    section = {k: v for k, v in resolved.items() if not args.section or k in args.section}
+    print(yaml.dump(section, Dumper=Dumper, sort_keys=False, default_flow_style=False, width=100000).rstrip())
 
 
 def _stage_epilog(name: str) -> str | None:
@@ -108,7 +137,9 @@ def _stage_epilog(name: str) -> str | None:
             + inspect.cleandoc(MaskSettings.__doc__).split("\n", 1)[1])
 
 
-def parser() -> argparse.ArgumentParser:
+def parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The command line; the masks stage's long epilog (it imports the params schema) only when asked for."""
+    wants_epilog = "masks" in (sys.argv[1:] if argv is None else argv)
     p = argparse.ArgumentParser(prog="inpaint", description=__doc__)
     p.add_argument("--params", help="params file (default: params.yaml at the repository root)")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -116,10 +147,11 @@ def parser() -> argparse.ArgumentParser:
         "prepare": "datasets -> data/prepared (images at the working resolution, manifest)",
         "masks": "training and test masks (shards + manifests), leak check, pictures",
         "pairs": "the fixed test pairs: per bin, test image k with the bin's k-th test mask",
-        "report": "tables from the evaluated MLflow runs -> reports/ and an MLflow report run",
+        "baselines": "classical fills (OpenCV Telea, Navier-Stokes, mean colour) on the test pairs -> evals/baselines",
+        "report": "the papers' tables from evals/ and runs/ -> reports/, mirrored in an MLflow report run",
     }
     for name, text in stage_help.items():
-        s = sub.add_parser(name, help=text, description=text, epilog=_stage_epilog(name),
+        s = sub.add_parser(name, help=text, description=text, epilog=_stage_epilog(name) if wants_epilog else None,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         s.set_defaults(func=_stage(name, takes_variant=False))
     for name, text in {"train": "train one variant on Ray Train -> runs/VARIANT/model.pt",
@@ -161,20 +193,22 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--mask", required=True, help="same size as the photo; white (255) = remove, black (0) = keep")
     s.add_argument("--out", required=True, help="the result, a .png (unmasked pixels stay bit-identical)")
     s.set_defaults(func=_fill)
-    s = sub.add_parser("params", help="print the resolved params (profile + params.yaml)",
-                       description="print the resolved params (profile + params.yaml)")
+    s = sub.add_parser("params", help="print the resolved params (profile + params.yaml) as compact YAML",
+                       description="print the resolved params (profile + params.yaml) as compact YAML")
+    s.add_argument("section", nargs="*", help="only these top-level sections (e.g. train evaluate)")
+    s.add_argument("--json", action="store_true", help="everything, as indented JSON")
     s.set_defaults(func=_show)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    from inpaint.config import ParamsError
+    args = parser(argv).parse_args(argv)
+    if args.command == "weights" and args.action == "import" and not args.dir:
+        parser(argv).error("weights import needs DIR")
+    from inpaint.config import ParamsError  # after parsing: see the note on imports at the top
     from inpaint.fill import FillError
     from inpaint.weights import MissingWeights
 
-    args = parser().parse_args(argv)
-    if args.command == "weights" and args.action == "import" and not args.dir:
-        parser().error("weights import needs DIR")
     try:
         args.func(args)
     except (ParamsError, MissingWeights, FillError) as e:

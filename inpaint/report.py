@@ -1,27 +1,36 @@
-"""Tables in the papers' layout from the MLflow runs that exist (protocol.md section 5).
+"""Tables in the papers' layouts, from the DVC outputs of the variants in params.yaml (protocol.md section 5).
 
-Each table is a `Spec`: which evaluated runs it shows and how it lays them out. Our rows are marked
-"(ours)", the published rows beside them "(published)" (inpaint/paper_tables.py, of the dataset in use).
-A table with no matching run is skipped with a note; one whose runs were evaluated with different weight
-settings or on different datasets is refused (MixedSettingsError).
+The source is the files DVC tracks: evals/<variant>.json and runs/<variant>/train_metrics.json of each
+variant params.yaml names, and evals/baselines/<name>.json (the classical fills, inpaint/baselines.py); a
+variant removed from params.yaml is gone from every table. MLflow receives copies (stages.report).
+
+Each table is a `Spec`: which of our variants it shows and how it names them. A table is long data (one row
+per method x metric x hole-ratio bin) rendered as one block per metric: rows = methods (ours, published,
+baseline), columns = bins. Footnotes are one per distinct cause (random metric weights, a metric not
+computed, a loss term switched off, settings that differ from the papers'), naming the rows they affect.
 """
 from __future__ import annotations
 
+import html
+import json
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import pandas as pd
 
-from inpaint import bins, paper_tables as pt, tracking
+from inpaint import bins, paper_tables as pt
 from inpaint.models.lgnet import TABLE_VI
 
-METRICS = {"l1": "l1 (%)", "psnr": "PSNR", "ssim": "SSIM", "fid": "FID", "kid": "KID", "lpips": "LPIPS"}
+METRICS = {"l1": "l1 (%)", "psnr": "PSNR (dB)", "ssim": "SSIM", "fid": "FID", "kid": "KID", "lpips": "LPIPS"}
+HIGHER_IS_BETTER = {"psnr", "ssim"}
+DECIMALS = {"l1": 2, "psnr": 2, "ssim": 3, "lpips": 3}  # FID and KID span decades: 4 significant digits
+SET_METRICS = ("fid", "kid")  # computed over a bin's sample, not per image: no interval
+BIN_LABELS = tuple(bins.percent_label(b) for b in range(len(bins.BINS)))  # the one label style of every table
+FID_MIN_SAMPLES = 2048  # below the Inception feature dimension the covariance is singular (biased FID)
 GDN_FRAMEWORKS = ("weight", "adv", "det")
-# the train run's params each table groups by (tracking.flatten of the variant and data sections)
-RUN_PARAMS = {"generator": "variant.generator", "detector_loss": "variant.detector_loss",
-              "hole_weight": "variant.hole_weight", "perceptual_weight": "variant.perceptual_weight",
-              "style_weight": "variant.style_weight", "dataset": "data.dataset"}
+# GDN Table 1: our framework -> the row it stands beside (extend for PConv / GConv variants)
 # data.dataset -> the published tables' dataset; sample and folder data are compared with CelebA-HQ's rows
 PUBLISHED_DATASET = {"celeba_hq": "celeba_hq", "places2_gdn": "places2", "places2_lgnet": "places2",
                      "paris": "paris", "sample": "celeba_hq", "folder": "celeba_hq"}
@@ -30,6 +39,7 @@ FULL_LGNET = {"lgnet": "LGNet", "lgnet_c_l_g_att": "LGNet", "lgnet_light": "LGNe
               "lgnet_share": "LGNet_share"}
 TABLE_VI_GENERATORS = {f"lgnet_{arch.lower().replace('+', '_')}": arch for arch in TABLE_VI} | {"lgnet": "C+L+G_att"}
 DETECTOR_LOSSES = {"ce": "CE", "bce": "BCE", "focal": "Focal"}  # GDN Table 2's rows
+VARIANT_PARAMS = ("framework", "generator", "detector_loss", "hole_weight", "perceptual_weight", "style_weight")
 
 
 class MixedSettingsError(ValueError):
@@ -37,57 +47,122 @@ class MixedSettingsError(ValueError):
 
 
 @dataclass(frozen=True)
+class Note:
+    """One footnote: a cause, the rows it affects (empty: the whole table) and the metric blocks it concerns
+    (empty: every block)."""
+    text: str
+    rows: tuple[str, ...] = ()
+    metrics: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Table:
     name: str  # reports/tables/<name>.md/.html/.csv
     title: str
-    frame: pd.DataFrame
-    notes: tuple[str, ...]
+    rows: pd.DataFrame  # long: method, kind, variant, metric, bin ('' when the table has no bins), value, ci_low, ci_high
+    notes: tuple[Note, ...] = ()
+    sizes: str = ""  # the sample size per bin, in words
+
+    @property
+    def by_bin(self) -> bool:
+        return bool((self.rows["bin"] != "").any())
+
+    def block(self, metric: str) -> pd.DataFrame:
+        """One metric's values: rows = methods in table order, columns = bins."""
+        rows = self.rows[self.rows.metric == metric]
+        return rows.pivot(index="method", columns="bin", values="value").reindex(
+            index=list(dict.fromkeys(rows.method)), columns=[b for b in BIN_LABELS if b in set(rows["bin"])])
 
 
-def evaluated_runs(client, experiment_id: str) -> pd.DataFrame:
-    """One row per evaluated variant (its latest train run): variant, framework, pretrained flag, the
-    params of RUN_PARAMS, every `test/...` metric (as `metric/bin key`) and `complexity/...`."""
-    runs = client.search_runs([experiment_id], filter_string=f"tags.`{tracking.TAG_KIND}` = 'train'")
-    rows = []
-    for run in runs:
-        m = {k[len("test/"):]: v for k, v in run.data.metrics.items() if k.startswith("test/")}
-        if not m:
+# ---------------------------------------------------------------- reading the DVC outputs
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not valid JSON ({e}); re-run the stage that writes it") from None
+
+
+def pairs_per_bin(record: dict, pairs: pd.DataFrame | None) -> dict[str, int]:
+    """Bin label -> number of test pairs scored: `n/<bin key>` when the evaluator recorded it, else the
+    recorded test pairs of the bin cut to evaluate.pairs_per_bin (what the evaluator scores)."""
+    metrics = record.get("metrics", {})
+    if all(f"n/{bins.key(b)}" in metrics for b in range(len(bins.BINS))):
+        return {BIN_LABELS[b]: int(metrics[f"n/{bins.key(b)}"]) for b in range(len(bins.BINS))}
+    if pairs is None:
+        return {}
+    cap = (record.get("settings") or {}).get("pairs_per_bin")
+    counts = pairs.groupby("bin").size()
+    return {BIN_LABELS[b]: int(min(counts.get(b, 0), cap) if cap else counts.get(b, 0)) for b in range(len(bins.BINS))}
+
+
+def _result_row(record: dict, pairs: pd.DataFrame | None) -> dict:
+    return {"pretrained": str(record.get("pretrained", "unknown")).lower(),
+            "set_metrics": record.get("set_metrics", {}), "provenance": record.get("provenance", {}),
+            "n": pairs_per_bin(record, pairs), **record.get("metrics", {}),
+            **{f"complexity/{k}": v for k, v in record.get("complexity", {}).items()}}
+
+
+def load_results(params, evals: Path, runs: Path, pairs_path: Path) -> tuple[pd.DataFrame, list[str]]:
+    """One row per variant of params.yaml with an evals/<variant>.json, in params order: the variant's
+    settings, its metrics (`metric/bin key`), complexity, steps trained, status of the set metrics and
+    provenance. Also a note per variant left out (not evaluated yet)."""
+    pairs = pd.read_csv(pairs_path) if pairs_path.is_file() else None
+    rows, missing = [], []
+    for variant, cfg in params.variants.items():
+        path = evals / f"{variant}.json"
+        if not path.is_file():
+            missing.append(f"{path} missing: {variant} is left out of the tables (run `dvc repro evaluate@{variant}`)")
             continue
-        rows.append({"run_id": run.info.run_id, "variant": run.data.tags.get(tracking.TAG_VARIANT),
-                     "framework": run.data.tags.get(tracking.TAG_FRAMEWORK),
-                     "pretrained": run.data.tags.get("eval.pretrained", "unknown"),
-                     "start_time": run.info.start_time,
-                     **{k: run.data.params.get(p) for k, p in RUN_PARAMS.items()}, **m,
-                     **{k: v for k, v in run.data.metrics.items() if k.startswith("complexity/")}})
-    frame = pd.DataFrame(rows)
-    if frame.empty:
-        return frame
-    return frame.sort_values("start_time").drop_duplicates("variant", keep="last").reset_index(drop=True)
+        train = runs / variant / "train_metrics.json"
+        steps = _read_json(train).get("steps") if train.is_file() else None
+        rows.append({"variant": variant, "kind": "ours", "dataset": params.data.dataset, "steps": steps,
+                     **{k: getattr(cfg, k, None) for k in VARIANT_PARAMS}, **_result_row(_read_json(path), pairs)})
+    return pd.DataFrame(rows), missing
 
 
-def _value(run: pd.Series, column: str) -> float:
+def load_baselines(folder: Path, pairs_path: Path) -> pd.DataFrame:
+    """One row per evals/baselines/<name>.json (the classical fills), labelled as the file says."""
+    pairs = pd.read_csv(pairs_path) if pairs_path.is_file() else None
+    rows = []
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        record = _read_json(path)
+        rows.append({"variant": path.stem, "label": record.get("label", path.stem), "kind": "baseline",
+                     **_result_row(record, pairs)})
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------- table layouts
+
+def _num(run: pd.Series, column: str) -> float:
     v = run.get(column, math.nan)
-    return math.nan if v is None else float(v)
+    try:
+        return math.nan if v is None else float(v)
+    except (TypeError, ValueError):
+        return math.nan
 
 
-def _weights(run: pd.Series) -> tuple[float, float, float]:
-    return tuple(float(run[f"{w}_weight"]) for w in ("hole", "perceptual", "style"))
-
-
-def _weights_label(w: tuple[float, float, float]) -> str:
-    return f"λh={w[0]:g}, λper={w[1]:g}, λsty={w[2]:g}"
-
-
-def method_table(ours: list[tuple[str, pd.Series]], published: dict[str, dict[str, list[float]]],
-                 metrics: tuple[str, ...]) -> pd.DataFrame:
-    """GDN Table 1's layout: rows = methods, columns = (hole-ratio bin, metric). `ours`: (row label, run);
-    `published`: row label -> metric -> six values (a metric the paper lacks prints as a dash)."""
-    columns = pd.MultiIndex.from_tuples([(bins.label(b), METRICS[m]) for b in range(len(bins.BINS)) for m in metrics])
-    rows = {label: [_value(run, f"{m}/{bins.key(b)}") for b in range(len(bins.BINS)) for m in metrics]
-            for label, run in ours}
-    rows |= {label: [values[m][b] if m in values else math.nan for b in range(len(bins.BINS)) for m in metrics]
-             for label, values in published.items()}
-    return pd.DataFrame(list(rows.values()), index=pd.Index(list(rows), name="method"), columns=columns)
+def method_rows(ours: list[tuple[str, pd.Series]], published: dict[str, dict[str, list[float]]],
+                metrics: tuple[str, ...], baselines: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The long rows of a paper table: `ours` as (row label, result row), then the baselines, then
+    `published` (row label -> metric -> six values; a metric the paper lacks is left out)."""
+    rows = []
+    runs = [(label, run, "ours") for label, run in ours]
+    if baselines is not None:
+        runs += [(f"{r.label} (baseline)", r, "baseline") for _, r in baselines.iterrows()]
+    for label, run, kind in runs:
+        for m in metrics:
+            for b in range(len(bins.BINS)):
+                rows.append({"method": label, "kind": kind, "variant": run.variant, "metric": m, "bin": BIN_LABELS[b],
+                             "value": _num(run, f"{m}/{bins.key(b)}"), "ci_low": _num(run, f"{m}_ci_low/{bins.key(b)}"),
+                             "ci_high": _num(run, f"{m}_ci_high/{bins.key(b)}")})
+    for label, values in published.items():
+        for m in metrics:
+            if m in values:
+                rows += [{"method": label, "kind": "published", "variant": None, "metric": m, "bin": BIN_LABELS[b],
+                          "value": float(values[m][b]), "ci_low": math.nan, "ci_high": math.nan}
+                         for b in range(len(bins.BINS))]
+    return pd.DataFrame(rows, columns=["method", "kind", "variant", "metric", "bin", "value", "ci_low", "ci_high"])
 
 
 def _published(table: dict[str, dict[str, list[float]]], label: Callable[[str], str]) -> dict:
@@ -103,12 +178,16 @@ def _ours(label: str, run: pd.Series) -> tuple[str, pd.Series]:
     return f"{label} ({run.variant}, ours)", run
 
 
-def _dataset_note(table: str, dataset: str, used: str) -> list[str]:
-    """A note when the published rows are not of our runs' dataset."""
+def _published_rows(rows: pd.DataFrame) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(rows.method[rows.kind == "published"]))
+
+
+def _dataset_note(table: str, dataset: str, used: str, rows: pd.DataFrame) -> list[Note]:
+    """A note on the published rows when they are not of our runs' dataset."""
     if PUBLISHED_DATASET[used] == dataset and used not in ("sample", "folder"):
         return []
-    return [f"Our runs use data.dataset = {used}; the published rows are {table}'s {DATASET_NAMES[dataset]} "
-            "numbers, printed for orientation, not as a like-for-like comparison."]
+    return [Note(f"{table}'s {DATASET_NAMES[dataset]} numbers, printed for orientation; our rows use "
+                 f"data.dataset = {used}, so this is not a like-for-like comparison", _published_rows(rows))]
 
 
 def _gdn_dataset(dataset: str) -> str:
@@ -116,94 +195,113 @@ def _gdn_dataset(dataset: str) -> str:
     return PUBLISHED_DATASET[dataset] if PUBLISHED_DATASET[dataset] in pt.GDN_TABLE1 else "celeba_hq"
 
 
-def gdn_table1(ours: pd.DataFrame, dataset: str) -> tuple[pd.DataFrame, list[str]]:
+def gdn_table1(ours: pd.DataFrame, dataset: str, base: pd.DataFrame) -> tuple[pd.DataFrame, list[Note]]:
     ds = _gdn_dataset(dataset)
     order = list(pt.GDN_TABLE1_OURS)
     ours = ours.sort_values("framework", key=lambda s: s.map(order.index), kind="stable")
     rows = [_ours(pt.GDN_TABLE1_OURS[r.framework], r) for _, r in ours.iterrows()]
     published = _published(pt.GDN_TABLE1[ds], lambda row: "GDN (Det)" if row == "Ours" else row)
-    return method_table(rows, published, ("l1", "psnr", "ssim", "fid")), _dataset_note("GDN Table 1", ds, dataset)
+    frame = method_rows(rows, published, ("psnr", "ssim", "l1", "fid"), base)
+    return frame, _dataset_note("GDN Table 1", ds, dataset, frame)
 
 
-def gdn_table2(ours: pd.DataFrame, dataset: str) -> tuple[pd.DataFrame, list[str]]:
+def gdn_table2(ours: pd.DataFrame, dataset: str, base: pd.DataFrame) -> tuple[pd.DataFrame, list[Note]]:
     order = list(DETECTOR_LOSSES)
-    ours = ours.sort_values("detector_loss", key=lambda s: s.map(order.index))
+    ours = ours.sort_values("detector_loss", key=lambda s: s.map(order.index), kind="stable")
     rows = [_ours(DETECTOR_LOSSES[r.detector_loss], r) for _, r in ours.iterrows()]
-    return (method_table(rows, _published(pt.GDN_TABLE2, str), ("psnr", "ssim")),
-            _dataset_note("GDN Table 2", "celeba_hq", dataset))
+    frame = method_rows(rows, _published(pt.GDN_TABLE2, str), ("psnr", "ssim"), base)
+    return frame, _dataset_note("GDN Table 2", "celeba_hq", dataset, frame)
 
 
-def weight_adv_det(ours: pd.DataFrame, dataset: str) -> tuple[pd.DataFrame, list[str]]:
+def weight_adv_det(ours: pd.DataFrame, dataset: str, base: pd.DataFrame) -> tuple[pd.DataFrame, list[Note]]:
     """GDN Sec. 4.3: Weight / Adv / Det, with GDN Table 1's Det row ("Ours") beside them."""
     ds = _gdn_dataset(dataset)
-    ours = ours.sort_values("framework", key=lambda s: s.map(GDN_FRAMEWORKS.index))
+    ours = ours.sort_values("framework", key=lambda s: s.map(GDN_FRAMEWORKS.index), kind="stable")
     rows = [_ours(r.framework.capitalize(), r) for _, r in ours.iterrows()]
     published = {"Det (GDN Table 1, published)": {m: v["Ours"] for m, v in pt.GDN_TABLE1[ds].items()}}
-    return (method_table(rows, published, ("l1", "psnr", "ssim", "fid", "kid", "lpips")),
-            _dataset_note("GDN Table 1", ds, dataset))
+    frame = method_rows(rows, published, ("psnr", "ssim", "l1", "lpips", "fid", "kid"), base)
+    return frame, _dataset_note("GDN Table 1", ds, dataset, frame)
 
 
-def lgnet_table5(ours: pd.DataFrame, dataset: str) -> tuple[pd.DataFrame, list[str]]:
+def lgnet_table5(ours: pd.DataFrame, dataset: str, base: pd.DataFrame) -> tuple[pd.DataFrame, list[Note]]:
     rows = [_ours(FULL_LGNET[r.generator], r) for _, r in ours.iterrows()]
-    return (method_table(rows, _published(pt.LGNET_TABLE5, str), ("l1", "psnr", "ssim", "fid", "lpips")),
-            _dataset_note("LGNet Table V", "paris", dataset))
+    frame = method_rows(rows, _published(pt.LGNET_TABLE5, str), ("psnr", "ssim", "l1", "lpips", "fid"), base)
+    return frame, _dataset_note("LGNet Table V", "paris", dataset, frame)
 
 
-def lgnet_table6(ours: pd.DataFrame, dataset: str) -> tuple[pd.DataFrame, list[str]]:
-    """LGNet Table VI's layout: rows = hole-ratio bins, columns = architectures (FID)."""
+def lgnet_table6(ours: pd.DataFrame, dataset: str, base: pd.DataFrame) -> tuple[pd.DataFrame, list[Note]]:
+    """LGNet Table VI (FID per architecture), in the common layout: rows = architectures, columns = bins."""
     ds = PUBLISHED_DATASET[dataset]
-    columns = {}
     ours = ours.assign(arch=ours.generator.map(TABLE_VI_GENERATORS))
-    for _, run in ours.sort_values("arch", key=lambda s: s.map(TABLE_VI.index)).iterrows():
-        arch = run.arch
-        columns[f"{arch} ({run.variant}, ours)"] = [_value(run, f"fid/{bins.key(b)}") for b in range(len(bins.BINS))]
-        columns[f"{arch} (published)"] = pt.LGNET_TABLE6[ds][arch]
-    index = pd.Index([bins.percent_label(b) for b in range(len(bins.BINS))], name="FID per hole ratio")
-    return pd.DataFrame(columns, index=index), _dataset_note("LGNet Table VI", ds, dataset)
+    ours = ours.sort_values("arch", key=lambda s: s.map(TABLE_VI.index), kind="stable")
+    rows = [_ours(r.arch, r) for _, r in ours.iterrows()]
+    published = {f"{arch} (published)": {"fid": pt.LGNET_TABLE6[ds][arch]} for arch in TABLE_VI}
+    frame = method_rows(rows, published, ("fid",), base)
+    return frame, _dataset_note("LGNet Table VI", ds, dataset, frame)
 
 
-def lgnet_table7(ours: pd.DataFrame, dataset: str) -> tuple[pd.DataFrame, list[str]]:
+def _weights(run: pd.Series) -> tuple[float, float, float]:
+    return tuple(float(run[f"{w}_weight"]) for w in ("hole", "perceptual", "style"))
+
+
+def _weights_label(w: tuple[float, float, float]) -> str:
+    return f"λh={w[0]:g}, λper={w[1]:g}, λsty={w[2]:g}"
+
+
+def lgnet_table7(ours: pd.DataFrame, dataset: str, base: pd.DataFrame) -> tuple[pd.DataFrame, list[Note]]:
     """The loss-weight ablation: our full-LGNet runs by (hole, perceptual, style) weight."""
-    ours = ours.assign(weights=[_weights(r) for _, r in ours.iterrows()]).sort_values("weights")
+    ours = ours.assign(weights=[_weights(r) for _, r in ours.iterrows()]).sort_values("weights", kind="stable")
     rows = [_ours(_weights_label(r.weights), r) for _, r in ours.iterrows()]
     published = _published(pt.LGNET_TABLE7, lambda row: _weights_label(pt.LGNET_TABLE7_WEIGHTS[row]))
-    return (method_table(rows, published, ("l1", "psnr", "ssim", "fid", "lpips")),
-            _dataset_note("LGNet Table VII", "paris", dataset))
+    frame = method_rows(rows, published, ("psnr", "ssim", "l1", "lpips", "fid"), base)
+    return frame, _dataset_note("LGNet Table VII", "paris", dataset, frame)
 
 
-def complexity_table(ours: pd.DataFrame, dataset: str) -> tuple[pd.DataFrame, list[str]]:
-    """LGNet Table IV: parameters, FLOPs at 256 x 256 in Table IV's own count and in ours, CPU time per image."""
-    columns = ["#Parameters (M)", "GFLOPs @256", "GFLOPs @256, all matmuls x 2", "CPU ms / image"]
-    rows = {f"{r.variant} ({r.generator}, ours)": [
-        _value(r, "complexity/params_m"), _value(r, "complexity/gmacs_table_iv_256"),
-        _value(r, "complexity/gflops_256"), _value(r, "complexity/infer_ms_cpu")] for _, r in ours.iterrows()}
-    rows |= {f"{name} (published)": [v["params_m"], v["gflops"], math.nan, v["cpu_ms"]]
-             for name, v in pt.LGNET_TABLE4.items()}
-    sizes = sorted({int(_value(r, "complexity/infer_size")) for _, r in ours.iterrows()})
-    notes = ["GFLOPs @256 is Table IV's own count (the thop profiler's layer hooks: conv and BatchNorm modules "
-             "only, a stride-2 transposed conv counted 4x, functional attention not counted); it reproduces "
-             "LGNet 69.62, LGNet_light 53.73 and LGNet_share 69.62 exactly. PEN-Net in that count is 4.81, "
-             "not the published 48.07, which we could not reproduce (docs/departures.md).",
-             "'all matmuls x 2' counts every convolution and matrix product, attention included, 2 per "
-             "multiply-add (torch.utils.flop_counter).",
-             f"Our CPU time: batch 1 at {', '.join(map(str, sizes))} px on this machine (median of 2 after a "
-             "warm-up); the published times are at 256 px on the authors' CPU."]
-    return pd.DataFrame(list(rows.values()), index=pd.Index(list(rows), name="model"), columns=columns), notes
+COMPLEXITY = {"params_m": "#Parameters (M)", "gmacs_table_iv_256": "GFLOPs @256 (Table IV's count)",
+              "gflops_256": "GFLOPs @256, all matmuls x 2", "infer_ms_cpu": "CPU ms / image"}
+COMPLEXITY_PUBLISHED = {"params_m": "params_m", "gmacs_table_iv_256": "gflops", "infer_ms_cpu": "cpu_ms"}
+
+
+def complexity_table(ours: pd.DataFrame, dataset: str, base: pd.DataFrame) -> tuple[pd.DataFrame, list[Note]]:
+    """LGNet Table IV: parameters, FLOPs at 256 x 256 in Table IV's own count and in ours, CPU time per image
+    (no bins)."""
+    rows = [{"method": f"{r.variant} ({r.generator}, ours)", "kind": "ours", "variant": r.variant, "metric": m,
+             "bin": "", "value": _num(r, f"complexity/{m}"), "ci_low": math.nan, "ci_high": math.nan}
+            for _, r in ours.iterrows() for m in COMPLEXITY]
+    rows += [{"method": f"{name} (published)", "kind": "published", "variant": None, "metric": m, "bin": "",
+              "value": float(v[COMPLEXITY_PUBLISHED[m]]) if m in COMPLEXITY_PUBLISHED else math.nan,
+              "ci_low": math.nan, "ci_high": math.nan}
+             for name, v in pt.LGNET_TABLE4.items() for m in COMPLEXITY]
+    frame = pd.DataFrame(rows)
+    sizes = sorted({int(_num(r, "complexity/infer_size")) for _, r in ours.iterrows()
+                    if math.isfinite(_num(r, "complexity/infer_size"))})
+    ours_rows = tuple(dict.fromkeys(frame.method[frame.kind == "ours"]))
+    notes = [Note(f"CPU time: batch 1 at {', '.join(map(str, sizes))} px on this machine (median of 2 after a warm-up); "
+                  "the published times are at 256 px on the authors' CPU", ours_rows, ("infer_ms_cpu",)),
+             Note("Table IV's count is the thop profiler's layer hooks: conv and BatchNorm modules only, a stride-2 "
+                  "transposed conv counted 4x, functional attention not counted; it reproduces LGNet 69.62, "
+                  "LGNet_light 53.73 and LGNet_share 69.62 exactly. PEN-Net in that count is 4.81, not the "
+                  "published 48.07, which we could not reproduce (docs/departures.md)", ours_rows,
+                  ("gmacs_table_iv_256",)),
+             Note("'all matmuls x 2' counts every convolution and matrix product, attention included, 2 FLOPs per "
+                  "multiply-add (torch.utils.flop_counter)", ours_rows, ("gflops_256",))]
+    return frame, notes
 
 
 @dataclass(frozen=True)
 class Spec:
     name: str
     title: str
-    selects: Callable[[pd.DataFrame], pd.Series]  # the runs the table shows
-    build: Callable[[pd.DataFrame, str], tuple[pd.DataFrame, list[str]]]  # (those runs, data.dataset)
+    selects: Callable[[pd.DataFrame], pd.Series]  # our variants the table shows
+    build: Callable[[pd.DataFrame, str, pd.DataFrame], tuple[pd.DataFrame, list[Note]]]  # (ours, dataset, baselines)
+    quality: bool = True  # a quality table carries the baseline rows and the per-variant footnotes
 
 
 SPECS = (
-    Spec("gdn_table1", "GDN Table 1: methods x metrics x hole-ratio bins",
+    Spec("gdn_table1", "GDN Table 1: methods per hole ratio",
          lambda r: r.framework.isin(list(pt.GDN_TABLE1_OURS)), gdn_table1),
-    Spec("gdn_table2", "GDN Table 2: detector loss ablation (PSNR, SSIM)", lambda r: r.framework == "det", gdn_table2),
-    Spec("weight_adv_det", "Weight / Adv / Det (GDN Sec. 4.3)", lambda r: r.framework.isin(GDN_FRAMEWORKS),
+    Spec("gdn_table2", "GDN Table 2: detector loss ablation", lambda r: r.framework == "det", gdn_table2),
+    Spec("weight_adv_det", "GDN Sec. 4.3: Weight / Adv / Det", lambda r: r.framework.isin(GDN_FRAMEWORKS),
          weight_adv_det),
     Spec("lgnet_table5", "LGNet Table V: LGNet, LGNet_light, LGNet_share", lambda r: r.generator.isin(FULL_LGNET),
          lgnet_table5),
@@ -211,10 +309,96 @@ SPECS = (
          lgnet_table6),
     Spec("lgnet_table7", "LGNet Table VII: loss weights", lambda r: (r.framework == "lgnet") & r.generator.isin(
         ["lgnet", "lgnet_c_l_g_att"]), lgnet_table7),
-    Spec("complexity", "LGNet Table IV: model complexity",
-         lambda r: r.filter(like="complexity/params_m").notna().any(axis=1), complexity_table),
+    Spec("complexity", "LGNet Table IV: model complexity", lambda r: r.filter(like="complexity/params_m").notna().any(axis=1),
+         complexity_table, quality=False),
 )
 
+
+# ---------------------------------------------------------------- footnotes
+
+@dataclass(frozen=True)
+class Setting:
+    """What the papers did, to flag our rows that differ (from profiles/paper.yaml and the papers)."""
+    image_size: int = 256
+    steps: int = 337_500
+    test_source: str = "liu"  # GDN and LGNet test on Liu et al.'s irregular masks
+
+
+def causes(run: pd.Series, params, paper: Setting = Setting()) -> list[tuple[str, tuple[str, ...]]]:
+    """The distinct reasons a row is not the papers' measurement: (text, metric blocks it concerns)."""
+    out = []
+    statuses = run.get("set_metrics") or {}
+    if not statuses and run.get("pretrained") == "false":
+        statuses = {"fid": "random", "lpips": "random"}
+    for name, status in statuses.items():
+        concerned = ("fid", "kid") if name == "fid" else (name,)
+        names = " and ".join(m.upper() for m in concerned)
+        if str(status).startswith("random"):
+            out.append((f"{names} computed with random weights (weights: random, tests only): uncalibrated, not "
+                        "comparable with anything", concerned))
+        elif str(status).startswith("not computed"):
+            out.append((f"{names} {status} (missing pretrained file)", concerned))
+    for term, reason in _switched_off((run.get("provenance") or {}).get("switched_off")):
+        out.append((f"loss term {term} switched off in training: {reason}", ()))
+    if run.kind == "ours":
+        if run.dataset in ("sample", "folder"):
+            out.append((f"trained and tested on data.dataset = {run.dataset}, not one of the papers' datasets", ()))
+        steps = run.get("steps")
+        if steps is not None and not (isinstance(steps, float) and math.isnan(steps)) and int(steps) < paper.steps:
+            out.append((f"trained {int(steps):,} steps, the papers {paper.steps:,}", ()))
+    if params.data.image_size != paper.image_size:
+        out.append((f"images at {params.data.image_size} px, the papers' at {paper.image_size} px", ()))
+    if params.masks.test_source != paper.test_source:
+        out.append((f"test masks from masks.test_source = {params.masks.test_source}, the papers use Liu et al.'s "
+                    "irregular masks", ()))
+    n = run.get("n") or {}
+    if n and min(n.values()) < FID_MIN_SAMPLES and any(math.isfinite(_num(run, f"fid/{bins.key(b)}"))
+                                                        for b in range(len(bins.BINS))):
+        out.append((f"FID and KID per bin on fewer than {FID_MIN_SAMPLES:,} samples (biased upwards; compare only "
+                    "rows of equal sample size)", ("fid", "kid")))
+    return out
+
+
+def _switched_off(entries) -> list[tuple[str, str]]:
+    """provenance.switched_off as (term, reason): a list of {term, reason} dicts or strings, or term -> reason."""
+    if not entries:
+        return []
+    if isinstance(entries, dict):
+        return [(str(k), str(v)) for k, v in entries.items()]
+    return [(str(e.get("term", e)), str(e.get("reason", "no reason recorded"))) if isinstance(e, dict)
+            else (str(e), "no reason recorded") for e in entries]
+
+
+def table_notes(rows: pd.DataFrame, runs: pd.DataFrame, params) -> list[Note]:
+    """One note per distinct cause among the table's ours and baseline rows, naming them."""
+    by_cause: dict[tuple[str, tuple[str, ...]], list[str]] = {}
+    shown = set(rows.metric)
+    for (method, variant, kind), _ in rows[rows.kind != "published"].groupby(["method", "variant", "kind"], sort=False):
+        run = runs[(runs.variant == variant) & (runs.kind == kind)].iloc[0]
+        for text, metrics in causes(run, params):
+            if not metrics or shown & set(metrics):
+                by_cause.setdefault((text, metrics), []).append(method)
+    return [Note(text, tuple(dict.fromkeys(methods)), metrics) for (text, metrics), methods in by_cause.items()]
+
+
+def sample_sizes(rows: pd.DataFrame, runs: pd.DataFrame) -> str:
+    """'n = 4 test pairs per bin' when every row of ours and baselines scored the same, else per row."""
+    sizes = {}
+    for (method, variant, kind), _ in rows[rows.kind != "published"].groupby(["method", "variant", "kind"], sort=False):
+        n = runs[(runs.variant == variant) & (runs.kind == kind)].iloc[0].get("n") or {}
+        sizes[method] = tuple(n.get(b) for b in BIN_LABELS)
+    if not sizes or all(None in s for s in sizes.values()):
+        return ""
+    distinct = set(sizes.values())
+    if len(distinct) == 1:
+        (one,) = distinct
+        if len(set(one)) == 1:
+            return f"Sample: n = {one[0]:,} test pairs per hole-ratio bin for every row of ours and every baseline."
+        return "Sample: test pairs per bin " + ", ".join(f"{b}: {k}" for b, k in zip(BIN_LABELS, one)) + "."
+    return "Sample (test pairs per bin): " + "; ".join(f"{m}: {', '.join(map(str, s))}" for m, s in sizes.items()) + "."
+
+
+# ---------------------------------------------------------------- building
 
 def check_one_setting(runs: pd.DataFrame, title: str) -> None:
     """Rows evaluated with different metric weights, or trained on different datasets, cannot share a table."""
@@ -225,27 +409,218 @@ def check_one_setting(runs: pd.DataFrame, title: str) -> None:
                                      "cannot share a table; re-run them with the same settings")
 
 
-def build_tables(runs: pd.DataFrame) -> tuple[list[Table], list[str]]:
-    """Every table some run fits, and a note per skipped table."""
+def build_tables(runs: pd.DataFrame, baselines: pd.DataFrame, params) -> tuple[list[Table], list[str]]:
+    """Every table some variant fits, and a note per skipped table. `runs` from load_results, `baselines`
+    from load_baselines (may be empty)."""
+    everything = pd.concat([runs, baselines], ignore_index=True)
     tables, skipped = [], []
     for spec in SPECS:
         ours = runs[spec.selects(runs)]
         if ours.empty:
-            skipped.append(f"{spec.title}: no matching evaluated run, skipped")
+            skipped.append(f"{spec.title}: no matching evaluated variant, skipped")
             continue
         check_one_setting(ours, spec.title)
-        frame, notes = spec.build(ours, ours.dataset.iloc[0])
-        tables.append(Table(spec.name, spec.title, frame, tuple(notes)))
+        rows, notes = spec.build(ours, ours.dataset.iloc[0], baselines if spec.quality else None)
+        if spec.quality:
+            notes = [*table_notes(rows, everything, params), *notes]
+        tables.append(Table(spec.name, spec.title, rows, tuple(notes),
+                            sample_sizes(rows, everything) if spec.quality else ""))
     return tables, skipped
 
 
-def _cell(v) -> str:
-    return "-" if (isinstance(v, float) and math.isnan(v)) else f"{v:.4g}"
+def headline(runs: pd.DataFrame, baselines: pd.DataFrame, params) -> Table:
+    """Every variant and baseline on one screen: each metric's mean over the six bins."""
+    rows = []
+    everything = pd.concat([runs, baselines], ignore_index=True)
+    for _, r in everything.iterrows():
+        label = f"{r.variant} ({r.framework}/{r.generator})" if r.kind == "ours" else f"{r.label} (baseline)"
+        for m in ("psnr", "ssim", "l1", "lpips", "fid", "kid"):
+            values = [_num(r, f"{m}/{bins.key(b)}") for b in range(len(bins.BINS))]
+            mean = sum(values) / len(values) if all(math.isfinite(v) for v in values) else math.nan
+            rows.append({"method": label, "kind": r.kind, "variant": r.variant, "metric": m, "bin": "",
+                         "value": mean, "ci_low": math.nan, "ci_high": math.nan})
+    frame = pd.DataFrame(rows)
+    return Table("headline", "Headline: each metric's mean over the six hole-ratio bins", frame,
+                 tuple(table_notes(frame, everything, params)), sample_sizes(frame, everything))
 
 
-def to_markdown(table: pd.DataFrame, footnotes: list[str]) -> str:
-    head = [" ".join(c) if isinstance(c, tuple) else str(c) for c in table.columns]
-    lines = [f"| {table.index.name or ''} | " + " | ".join(head) + " |", "|---|" + "---|" * len(head)]
-    lines += [f"| {name} | " + " | ".join(_cell(v) for v in row) + " |" for name, row in table.iterrows()]
-    notes = "".join(f"\n{i + 1}. {n}" for i, n in enumerate(footnotes))
-    return "\n".join(lines) + ("\n\nNotes:" + notes if footnotes else "") + "\n"
+def headline_metrics(table: Table) -> dict[str, float]:
+    """`<variant>/<metric>_mean` of the headline table, for the report run's metrics."""
+    return {f"{r.variant}/{r.metric}_mean": round(float(r.value), 4) for r in table.rows.itertuples()
+            if math.isfinite(r.value)}
+
+
+# ---------------------------------------------------------------- rendering
+
+def _fmt(metric: str, v: float) -> str:
+    return f"{v:.{DECIMALS[metric]}f}" if metric in DECIMALS else f"{v:.4g}"
+
+
+def _best(values: pd.Series, metric: str) -> float:
+    """The best value of a column (KID: the closest to 0, its unbiased estimate can be slightly negative)."""
+    finite = values[values.notna()]
+    if finite.empty or metric not in METRICS:
+        return math.nan
+    if metric == "kid":
+        return finite.loc[finite.abs().idxmin()]
+    return finite.max() if metric in HIGHER_IS_BETTER else finite.min()
+
+
+def _cells(table: Table, metric: str) -> tuple[list[str], list[tuple[str, list[tuple[str, str, bool]]]]]:
+    """Column names and, per row, (value, interval, best?) cells of one block."""
+    rows = table.rows[table.rows.metric == metric] if table.by_bin else table.rows
+    methods = list(dict.fromkeys(rows.method))
+    columns = [b for b in BIN_LABELS if b in set(rows["bin"])] if table.by_bin else list(dict.fromkeys(rows.metric))
+    key = "bin" if table.by_bin else "metric"
+    best = {c: _best(rows[rows[key] == c].value, metric if table.by_bin else c) for c in columns}
+    out = []
+    for method in methods:
+        cells = []
+        for c in columns:
+            cell = rows[(rows.method == method) & (rows[key] == c)]
+            if cell.empty or not math.isfinite(cell.value.iloc[0]):
+                cells.append(("-", "", False))
+                continue
+            v, lo, hi = cell.value.iloc[0], cell.ci_low.iloc[0], cell.ci_high.iloc[0]
+            m = metric if table.by_bin else c
+            ci = f"±{_fmt(m, (hi - lo) / 2)}" if math.isfinite(lo) and math.isfinite(hi) else ""
+            cells.append((_fmt(m, v), ci, v == best[c]))
+        out.append((method, cells))
+    return columns, out
+
+
+def _collective(table: Table, note: Note) -> str | None:
+    """'all of ours' / 'all of ours and the baselines' when the note covers that whole group of rows (said once
+    under the table, not marked on each row), else None."""
+    rows, kinds = set(note.rows), table.rows.drop_duplicates("method").set_index("method").kind
+    ours, base = set(kinds.index[kinds == "ours"]), set(kinds.index[kinds == "baseline"])
+    if ours and rows == ours | base:
+        return "all of ours and the baselines" if base else "all of ours"
+    if ours and rows == ours:
+        return "all of ours"
+    return None
+
+
+def _markers(table: Table, method: str, metric: str | None) -> list[int]:
+    return [i + 1 for i, n in enumerate(table.notes) if method in n.rows and _collective(table, n) is None
+            and (metric is None or not n.metrics or metric in n.metrics)]
+
+
+def note_text(table: Table, note: Note) -> str:
+    rows = _collective(table, note) or ", ".join(note.rows)
+    return note.text[:1].upper() + note.text[1:] + (f". Rows: {rows}." if note.rows else ".")
+
+
+def legend(table: Table, best: str = "Bold") -> str:
+    kinds = set(table.rows.kind)
+    parts = [f"{best}: best per column."] if table.by_bin or "baseline" in kinds else []
+    if table.rows.ci_low.notna().any():
+        parts.append("±: half-width of the 95% bootstrap interval over the test pairs.")
+    names = {"ours": "(ours) trained and measured here", "baseline": "(baseline) a classical fill on the same test pairs",
+             "published": "(published) the paper's number"}
+    return " ".join(parts + ["Rows: " + "; ".join(v for k, v in names.items() if k in kinds) + "."])
+
+
+def _blocks(table: Table) -> list[tuple[str | None, str]]:
+    """(metric, heading) per block: one per metric of a binned table, a single one otherwise."""
+    if not table.by_bin:
+        return [(None, "")]
+    metrics = list(dict.fromkeys(table.rows.metric))  # the table's order (each paper's own)
+    return [(m, METRICS[m] + (" (higher is better)" if m in HIGHER_IS_BETTER else " (lower is better)"))
+            for m in metrics]
+
+
+def _header_label(table: Table, column: str) -> str:
+    return column if table.by_bin else COMPLEXITY.get(column, METRICS.get(column, column))
+
+
+def to_markdown(table: Table, level: int = 1) -> str:
+    """Title, sample size, one block per metric (rows = methods, columns = hole-ratio bins, best in bold,
+    ± the half-width of the 95% bootstrap interval), numbered notes whose markers follow the row labels."""
+    out = [f"{'#' * level} {table.title}", ""]
+    if table.sizes:
+        out += [table.sizes, ""]
+    for metric, heading in _blocks(table):
+        columns, rows = _cells(table, metric)
+        if heading:
+            out += [f"**{heading}**", ""]
+        out.append("| method | " + " | ".join(_header_label(table, c) for c in columns) + " |")
+        out.append("|:---|" + "---:|" * len(columns))
+        for method, cells in rows:
+            marks = _markers(table, method, metric)
+            label = method + (" " + "".join(f"[{i}]" for i in marks) if marks else "")
+            out.append(f"| {label} | " + " | ".join(
+                (f"**{v}**" if best else v) + (f" {ci}" if ci else "") for v, ci, best in cells) + " |")
+        out.append("")
+    out += [legend(table), ""]
+    if table.notes:
+        out += ["Notes:", ""] + [f"{i + 1}. {note_text(table, n)}" for i, n in enumerate(table.notes)] + [""]
+    return "\n".join(out)
+
+
+def to_text(table: Table) -> str:
+    """The blocks as fixed-width text, best values marked '*': for MLflow's run description, whose markdown
+    tables are rendered without cell padding."""
+    out = []
+    for metric, heading in _blocks(table):
+        columns, rows = _cells(table, metric)
+        grid = [["method", *(_header_label(table, c) for c in columns)]]
+        for method, cells in rows:
+            marks = "".join(f"[{i}]" for i in _markers(table, method, metric))
+            grid.append([f"{method} {marks}".rstrip(), *(f"{v}{'*' if best else ''}{' ' + ci if ci else ''}"
+                                                          for v, ci, best in cells)])
+        widths = [max(len(r[i]) for r in grid) for i in range(len(grid[0]))]
+        if heading:
+            out.append(heading)
+        out += ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip()
+                for r in grid] + [""]
+    return "\n".join(out)
+
+
+HTML_STYLE = """<style>
+body { font-family: system-ui, sans-serif; max-width: 1500px; margin: 1em auto; color: #222; }
+table { border-collapse: collapse; margin: 0.3em 0 1.2em; font-size: 14px; }
+th, td { padding: 3px 10px; border-bottom: 1px solid #ddd; text-align: right; white-space: nowrap; }
+th:first-child, td:first-child { text-align: left; }
+tr.ours td:first-child { font-weight: 600; } tr.published { color: #555; } tr.baseline { color: #805; }
+td small { color: #777; } sup { color: #a00; } p.legend, ol.notes { font-size: 13px; color: #444; max-width: 1400px; }
+</style>"""
+
+
+def to_html(table: Table, standalone: bool = True) -> str:
+    """The same blocks as to_markdown, in HTML tables narrow enough for a 1600-px window, with the notes."""
+    kinds = dict(zip(table.rows.method, table.rows.kind))
+    out = [f"<h2>{html.escape(table.title)}</h2>"]
+    if table.sizes:
+        out.append(f"<p>{html.escape(table.sizes)}</p>")
+    for metric, heading in _blocks(table):
+        columns, rows = _cells(table, metric)
+        if heading:
+            out.append(f"<h3>{html.escape(heading)}</h3>")
+        out.append("<table><tr><th>method</th>" + "".join(f"<th>{html.escape(_header_label(table, c))}</th>"
+                                                           for c in columns) + "</tr>")
+        for method, cells in rows:
+            marks = _markers(table, method, metric)
+            sup = f"<sup>{','.join(map(str, marks))}</sup>" if marks else ""
+            tds = "".join(f"<td>{'<b>' + v + '</b>' if best else v}{' <small>' + ci + '</small>' if ci else ''}</td>"
+                          for v, ci, best in cells)
+            out.append(f"<tr class=\"{kinds.get(method, '')}\"><td>{html.escape(method)}{sup}</td>{tds}</tr>")
+        out.append("</table>")
+    out.append(f"<p class=\"legend\">{html.escape(legend(table))}</p>")
+    if table.notes:
+        out.append("<ol class=\"notes\">" + "".join(f"<li>{html.escape(note_text(table, n))}</li>"
+                                                     for n in table.notes) + "</ol>")
+    body = "\n".join(out)
+    if not standalone:
+        return body
+    return f"<!doctype html><html><head><meta charset=\"utf-8\"><title>{html.escape(table.title)}</title>" \
+           f"{HTML_STYLE}</head><body>\n{body}\n</body></html>\n"
+
+
+def to_long(table: Table) -> pd.DataFrame:
+    """Tidy rows (method x metric x bin) with the unit-bearing metric label, for the CSV and MLflow."""
+    frame = table.rows.assign(table=table.name, metric_label=table.rows.metric.map(
+        lambda m: COMPLEXITY.get(m, METRICS.get(m, m))))
+    frame = frame.rename(columns={"bin": "hole_ratio_bin"})
+    return frame[["table", "method", "kind", "variant", "metric", "metric_label", "hole_ratio_bin", "value",
+                  "ci_low", "ci_high"]]

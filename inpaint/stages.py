@@ -160,6 +160,7 @@ def evaluate(params: Params, variant: str) -> dict:
     for k, v in record["settings"].items():
         client.set_tag(run_id, f"eval.setting.{k}", str(v))
     client.log_artifact(run_id, str(per_bin_csv), artifact_path="evaluation")
+    _log_headline(client, run_id, variant, results)
     return record
 
 
@@ -189,78 +190,161 @@ def evaluation_provenance(params: Params, meta: dict, set_metrics) -> dict:
             "metric_networks": set_metrics.status}
 
 
+def _log_headline(client, run_id: str, variant: str, results: dict[str, float]) -> None:
+    """Short headline metrics (the mean over the six bins) that MLflow's runs table can show side by side,
+    and the PSNR / SSIM / l1 versus hole-ratio figure of the run."""
+    from inpaint import figures
+
+    for m in ("psnr", "ssim", "l1"):
+        values = [results.get(f"{m}/{bins.key(b)}", math.nan) for b in range(len(bins.BINS))]
+        if all(math.isfinite(v) for v in values):
+            client.log_metric(run_id, f"{m}_mean", round(sum(values) / len(values), 4))
+    figures.log_figure(client, run_id, figures.run_curves(results, f"{variant}: test metrics per hole ratio"),
+                       "evaluation/metrics_vs_ratio.png")
+
+
+def baselines(params: Params) -> dict:
+    """The classical fills (inpaint/baselines.py) scored by the project's evaluator on the recorded test
+    pairs -> evals/baselines/<name>.json, in the layout of evals/<variant>.json."""
+    from inpaint import baselines as bl, evaluate as ev
+    from inpaint.data.prepare import load_split
+    from inpaint.masks import MaskStore
+
+    images, masks, pairs = load_split(paths.PREPARED, "test"), MaskStore(paths.MASKS / "test"), ev.read_pairs(paths.TEST_PAIRS)
+    set_metrics = ev.SetMetrics(params.evaluate, params.weights)
+    records = {}
+    with atomic_dir(paths.EVALS / "baselines") as out:
+        for name, (label, _) in bl.BASELINES.items():
+            start = time.perf_counter()
+            results, per_image = ev.evaluate(bl.build(name), images, masks, pairs, params.evaluate, set_metrics)
+            print(f"baselines {name}: {len(per_image)} pairs in {time.perf_counter() - start:.1f} s")
+            records[name] = {"variant": name, "label": label, "metrics": results, "pretrained": set_metrics.pretrained,
+                             "set_metrics": set_metrics.status, "pairs": len(per_image),
+                             "settings": {**params.evaluate.model_dump(mode="json"), "weights": params.weights}}
+            write_json(out / f"{name}.json", records[name])
+    return records
+
+
 def report(params: Params) -> dict:
-    """The papers' tables (reports/tables/<name>.md/.html/.csv) and pictures (reports/figures, with the
-    metric-versus-hole-ratio CSV in reports/plots) from the evaluated MLflow runs; all in one MLflow report run."""
+    """The papers' tables (reports/tables/<name>.md/.html/.csv, all of them in index.html) and pictures
+    (reports/figures; the CSVs behind them in reports/plots) from the DVC outputs of the variants in
+    params.yaml and of the baselines; an MLflow `report` run mirrors them: the headline table as its
+    description, the headline means as metrics, tables and figures as artifacts."""
     from inpaint import report as rp
 
-    client, experiment_id = tracking.open_experiment(params.tracking)
-    runs = rp.evaluated_runs(client, experiment_id)
+    runs, missing = rp.load_results(params, paths.EVALS, paths.RUNS, paths.TEST_PAIRS)
+    for note in missing:
+        print(f"report: {note}")
     if runs.empty:
-        raise ValueError(f"MLflow experiment {params.tracking.experiment!r} at "
-                         f"{tracking.tracking_uri(params.tracking.uri)} has no evaluated run")
-    tables, skipped = rp.build_tables(runs)
+        raise ValueError(f"no variant of params.yaml has an evaluation in {paths.EVALS} (evals/<variant>.json); "
+                         "run `dvc repro` first")
+    baselines = rp.load_baselines(paths.EVALS / "baselines", paths.TEST_PAIRS)
+    tables, skipped = rp.build_tables(runs, baselines, params)
+    head = rp.headline(runs, baselines, params)
     for note in skipped:
         print(f"report: {note}")
-    footnotes = _metric_notes(runs)
     with atomic_dir(paths.REPORTS / "tables") as tmp:
-        for table in tables:
-            _write_table(table, footnotes, tmp)
+        for table in (head, *tables):
+            _write_table(table, tmp)
+        write_text(tmp / "index.html", _index_html([head, *tables], skipped))
     with atomic_dir(paths.REPORTS / "plots") as plots, atomic_dir(paths.REPORTS / "figures") as figures:
-        _pictures(runs, plots, figures)
-
-    run = client.create_run(experiment_id, run_name="report", tags={tracking.TAG_KIND: "report",
-                                                                  **tracking.provenance()})
-    rid = run.info.run_id
-    for folder in ("tables", "plots", "figures"):
-        client.log_artifacts(rid, str(paths.REPORTS / folder), artifact_path=folder)
-    for table in tables:
-        flat = table.frame.copy()
-        flat.columns = [" ".join(c) if isinstance(c, tuple) else c for c in flat.columns]
-        client.log_table(rid, data=flat.reset_index(), artifact_file=f"tables/{table.name}.json")
-    client.set_terminated(rid)
-    summary = {"report_run_id": rid, "tables": {t.name: len(t.frame) for t in tables}, "skipped": skipped,
-               "variants": sorted(runs.variant)}
+        _pictures(runs, baselines, plots, figures)
+    rid = _log_report_run(params, head, tables, skipped)
+    summary = {"report_run_id": rid, "tables": {t.name: int(t.rows.method.nunique()) for t in tables},
+               "skipped": skipped + missing, "variants": list(runs.variant), "baselines": list(baselines.get("variant", []))}
     write_json(paths.REPORTS / "report.json", summary)
     return summary
 
 
-def _metric_notes(runs: pd.DataFrame) -> list[str]:
-    """Footnotes for every table: random metric weights, and metrics not computed (with the fix)."""
-    notes = []
-    if (runs.pretrained == "false").any():
-        notes.append("FID / KID / LPIPS computed with RANDOM weights (tests only): uncalibrated, not comparable.")
-    for variant in runs.variant:
-        for name, status in _eval_status(paths.EVALS / f"{variant}.json").items():
-            if status.startswith("not computed"):
-                notes.append(f"{name.upper()} ({variant}): {status}")
-    return sorted(set(notes))
+def _log_report_run(params: Params, head, tables: list, skipped: list[str]) -> str:
+    """The MLflow mirror of the report: a new `report` run whose description (MLflow renders it as markdown
+    on the run page) is the headline table."""
+    from inpaint import report as rp
+
+    client, experiment_id = tracking.open_experiment(params.tracking)
+    _runs_table_view(client, experiment_id)
+    listing = "\n".join(f"- {t.title}: artifact `tables/{t.name}.md` (and .html, .csv)" for t in tables)
+    notes = "".join(f"{i + 1}. {rp.note_text(head, n)}\n" for i, n in enumerate(head.notes))
+    note = (f"### {head.title}\n\n{head.sizes}\n\n```\n{rp.to_text(head)}```\n\n"
+            f"{rp.legend(head, best='*')}\n\n{notes}\n### Tables\n\n{listing}\n" + "".join(f"\n- {s}" for s in skipped))
+    run = client.create_run(experiment_id, run_name="report", tags={
+        tracking.TAG_KIND: "report", "mlflow.note.content": note, **tracking.provenance()})
+    rid = run.info.run_id
+    tracking.log_params(client, rid, {"profile": params.profile, "dataset": params.data.dataset,
+                                      "image_size": params.data.image_size, "weights": params.weights,
+                                      "variants": ",".join(params.variants)})
+    for k, v in rp.headline_metrics(head).items():
+        client.log_metric(rid, k, v)
+    for folder in ("tables", "plots", "figures"):
+        client.log_artifacts(rid, str(paths.REPORTS / folder), artifact_path=folder)
+    for table in (head, *tables):
+        client.log_table(rid, data=rp.to_long(table), artifact_file=f"tables/{table.name}.json")
+    client.set_terminated(rid)
+    return rid
 
 
-def _write_table(table, footnotes: list[str], out: Path) -> None:
-    from inpaint.report import to_markdown
+HEADLINE_VIEW = "headline"  # the runs-table view the report shares: ?viewStateShareKey=headline
 
-    md = to_markdown(table.frame, [*table.notes, *footnotes])
-    write_text(out / f"{table.name}.md", f"# {table.title}\n\n{md}")
+
+def _runs_table_view(client, experiment_id: str) -> None:
+    """Make MLflow's runs table compare the variants at a glance: the experiment opens on its runs (MLflow 3
+    opens an experiment on its GenAI traces page unless its kind says otherwise), and a shared view (what the
+    UI's Share button stores: an experiment tag holding the view as JSON) shows the train runs with the
+    headline metrics, best PSNR first."""
+    import json
+
+    client.set_experiment_tag(experiment_id, "mlflow.experimentKind", "custom_model_development")
+    columns = ["attributes.`Duration`", *[f"metrics.`{m}_mean`" for m in ("psnr", "ssim", "l1")],
+               f"tags.`{tracking.TAG_FRAMEWORK}`"]
+    view = {"selectedColumns": columns, "searchFilter": f"tags.`{tracking.TAG_KIND}` = 'train'",
+            "orderByKey": "metrics.`psnr_mean`", "orderByAsc": False}
+    client.set_experiment_tag(experiment_id, f"mlflow.sharedViewState.{HEADLINE_VIEW}", json.dumps(view))
+    print(f"report: MLflow runs table with the headline metrics: `inpaint ui`, then "
+          f"http://127.0.0.1:5000/#/experiments/{experiment_id}/runs?viewStateShareKey={HEADLINE_VIEW}")
+
+
+def _write_table(table, out: Path) -> None:
+    """<name>.md, <name>.html (with the notes) and <name>.csv (tidy: one row per method x metric x bin)."""
+    from inpaint.report import to_html, to_long, to_markdown
+
+    md = to_markdown(table)
+    write_text(out / f"{table.name}.md", md)
+    write_text(out / f"{table.name}.html", to_html(table))
     with atomic_path(out / f"{table.name}.csv") as tmp:
-        table.frame.to_csv(tmp)
-    write_text(out / f"{table.name}.html", f"<h2>{table.title}</h2>\n"
-               + table.frame.to_html(float_format=lambda v: f"{v:.4g}", na_rep="-"))
-    print(f"{table.title}\n\n{md}")
+        to_long(table).to_csv(tmp, index=False)
+    print(md)
 
 
-def _pictures(runs: pd.DataFrame, plots: Path, figures_dir: Path) -> None:
-    """Metric-versus-hole-ratio plots from the logged metrics; the comparison grid and the detector heat maps
-    from each variant's runs/<variant>/model.pt on the fixed figure pairs."""
-    from inpaint import figures
+def _index_html(tables: list, skipped: list[str]) -> str:
+    import html
+
+    from inpaint.report import HTML_STYLE, to_html
+
+    body = "\n<hr>\n".join(to_html(t, standalone=False) for t in tables)
+    notes = "".join(f"<li>{html.escape(s)}</li>" for s in skipped)
+    return (f"<!doctype html><html><head><meta charset=\"utf-8\"><title>inpaint report</title>{HTML_STYLE}</head>"
+            f"<body>\n<h1>inpaint report</h1>\n{body}\n" + (f"<ul>{notes}</ul>" if notes else "") + "</body></html>\n")
+
+
+def _pictures(runs: pd.DataFrame, baselines: pd.DataFrame, plots: Path, figures_dir: Path) -> None:
+    """Metric-versus-hole-ratio plots (variants and baselines) and overlaid loss curves from the DVC outputs;
+    the comparison grid and the detector heat maps from each variant's runs/<variant>/model.pt (and the
+    baselines) on the fixed figure pairs."""
+    from inpaint import baselines as bl, figures
     from inpaint.data.prepare import load_split
     from inpaint.evaluate import load_networks, read_pairs
     from inpaint.masks import MaskStore
 
-    frame = figures.metric_vs_ratio(runs)
+    frame = figures.metric_vs_ratio(pd.concat([runs, baselines], ignore_index=True))
     with atomic_path(plots / "metric_vs_ratio.csv") as tmp:
         frame.to_csv(tmp, index=False)
     figures.metric_plots(frame, figures_dir)
+    losses = {v: paths.RUNS / v / "loss.csv" for v in runs.variant if (paths.RUNS / v / "loss.csv").is_file()}
+    if losses:
+        curves = pd.concat([pd.read_csv(p).assign(variant=v) for v, p in losses.items()], ignore_index=True)
+        with atomic_path(plots / "loss.csv") as tmp:
+            curves.to_csv(tmp, index=False)
+        figures.loss_curves(curves, figures_dir / "loss_curves.png")
     models = {v: paths.RUNS / v / "model.pt" for v in runs.variant}
     for v in [v for v, p in models.items() if not p.is_file()]:
         print(f"report: {models.pop(v)} missing: {v} is left out of the comparison pictures")
@@ -270,20 +354,10 @@ def _pictures(runs: pd.DataFrame, plots: Path, figures_dir: Path) -> None:
     chosen = figures.figure_pairs(read_pairs(paths.TEST_PAIRS))
     image, mask = figures.load_batch(load_split(paths.PREPARED, "test"), MaskStore(paths.MASKS / "test"), chosen)
     labels = [f"hole {bins.percent_label(b)}" for b, _, _ in chosen]
-    figures.comparison({v: n["generator"] for v, n in networks.items()}, image, mask, labels,
-                       figures_dir / "comparison.png")
+    fills = {v: n["generator"] for v, n in networks.items()} | {label: bl.build(name)
+                                                               for name, (label, _) in bl.BASELINES.items()}
+    figures.comparison(fills, image, mask, labels, figures_dir / "comparison.png")
     for v, n in networks.items():
         if "detector" in n:
             figures.detector_heat_maps(n["generator"], n["detector"], image, mask, labels,
                                        figures_dir / f"detector_{v}.png")
-
-
-def _eval_status(path: Path) -> dict:
-    import json
-
-    if not path.is_file():
-        return {}
-    try:
-        return json.loads(path.read_text()).get("set_metrics", {})
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: not valid JSON ({e}); re-run `dvc repro evaluate`") from None

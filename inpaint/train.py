@@ -30,13 +30,26 @@ STATE_FILE = "state.pt"
 
 
 def _grid(visuals: dict[str, torch.Tensor], rows: int = 4) -> np.ndarray:
-    """One row per sample, one column per image kind (masked input / output / composite / ...)."""
+    """One row per sample, one column per image kind, each column labelled with its kind (masked input /
+    output / composite / ...) in a white header; tiles below 128 px are enlarged (nearest) so that the
+    grid reads in MLflow's image view."""
+    from PIL import Image, ImageDraw, ImageFont
     from torchvision.utils import make_grid
 
     cols = [v[:rows].clamp(0, 1).cpu() for v in visuals.values()]
+    scale = -(-128 // cols[0].shape[-1])
     tiles = torch.stack(cols, dim=1).flatten(0, 1)
+    if scale > 1:
+        tiles = tiles.repeat_interleave(scale, dim=-2).repeat_interleave(scale, dim=-1)
     grid = make_grid(tiles, nrow=len(cols), padding=2, pad_value=1.0)
-    return (grid.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    body = (grid.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    width = tiles.shape[-1] + 2  # one column with its padding
+    font = ImageFont.load_default(size=13)
+    header = Image.new("RGB", (body.shape[1], 20), "white")
+    draw = ImageDraw.Draw(header)
+    for c, name in enumerate(visuals):
+        draw.text((2 + c * width + width // 2, 10), name, fill="black", font=font, anchor="mm")
+    return np.concatenate([np.asarray(header), body])
 
 
 def save_state(directory: Path, framework, step: int, meta: dict) -> None:

@@ -1,13 +1,17 @@
 """The command line: every command documents itself; bad params stop before any work, naming the key."""
 import json
 import shutil
+import subprocess
+import sys
 
 import pytest
+import yaml
 
 from inpaint.cli import main
 from inpaint.paths import REPO_ROOT
 
-COMMANDS = ["prepare", "masks", "pairs", "train", "evaluate", "report", "ui", "weights", "models", "fill", "params"]
+COMMANDS = ["prepare", "masks", "pairs", "baselines", "train", "evaluate", "report", "ui", "weights", "models", "fill",
+            "params"]
 
 
 def test_help_lists_every_command(capsys):
@@ -41,9 +45,31 @@ def test_bad_params_stop_before_any_work(tmp_path, capsys, bad, key):
     assert not (tmp_path / "data").exists()
 
 
+def test_help_imports_no_framework():
+    """`inpaint --help` stays fast because it imports neither torch nor Ray, MLflow or pydantic."""
+    code = ("import sys\nfrom inpaint.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in ('torch', 'ray', 'mlflow', 'pydantic', 'pandas') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_params_is_compact_yaml_and_json_on_request(capsys):
+    assert main(["params"]) == 0
+    text = capsys.readouterr().out
+    assert main(["params", "--json"]) == 0
+    full = json.loads(capsys.readouterr().out)
+    assert yaml.safe_load(text) == full  # the same values, only shorter
+    assert len(text.splitlines()) < len(json.dumps(full, indent=2).splitlines()) / 3
+    assert all(line.count(":") > 2 for line in text.split("variants:\n")[1].splitlines())  # one line per variant
+    assert main(["params", "evaluate"]) == 0
+    assert list(yaml.safe_load(capsys.readouterr().out)) == ["evaluate"]
+
+
 def test_models_summary_json(capsys):
     assert main(["models", "summary", "--size", "64", "--json", "--only", "gdn_generator", "sn_patchgan"]) == 0
-    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    out = capsys.readouterr()
+    assert "[1/2] gdn_generator" in out.err and "[2/2] sn_patchgan" in out.err  # progress while it measures
+    rows = {r["name"]: r for r in json.loads(out.out)}
     assert rows["gdn_generator"]["params"] == 10_779_328
     assert rows["gdn_generator"]["gflops"] > 0
     assert rows["sn_patchgan"]["output_shapes"] == [1, 1, 3, 3]

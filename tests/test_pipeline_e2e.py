@@ -4,6 +4,7 @@ import json
 import math
 import os
 import signal
+import re
 import subprocess
 import sys
 import time
@@ -82,19 +83,39 @@ def test_report_run_holds_the_tables_and_pictures(pipeline):
     client, exp = _mlflow(work)
     reports = client.search_runs([exp], filter_string="tags.`inpaint.kind` = 'report'")
     assert len(reports) == 1
-    rid = reports[0].info.run_id
+    report = reports[0]
+    rid = report.info.run_id
     artifacts = {a.path for a in client.list_artifacts(rid, "tables")}
-    for name in ("weight_adv_det", "gdn_table1", "gdn_table2", "complexity"):
+    for name in ("headline", "weight_adv_det", "gdn_table1", "gdn_table2", "complexity"):
         assert {f"tables/{name}.md", f"tables/{name}.csv", f"tables/{name}.html", f"tables/{name}.json"} <= artifacts
     pictures = {a.path for a in client.list_artifacts(rid, "figures")}
-    assert {"figures/comparison.png", "figures/psnr_vs_ratio.png", "figures/detector_gdn_det.png"} <= pictures
+    assert {"figures/comparison.png", "figures/psnr_vs_ratio.png", "figures/detector_gdn_det.png",
+            "figures/loss_curves.png"} <= pictures
     assert "plots/metric_vs_ratio.csv" in {a.path for a in client.list_artifacts(rid, "plots")}
-    table = pd.read_csv(work / "reports" / "tables" / "weight_adv_det.csv", header=[0, 1], index_col=0)
-    ours = [i for i in table.index if "ours" in i]
-    assert len(ours) == 3 and [i.split()[0] for i in ours] == ["Weight", "Adv", "Det"]
-    assert sorted({b for b, _ in table.columns}) == sorted(bins.label(b) for b in range(len(bins.BINS)))
-    assert table.loc[ours].notna().all().all()
-    assert "random weights" in (work / "reports" / "tables" / "weight_adv_det.md").read_text().lower()
+    # the run page shows the headline table; the runs table the headline means
+    assert re.search(r"\nmethod +PSNR \(dB\) +SSIM +l1 \(%\)", report.data.tags["mlflow.note.content"])
+    assert set(VARIANTS) <= {k.split("/")[0] for k in report.data.metrics if k.endswith("/psnr_mean")}
+    assert "psnr_mean" in client.get_experiment(exp).tags["mlflow.sharedViewState.headline"]
+    # the tidy CSV: one row per method x metric x bin, our rows first, the baselines beside them
+    table = pd.read_csv(work / "reports" / "tables" / "weight_adv_det.csv")
+    ours = list(dict.fromkeys(table.method[table.kind == "ours"]))
+    assert [i.split()[0] for i in ours] == ["Weight", "Adv", "Det"]
+    assert {"OpenCV Telea (baseline)", "OpenCV Navier-Stokes (baseline)", "Mean colour (baseline)"} <= set(table.method)
+    assert set(table.hole_ratio_bin) == {bins.percent_label(b) for b in range(len(bins.BINS))}
+    assert table[table.kind != "published"].value.notna().all()
+    md = (work / "reports" / "tables" / "weight_adv_det.md").read_text()
+    assert "random weights" in md and "**PSNR (dB)" in md and "±" in md
+    for name in ("telea", "navier_stokes", "mean_colour"):
+        assert (work / "evals" / "baselines" / f"{name}.json").is_file()
+
+
+def test_train_runs_carry_headline_metrics_and_a_curve(pipeline):
+    work, _, _ = pipeline
+    client, exp = _mlflow(work)
+    for run in client.search_runs([exp], filter_string="tags.`inpaint.kind` = 'train'"):
+        assert {"psnr_mean", "ssim_mean", "l1_mean"} <= run.data.metrics.keys(), run.data.tags["inpaint.variant"]
+        figures = {a.path for a in client.list_artifacts(run.info.run_id, "evaluation")}
+        assert "evaluation/metrics_vs_ratio.png" in figures
 
 
 def test_second_repro_is_a_no_op_and_a_param_change_reruns_only_its_stages(pipeline):
@@ -133,8 +154,8 @@ def test_dvc_metrics_and_plots_render(pipeline):
     assert "metrics/gdn_det.json" in metrics and "runs/gdn_det/train_metrics.json" in metrics
     run_checked([dvc, "plots", "show", "-o", str(work / "plots_html")], work, env)
     html = (work / "plots_html" / "index.html").read_text()
-    assert "ratio_histogram" in html and "loss.csv" in html and "metric_vs_ratio" in html
-    assert "comparison.png" in html
+    assert "ratio_histogram" in html and "loss.csv" in html
+    assert "comparison.png" in html and "loss_curves.png" in html and "psnr_vs_ratio.png" in html
 
 
 def _train_runs(work, variant: str) -> list:
@@ -325,3 +346,20 @@ def test_a_killed_worker_is_survived_and_every_step_is_done_once(pipeline):
     assert survived["meta"]["steps"] == 24
     for k, v in reference["generator"].items():
         assert torch.equal(survived["generator"][k], v), k
+
+
+def test_a_variant_removed_from_params_is_gone_from_every_table(pipeline):
+    """The report reads the DVC outputs of the variants in params.yaml, not whatever MLflow holds."""
+    work, env, _ = pipeline
+    original = (work / "params.yaml").read_text()
+    params = yaml.safe_load(original)
+    params["variants"].pop("pennet")
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    try:
+        run_checked([str(Path(sys.executable).parent / "inpaint"), "report"], work, env)
+    finally:
+        (work / "params.yaml").write_text(original)
+    tables = work / "reports" / "tables"
+    assert (tables / "gdn_table1.md").is_file()
+    for path in tables.iterdir():
+        assert "pennet" not in path.read_text(), path.name

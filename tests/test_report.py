@@ -1,5 +1,7 @@
-"""The report's tables from evaluated runs (as `evaluated_runs` returns them): layout, published rows
-beside ours, skipped tables, refusal of mixed settings; and the pictures."""
+"""The report's tables from a fixed evals fixture (the DVC outputs the report reads): layout (rows, columns,
+units, intervals, best marks), one note per cause naming its rows, variants outside params.yaml ignored,
+skipped tables, refusal of mixed settings; and the pictures."""
+import json
 import math
 
 import numpy as np
@@ -9,109 +11,227 @@ import torch
 
 from inpaint import bins, figures, paper_tables as pt
 from inpaint import report as rp
+from inpaint.config import resolve
 
-VARIANTS = {  # variant: (framework, generator, extra params)
-    "gdn_weight": ("weight", "gdn_generator", {}),
-    "gdn_adv": ("adv", "gdn_generator", {}),
-    "gdn_det": ("det", "gdn_generator", {"detector_loss": "focal"}),
-    "gdn_det_ce": ("det", "gdn_generator", {"detector_loss": "ce"}),
-    "pennet": ("pen", "pennet", {}),
-    "lgnet_c": ("lgnet", "lgnet_c", {}),
-    "lgnet_c_l_g_att": ("lgnet", "lgnet_c_l_g_att", {}),
-    "lgnet_hole1": ("lgnet", "lgnet_c_l_g_att", {"hole_weight": "1.0"}),
-    "lgnet_light": ("lgnet", "lgnet_light", {}),
+VARIANTS = {  # variant: params.yaml entry
+    "gdn_weight": {"framework": "weight"},
+    "gdn_adv": {"framework": "adv"},
+    "gdn_det": {"framework": "det"},
+    "gdn_det_ce": {"framework": "det", "detector_loss": "ce"},
+    "pennet": {"framework": "pen"},
+    "lgnet_c": {"framework": "lgnet", "generator": "lgnet_c"},
+    "lgnet_c_l_g_att": {"framework": "lgnet", "generator": "lgnet_c_l_g_att"},
+    "lgnet_hole1": {"framework": "lgnet", "generator": "lgnet_c_l_g_att", "hole_weight": 1},
+    "lgnet_light": {"framework": "lgnet", "generator": "lgnet_light"},
 }
+N_PER_BIN = 4
+FID_MISSING = "not computed: pt_inception-2015-12-05.pth is not in the torch cache"
 
 
-def fake_runs(variants=VARIANTS, dataset="sample", pretrained="false") -> pd.DataFrame:
-    rng = np.random.default_rng(0)
-    rows = []
-    for k, (variant, (framework, generator, extra)) in enumerate(variants.items()):
-        row = {"run_id": f"r{k}", "variant": variant, "framework": framework, "pretrained": pretrained,
-               "start_time": k, "generator": generator, "dataset": dataset, "detector_loss": None,
-               "hole_weight": None, "perceptual_weight": None, "style_weight": None,
-               "complexity/params_m": 10.0 + k, "complexity/gflops_256": 50.0, "complexity/gmacs_table_iv_256": 40.0, "complexity/infer_ms_cpu": 5.0,
-               "complexity/infer_size": 64.0}
-        if framework == "lgnet":
-            row |= {"hole_weight": "6.0", "perceptual_weight": "0.05", "style_weight": "120.0"}
-        row |= extra
-        for b in range(len(bins.BINS)):
-            for m in ("l1", "psnr", "ssim", "fid", "kid", "lpips"):
-                row[f"{m}/{bins.key(b)}"] = float(rng.random())
-            row[f"psnr_ci_low/{bins.key(b)}"] = row[f"psnr/{bins.key(b)}"] - 0.1
-            row[f"psnr_ci_high/{bins.key(b)}"] = row[f"psnr/{bins.key(b)}"] + 0.1
-        rows.append(row)
-    return pd.DataFrame(rows)
+def _record(variant: str, seed: int, pretrained: bool = False, fid: bool = True) -> dict:
+    """An evals/<variant>.json as the evaluate stage writes it, with known values: PSNR 20 + seed + bin."""
+    metrics = {}
+    for b in range(len(bins.BINS)):
+        k = bins.key(b)
+        for m, v in (("psnr", 20.0 + seed + b), ("ssim", 0.9 - 0.01 * b), ("l1", 1.0 + b), ("lpips", 0.1 + b / 100)):
+            metrics |= {f"{m}/{k}": v, f"{m}_ci_low/{k}": v - 0.2, f"{m}_ci_high/{k}": v + 0.2}
+        if fid:
+            metrics |= {f"fid/{k}": 50.0 + b, f"kid/{k}": 0.01 * b}
+    return {"variant": variant, "metrics": metrics, "pretrained": pretrained,
+            "set_metrics": {"fid": "random weights (uncalibrated)" if fid else FID_MISSING,
+                            "lpips": "random weights (uncalibrated)"},
+            "complexity": {"params_m": 10.0 + seed, "gflops_256": 50.0, "gmacs_table_iv_256": 40.0, "infer_ms_cpu": 5.0, "infer_size": 64},
+            "pairs": N_PER_BIN * 6, "settings": {"pairs_per_bin": N_PER_BIN}}
 
 
-def test_every_table_is_built_with_ours_beside_the_published_rows():
-    runs = fake_runs()
-    tables, skipped = rp.build_tables(runs)
-    assert skipped == []
-    by_name = {t.name: t for t in tables}
-    assert set(by_name) == {s.name for s in rp.SPECS}
-    t1 = by_name["gdn_table1"].frame
-    assert [i for i in t1.index if "ours" in i] == ["PEN-Net (pennet, ours)", "Det (gdn_det, ours)",
-                                                    "Det (gdn_det_ce, ours)"]
-    # sample data: CelebA-HQ's published rows, with a note saying so
-    assert t1.loc["PConv (published)", ("(0.2, 0.3]", "PSNR")] == pt.GDN_TABLE1["celeba_hq"]["psnr"]["PConv"][2]
-    assert any("CelebA-HQ" in n for n in by_name["gdn_table1"].notes)
-    assert t1.loc["Det (gdn_det, ours)", ("(0.5, 0.6]", "FID")] == runs.set_index("variant").loc[
-        "gdn_det", f"fid/{bins.key(5)}"]
-    t2 = by_name["gdn_table2"].frame
-    assert list(t2.index[:2]) == ["CE (gdn_det_ce, ours)", "Focal (gdn_det, ours)"]
-    assert t2.loc["BCE (published)", ("(0.01, 0.1]", "SSIM")] == 0.990
-    wad = by_name["weight_adv_det"].frame
-    assert [i.split()[0] for i in wad.index if "ours" in i] == ["Weight", "Adv", "Det", "Det"]
-    assert math.isnan(wad.loc["Det (GDN Table 1, published)", ("(0.01, 0.1]", "LPIPS")])
+@pytest.fixture
+def fixture(tmp_path):
+    """evals/, runs/ and the test pairs of a ci-profile run of VARIANTS, plus one stale evaluation of a
+    variant no longer in params.yaml and the three baselines."""
+    evals, runs = tmp_path / "evals", tmp_path / "runs"
+    (evals / "baselines").mkdir(parents=True)
+    for i, variant in enumerate([*VARIANTS, "removed_variant"]):
+        record = _record(variant, i)
+        if variant == "gdn_adv":  # one variant whose FID network was missing, one with a loss term off
+            record = _record(variant, i, fid=False)
+        if variant == "lgnet_c":
+            record["provenance"] = {"switched_off": [{"term": "perceptual", "reason": "vgg16 weights missing"}]}
+        (evals / f"{variant}.json").write_text(json.dumps(record))
+        (runs / variant).mkdir(parents=True)
+        (runs / variant / "train_metrics.json").write_text(json.dumps({"steps": 2}))
+    for i, (name, label) in enumerate((("telea", "OpenCV Telea"), ("mean_colour", "Mean colour"))):
+        (evals / "baselines" / f"{name}.json").write_text(json.dumps({**_record(name, -5 - i), "label": label}))
+    pd.DataFrame([{"bin": b, "image": k, "mask": k} for b in range(6) for k in range(10)]).to_csv(
+        tmp_path / "pairs.csv", index=False)
+    params = resolve({"profile": "ci", "variants": VARIANTS}, profiles_dir=None)
+    results, missing = rp.load_results(params, evals, runs, tmp_path / "pairs.csv")
+    baselines = rp.load_baselines(evals / "baselines", tmp_path / "pairs.csv")
+    return params, results, baselines, missing
 
 
-def test_lgnet_tables_match_variants_to_architectures_and_weights():
-    tables = {t.name: t.frame for t in rp.build_tables(fake_runs(dataset="paris"))[0]}
-    t6 = tables["lgnet_table6"]
-    assert list(t6.columns[:4]) == ["C (lgnet_c, ours)", "C (published)", "C+L+G_att (lgnet_c_l_g_att, ours)",
-                                    "C+L+G_att (published)"]
-    assert t6.loc["30-40%", "C (published)"] == pt.LGNET_TABLE6["paris"]["C"][3]
-    t7 = tables["lgnet_table7"]
+def _tables(fixture):
+    params, results, baselines, _ = fixture
+    tables, skipped = rp.build_tables(results, baselines, params)
+    return {t.name: t for t in tables}, skipped
+
+
+def test_only_the_variants_of_params_yaml_are_read(fixture):
+    _, results, baselines, missing = fixture
+    assert list(results.variant) == list(VARIANTS) and missing == []
+    assert list(baselines.label) == ["Mean colour", "OpenCV Telea"]
+    tables, skipped = _tables(fixture)
+    assert skipped == [] and set(tables) == {s.name for s in rp.SPECS}
+    for t in tables.values():
+        assert "removed_variant" not in set(t.rows.variant.dropna())
+
+
+def test_paper_layout_one_block_per_metric_rows_methods_columns_bins(fixture):
+    t1 = _tables(fixture)[0]["gdn_table1"]
+    psnr = t1.block("psnr")
+    assert list(psnr.columns) == ["1-10%", "10-20%", "20-30%", "30-40%", "40-50%", "50-60%"]
+    ours = [m for m in psnr.index if m.endswith("ours)")]
+    assert ours == ["PEN-Net (pennet, ours)", "Det (gdn_det, ours)", "Det (gdn_det_ce, ours)"]  # the table's order
+    assert {"Mean colour (baseline)", "OpenCV Telea (baseline)", "PConv (published)", "GDN (Det) (published)"} <= set(psnr.index)
+    assert psnr.loc["PConv (published)", "20-30%"] == pt.GDN_TABLE1["celeba_hq"]["psnr"]["PConv"][2]
+    assert psnr.loc["Det (gdn_det, ours)", "50-60%"] == 20.0 + 2 + 5  # gdn_det is the fixture's 3rd variant
+
+    md = rp.to_markdown(t1)
+    blocks = [line for line in md.splitlines() if line.startswith("**")]
+    assert blocks == ["**PSNR (dB) (higher is better)**", "**SSIM (higher is better)**", "**l1 (%) (lower is better)**",
+                      "**FID (lower is better)**"]
+    header = next(line for line in md.splitlines() if line.startswith("| method"))
+    assert header == "| method | 1-10% | 10-20% | 20-30% | 30-40% | 40-50% | 50-60% |"
+    rows = md.split("**PSNR (dB) (higher is better)**")[1].split("**SSIM")[0]
+    det = next(line for line in rows.splitlines() if line.startswith("| Det (gdn_det, ours)"))
+    assert "| 22.00 ±0.20 |" in det  # value and the half-width of its 95% interval
+    published = next(line for line in rows.splitlines() if line.startswith("| PConv (published)"))
+    assert "±" not in published and "| 34.88 |" in published
+    # best per column: the published GConv row has the highest PSNR at 1-10% (37.14)
+    gconv = next(line for line in rows.splitlines() if line.startswith("| GConv (published)"))
+    assert gconv.split("|")[2].strip() == "**37.14**"
+    assert f"n = {N_PER_BIN} test pairs per hole-ratio bin" in md
+
+
+def test_one_note_per_cause_naming_the_rows(fixture):
+    t = _tables(fixture)[0]["weight_adv_det"]
+    texts = [n.text for n in t.notes]
+    assert len(texts) == len(set(texts))
+    random_fid = next(n for n in t.notes if n.text.startswith("FID and KID computed with random weights"))
+    assert set(random_fid.rows) == {"Weight (gdn_weight, ours)", "Det (gdn_det, ours)", "Det (gdn_det_ce, ours)",
+                                    "Mean colour (baseline)", "OpenCV Telea (baseline)"}  # not Adv: its FID was missing
+    random_lpips = next(n for n in t.notes if n.text.startswith("LPIPS computed with random weights"))
+    assert len(random_lpips.rows) == 6 and random_lpips.metrics == ("lpips",)
+    missing = next(n for n in t.notes if "not computed" in n.text)
+    assert missing.rows == ("Adv (gdn_adv, ours)",) and "missing pretrained file" in missing.text
+    steps = next(n for n in t.notes if n.text.startswith("trained 2 steps"))
+    assert len(steps.rows) == 4 and all("ours" in r for r in steps.rows)  # baselines are not trained
+    size = next(n for n in t.notes if "images at 64 px" in n.text)
+    few = next(n for n in t.notes if "fewer than 2,048 samples" in n.text)
+    assert few.metrics == ("fid", "kid") and "Adv (gdn_adv, ours)" not in few.rows
+    assert any("data.dataset = sample" in n.text for n in t.notes)
+    assert any("masks.test_source = generated" in n.text for n in t.notes)
+    assert len(size.rows) == 6  # a run-wide setting: every row of ours and every baseline
+    published = next(n for n in t.notes if "not a like-for-like" in n.text)
+    assert published.rows == ("Det (GDN Table 1, published)",)
+    # the notes are numbered once each and their markers follow the rows they name, in the blocks they concern
+    md = rp.to_markdown(t)
+    for i, note in enumerate(t.notes, 1):
+        assert md.count(f"\n{i}. ") == 1
+    fid_block = md.split("**FID")[1].split("**KID")[0]
+    psnr_block = md.split("**PSNR")[1].split("**SSIM")[0]
+    marker = f"[{t.notes.index(few) + 1}]"
+    assert marker in fid_block and marker not in psnr_block
+    size_number = t.notes.index(size) + 1  # on every measured row: said once, not marked on each row
+    assert f"{size_number}. Images at 64 px, the papers' at 256 px. Rows: all of ours and the baselines." in md
+    steps_number = t.notes.index(steps) + 1  # on every row of ours (not the baselines)
+    assert f"{steps_number}. Trained 2 steps, the papers 337,500. Rows: all of ours." in md
+    assert f"[{size_number}]" not in md.split("Notes:")[0]
+    switched = next(n for n in _tables(fixture)[0]["lgnet_table6"].notes if "switched off" in n.text)
+    assert switched.rows == ("C (lgnet_c, ours)",) and "vgg16 weights missing" in switched.text
+
+
+def test_html_and_long_csv(fixture, tmp_path):
+    t = _tables(fixture)[0]["gdn_table2"]
+    page = rp.to_html(t)
+    assert page.count("<table>") == 2 and "<h3>PSNR (dB) (higher is better)</h3>" in page
+    assert page.count("<li>") == len(t.notes) and "<script" not in page
+    assert "<th>1-10%</th>" in page and "±0.20" in page
+    long = rp.to_long(t)
+    n_rows = long.method.nunique()
+    assert len(long) == n_rows * 2 * len(bins.BINS)  # method x metric x bin
+    assert set(long.metric_label) == {"PSNR (dB)", "SSIM"} and set(long.hole_ratio_bin) == set(rp.BIN_LABELS)
+    assert long[long.kind == "published"].ci_low.isna().all() and long[long.kind == "ours"].ci_low.notna().all()
+
+
+def test_lgnet_tables_and_complexity(fixture):
+    tables = _tables(fixture)[0]
+    t6 = tables["lgnet_table6"].block("fid")
+    assert [m for m in t6.index if "ours" in m] == ["C (lgnet_c, ours)", "C+L+G_att (lgnet_c_l_g_att, ours)",
+                                                    "C+L+G_att (lgnet_hole1, ours)"]
+    assert t6.loc["C (published)", "30-40%"] == pt.LGNET_TABLE6["celeba_hq"]["C"][3]
+    t7 = tables["lgnet_table7"].block("l1")
     assert "λh=1, λper=0.05, λsty=120 (lgnet_hole1, ours)" in t7.index
-    assert t7.loc["λh=1, λper=0.05, λsty=120 (published)", ("(0.01, 0.1]", "l1 (%)")] == 0.63
-    t5 = tables["lgnet_table5"]
+    assert t7.loc["λh=1, λper=0.05, λsty=120 (published)", "1-10%"] == 0.63
+    t5 = tables["lgnet_table5"].block("psnr")
     assert {"LGNet (lgnet_c_l_g_att, ours)", "LGNet_light (lgnet_light, ours)", "LGNet_share (published)"} <= set(t5.index)
-    assert tables["complexity"].loc["LGNet_light (published)", "GFLOPs @256"] == 53.73
+    comp = tables["complexity"]
+    assert not comp.by_bin and "OpenCV Telea (baseline)" not in set(comp.rows.method)
+    md = rp.to_markdown(comp)
+    assert ("| method | #Parameters (M) | GFLOPs @256 (Table IV's count) | GFLOPs @256, all matmuls x 2 | "
+            "CPU ms / image |") in md
+    published = comp.rows.set_index("method")
+    assert published.query("metric == 'gmacs_table_iv_256'").loc["LGNet_light (published)", "value"] == 53.73
+    assert math.isnan(published.query("metric == 'gflops_256'").loc["LGNet_light (published)", "value"])
 
 
-def test_tables_without_runs_are_skipped_with_a_note():
-    tables, skipped = rp.build_tables(fake_runs({"gdn_weight": VARIANTS["gdn_weight"]}))
+def test_headline_table_and_metrics(fixture):
+    params, results, baselines, _ = fixture
+    head = rp.headline(results, baselines, params)
+    block = head.rows[head.rows.metric == "psnr"].set_index("variant").value
+    assert block["gdn_det"] == pytest.approx(20.0 + 2 + 2.5)  # mean over the six bins
+    metrics = rp.headline_metrics(head)
+    assert metrics["gdn_det/psnr_mean"] == 24.5 and "gdn_adv/fid_mean" not in metrics
+    assert "| method | PSNR (dB) | SSIM | l1 (%) | LPIPS | FID | KID |" in rp.to_markdown(head)
+    text = rp.to_text(head).splitlines()  # the MLflow description: fixed-width columns, best marked '*'
+    assert text[0].split() == ["method", "PSNR", "(dB)", "SSIM", "l1", "(%)", "LPIPS", "FID", "KID"]
+    assert len({len(line) for line in text[1:] if line}) <= 2  # right-aligned: a trailing '*' at most
+    best = next(line for line in text if line.startswith("lgnet_light"))
+    assert "30.50*" in best  # the fixture's highest PSNR mean (its 9th variant: 20 + 8 + 2.5)
+
+
+def test_tables_without_variants_are_skipped_with_a_note(fixture):
+    params, results, baselines, _ = fixture
+    tables, skipped = rp.build_tables(results[results.variant == "gdn_weight"], baselines, params)
     assert {t.name for t in tables} == {"weight_adv_det", "complexity"}
     assert len(skipped) == len(rp.SPECS) - 2 and all("skipped" in s for s in skipped)
 
 
 @pytest.mark.parametrize("column, value", [("pretrained", "true"), ("dataset", "paris")])
-def test_mixed_settings_in_one_table_are_refused(column, value):
-    runs = fake_runs()
-    runs.loc[runs.variant == "gdn_adv", column] = value
+def test_mixed_settings_in_one_table_are_refused(fixture, column, value):
+    params, results, baselines, _ = fixture
+    results.loc[results.variant == "gdn_adv", column] = value
     with pytest.raises(rp.MixedSettingsError, match="Weight / Adv / Det"):
-        rp.build_tables(runs)
+        rp.build_tables(results, baselines, params)
 
 
-def test_markdown_marks_missing_values_and_lists_notes():
-    table = {t.name: t for t in rp.build_tables(fake_runs())[0]}["weight_adv_det"]
-    md = rp.to_markdown(table.frame, ["a note"])
-    assert md.count("\n|") == len(table.frame) + 1  # header, separator, one line per row
-    assert md.splitlines()[-4].endswith(" - |")  # the published row has no LPIPS
-    assert md.rstrip().endswith("1. a note")
-
-
-def test_metric_plots_and_csv(tmp_path):
-    frame = figures.metric_vs_ratio(fake_runs())
-    assert len(frame) == len(VARIANTS) * len(bins.BINS)
-    assert (frame.psnr_ci_low < frame.psnr).all() and frame.l1_ci_low.isna().all()
+def test_metric_plots_loss_curves_and_run_figure(fixture, tmp_path):
+    _, results, baselines, _ = fixture
+    frame = figures.metric_vs_ratio(pd.concat([results, baselines], ignore_index=True))
+    assert len(frame) == (len(VARIANTS) + 2) * len(bins.BINS)
+    assert (frame.psnr_ci_low < frame.psnr).all() and "OpenCV Telea (baseline)" in set(frame.variant)
     written = figures.metric_plots(frame, tmp_path)
     assert {p.name for p in written} == {f"{m}_vs_ratio.png" for m in figures.PLOTTED}
+    curves = pd.DataFrame([{"step": s, "loss_g": 1 / s, "variant": v} for v in VARIANTS for s in (1, 2, 3)])
+    written.append(figures.loss_curves(curves, tmp_path / "loss.png"))
     assert all(p.read_bytes()[:4] == b"\x89PNG" for p in written)
+    fig = figures.run_curves(results.iloc[2].to_dict())
+    assert [ax.get_title() for ax in fig.axes] == ["PSNR (dB)", "SSIM", "l1 (%)"]
+    looks = {tuple(sorted(figures.style(i).items())) for i in range(24)}
+    assert len(looks) == 24  # distinct colour / line style / marker for 12+ variants
 
 
 def test_comparison_and_detector_pictures(tmp_path):
+    from inpaint.baselines import build as baseline
     from inpaint.models.registry import build
 
     torch.manual_seed(0)
@@ -123,9 +243,38 @@ def test_comparison_and_detector_pictures(tmp_path):
     image, mask = figures.load_batch(images, masks, chosen)
     gen, det = build("gdn_generator", base_channels=8, res_blocks=1).eval(), build("gdn_detector", base_channels=4)
     labels = [bins.percent_label(b) for b, _, _ in chosen]
-    grid = figures.comparison({"a": gen, "b": gen}, image, mask, labels, tmp_path / "comparison.png")
+    grid = figures.comparison({"a": gen, "Telea": baseline("telea")}, image, mask, labels, tmp_path / "comparison.png")
     heat = figures.detector_heat_maps(gen, det.eval(), image, mask, labels, tmp_path / "detector.png")
     for p in (grid, heat):
         assert p.read_bytes()[:4] == b"\x89PNG"
     with pytest.raises(ValueError, match=r"bin \(0.4, 0.5\]"):
         figures.figure_pairs(pairs[pairs.bin != 4])
+
+
+@pytest.mark.parametrize("name", ["telea", "navier_stokes", "mean_colour"])
+def test_baselines_fill_only_the_hole(name):
+    from inpaint.baselines import build
+    from inpaint.evaluate import composites
+
+    image = torch.rand(2, 3, 16, 16)
+    mask = torch.zeros(2, 1, 16, 16)
+    mask[:, :, 4:10, 4:10] = 1
+    out = build(name)(image * (1 - mask) + mask, mask)["output"]
+    assert out.shape == image.shape and math.isfinite(out.sum().item())
+    inside = out[:, :, 4:10, 4:10]
+    assert (inside < 0.99).any()  # the white hole is filled, not passed through
+    comp = composites(build(name), image, mask)
+    assert torch.allclose(comp * (1 - mask), (image * 255).round() / 255 * (1 - mask), atol=1 / 255)
+
+
+def test_training_grid_labels_its_columns():
+    from inpaint.train import _grid
+
+    visuals = {name: torch.rand(4, 3, 32, 32) for name in ("masked", "output", "composite", "ground truth")}
+    grid = _grid(visuals)
+    tile = 32 * 4 + 2  # enlarged to at least 128 px, plus padding
+    header, body = grid[:20], grid[20:]
+    assert body.shape[:2] == (4 * tile + 2, 4 * tile + 2)
+    for c in range(4):  # dark text in the white header above every column
+        column = header[:, 2 + c * tile: (c + 1) * tile]
+        assert (column.min(axis=2) < 100).sum() > 20, c
