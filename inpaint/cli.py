@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -44,8 +43,10 @@ def _ui(args) -> None:
     uri = tracking.tracking_uri(_params(args).tracking.uri)
     print(f"MLflow UI at http://127.0.0.1:{args.port} (store {uri}); Ctrl-C stops it", flush=True)
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    subprocess.run([sys.executable, "-m", "mlflow", "ui", "--host", "127.0.0.1", "--port", str(args.port),
-                    "--backend-store-uri", uri], env=env, check=False)
+    from inpaint.lifetime import run_group
+
+    run_group([sys.executable, "-m", "mlflow", "ui", "--host", "127.0.0.1", "--port", str(args.port),
+               "--backend-store-uri", uri], env=env)  # SIGTERM / Ctrl-C stop the server and its workers
 
 
 def _weights(args) -> None:
@@ -207,11 +208,12 @@ def main(argv: list[str] | None = None) -> int:
         parser(argv).error("weights import needs DIR")
     from inpaint.config import ParamsError  # after parsing: see the note on imports at the top
     from inpaint.fill import FillError
+    from inpaint.lifetime import Busy
     from inpaint.weights import MissingWeights
 
     try:
         args.func(args)
-    except (ParamsError, MissingWeights, FillError) as e:
+    except (ParamsError, MissingWeights, FillError, Busy) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from inpaint import bins, paths, tracking, weights
+from inpaint import bins, lifetime, paths, tracking, weights
 from inpaint.config import Params, ParamsError, load_params
 from inpaint.io import atomic_dir, atomic_path, write_json, write_text
 
@@ -25,9 +25,10 @@ def main(name: str, argv: list[str]) -> int:
     if len(argv) != expected:
         print(f"usage: python pipelines/{name}.py{' VARIANT' if expected else ''}", file=sys.stderr)
         return 2
+    lifetime.die_with_parent()  # `dvc repro` killed with -9 must not leave this stage running
     try:
         run(name, load_params(), *argv)
-    except (ParamsError, weights.MissingWeights) as e:
+    except (ParamsError, weights.MissingWeights, lifetime.Busy) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0

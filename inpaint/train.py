@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 from pydantic import TypeAdapter
 
-from inpaint import fingerprint, paths, tracking
+from inpaint import fingerprint, lifetime, paths, tracking
 from inpaint.config import Params, TrainConfig, Variant
 from inpaint.io import atomic_path, write_json
 
@@ -277,14 +277,21 @@ class RunLog:
 
 def train_variant(params: Params, variant: str, out_dir: Path) -> dict:
     """Driver: start (or resume) the Ray Train run of one variant and write `out_dir/model.pt`."""
-    from inpaint import cluster
-
     if variant not in params.variants:
         raise KeyError(f"unknown variant {variant!r}; params.yaml variants: {', '.join(params.variants)}")
+    storage = paths.absolute(params.ray.storage_path) / variant
+    # one trainer per variant: a second one would share the Ray run and delete the first one's checkpoints
+    with lifetime.exclusive(storage / "train.lock", f"training of variant {variant}"):
+        return _train(params, variant, out_dir, storage)
+
+
+def _train(params: Params, variant: str, out_dir: Path, storage: Path) -> dict:
+    from inpaint import cluster
+
     cfg, tcfg = params.variants[variant], params.train_for(variant)
     fp = fingerprint.fingerprint(params, variant)
     client, experiment_id = tracking.open_experiment(params.tracking)
-    storage, name = paths.absolute(params.ray.storage_path) / variant, f"{variant}-{fp}"
+    name = f"{variant}-{fp}"
     run_id = _find_or_start_run(client, experiment_id, variant, fp, params, storage / name)
 
     cluster.connect(params.ray.address, params.ray.keep_alive_s)

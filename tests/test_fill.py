@@ -16,7 +16,7 @@ def model(tmp_path_factory):
     """A tiny model.pt as the train stage writes it (untrained weights: the fill is noise, but a fill)."""
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("model") / "model.pt"
-    meta = {"variant": "v", "framework": "weight", "fingerprint": "x", "generator": "gdn_generator",
+    meta = {"variant": "v", "framework": "weight", "config_hash": "x", "generator": "gdn_generator",
             "image_size": 64, "steps": 0, "run_id": "r"}
     torch.save({"meta": meta, "generator": build("gdn_generator").state_dict()}, path)
     return path

@@ -6,7 +6,6 @@ import sys
 import tempfile
 import time
 
-import numpy as np
 import pandas as pd
 import pytest
 import yaml

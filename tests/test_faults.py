@@ -1,0 +1,96 @@
+"""Faults without Ray: a stage dies with its parent, one trainer per variant, `inpaint ui` stops its server."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+
+from inpaint.lifetime import Busy, exclusive
+
+HOLD = ("import sys, time; from pathlib import Path; from inpaint.lifetime import exclusive\n"
+        "with exclusive(Path(sys.argv[1]), 'training of variant x'):\n"
+        "    print('held', flush=True); time.sleep(600)\n")
+
+
+def _wait_gone(pid: int, timeout: float = 20) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_a_second_trainer_is_refused_and_the_lock_dies_with_its_holder(tmp_path):
+    lock = tmp_path / "gdn_adv" / "train.lock"
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(lock)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(Busy, match=rf"training of variant x is already running \(pid {holder.pid}, lock "):
+            with exclusive(lock, "training of variant x"):
+                pass
+    finally:
+        holder.kill()  # -9: no clean-up code runs, the kernel still releases the lock
+        holder.wait()
+    with exclusive(lock, "training of variant x"):
+        assert lock.read_text().strip() == str(os.getpid())
+
+
+def test_a_stage_dies_when_its_parent_is_killed(tmp_path):
+    """`kill -9` of the process that started a stage (DVC) stops the stage: it does not keep training."""
+    child = ("import time; from inpaint.lifetime import die_with_parent; die_with_parent(); "
+             "print('child', flush=True); time.sleep(600)")
+    parent = ("import subprocess, sys; p = subprocess.Popen([sys.executable, '-c', sys.argv[1]]); "
+              "print(p.pid, flush=True); p.wait()")
+    dvc = subprocess.Popen([sys.executable, "-c", parent, child], stdout=subprocess.PIPE, text=True)
+    stage_pid = int(dvc.stdout.readline())
+    assert dvc.stdout.readline().strip() == "child"
+    os.kill(dvc.pid, signal.SIGKILL)
+    dvc.wait()
+    try:
+        assert _wait_gone(stage_pid), "the stage outlived its parent"
+    finally:
+        if psutil.pid_exists(stage_pid):
+            os.kill(stage_pid, signal.SIGKILL)
+
+
+def test_inpaint_ui_stops_its_server_on_sigterm(tmp_path):
+    """SIGTERM to `inpaint ui` stops the MLflow server and all of its workers (nothing keeps answering)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'm.db'}"}
+    ui = subprocess.Popen([sys.executable, "-m", "inpaint.cli", "ui", "--port", str(port)], env=env,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 300  # the MLflow server starts slowly on a loaded machine
+        while True:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            assert ui.poll() is None and time.monotonic() < deadline, f"the MLflow UI did not start ({ui.poll()})"
+            time.sleep(0.5)
+        group = [p for p in psutil.process_iter() if p.pid != ui.pid and _safe_pgid(p.pid) not in (None, os.getpgid(0))
+                 and ui.pid in {a.pid for a in p.parents()}]
+        assert group, "no server process under `inpaint ui`"
+        ui.send_signal(signal.SIGTERM)
+        ui.wait(30)  # exits (it does not wait for a server that no longer answers)
+        _, alive = psutil.wait_procs(group, timeout=15)
+        assert not alive, f"left running after SIGTERM: {alive}"
+        with socket.socket() as s:
+            assert s.connect_ex(("127.0.0.1", port)) != 0, "the MLflow server still answers"
+    finally:
+        if ui.poll() is None:
+            ui.kill()
+
+
+def _safe_pgid(pid: int):
+    try:
+        return os.getpgid(pid)
+    except (ProcessLookupError, PermissionError):
+        return None
