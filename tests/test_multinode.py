@@ -290,6 +290,7 @@ def test_tune_trials_ask_for_the_gpus_and_placement_of_params():
         "train": {"use_gpu": True, "gpus_per_worker": 0.5}, "studies": {
             "s": {"variant": VARIANT, "space": {"train.seed": {"grid": [1, 2]}}}}}})
     trial = tune.trial_params(params, "s", {"train.seed": 1})
-    scaling = train.make_trainer(trial, {}, name="t", storage_path=Path("/tmp/unused")).scaling_config
+    config = train.loop_config(trial, VARIANT, None, "fp")  # what tune hands the trainer
+    scaling = train.make_trainer(trial, config, name="t", storage_path=Path("/tmp/unused")).scaling_config
     assert scaling.use_gpu and scaling.total_resources == {"GPU": 0.5}  # the ci profile: 1 worker per trial
     assert scaling.placement_strategy == "SPREAD"
