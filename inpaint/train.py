@@ -167,9 +167,10 @@ def train_loop(config: dict, session) -> None:
     framework = build_framework(cfg, networks, weights_mode=config["weights"])
     framework.make_optimisers()
     framework.make_schedulers(tcfg.steps)
-    # `switched_off`: what this run does differently from its config (e.g. a loss term without its VGG-16)
+    # `switched_off`: loss terms this run trains without, or with random weights, and why (e.g. no VGG-16)
+    switched_off = {k: v for k, v in framework.notes.items() if v.startswith(("off", "uncalibrated"))}
     meta = {"variant": config["variant"], "framework": cfg.framework, "fingerprint": config["fingerprint"],
-            "switched_off": dict(framework.notes)}
+            "switched_off": switched_off}
 
     step = 0
     state = session.restore(meta)
