@@ -11,6 +11,17 @@ import yaml
 from inpaint.paths import REPO_ROOT
 
 
+def square_hole_batch(n: int = 2, size: int = 64):
+    """A seeded batch of `n` random images with one square hole each (the model tests' fixed input)."""
+    import torch
+
+    g = torch.Generator().manual_seed(1)
+    image = torch.rand(n, 3, size, size, generator=g)
+    mask = torch.zeros(n, 1, size, size)
+    mask[..., 16:40, 20:44] = 1
+    return image, mask
+
+
 def run_checked(cmd, cwd, env, timeout=900) -> str:
     """Run a command; on failure, fail the test with the ends of its output."""
     out = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)

@@ -10,19 +10,12 @@ import torch
 import torch.nn.functional as F
 from pydantic import TypeAdapter
 
+from conftest import square_hole_batch
 from inpaint import bins, report
 from inpaint.config import Variant
 from inpaint.frameworks import build_framework, build_networks
 from inpaint.models.gconv import ContextualAttention, GatedConv, resize_nearest, same_pad
 from inpaint.models.registry import build, count_parameters, registered
-
-
-def _batch(n=2, size=64):
-    g = torch.Generator().manual_seed(1)
-    image = torch.rand(n, 3, size, size, generator=g)
-    mask = torch.zeros(n, 1, size, size)
-    mask[..., 16:40, 20:44] = 1
-    return image, mask
 
 
 def test_parameter_count_is_lgnet_table_iv():
@@ -107,7 +100,7 @@ def test_contextual_attention_equals_the_loop_transcription():
 def test_forward_backward_64_in_range_and_holes_ignored():
     torch.manual_seed(0)
     gen = build("gconv")
-    image, mask = _batch()
+    image, mask = square_hole_batch()
     result = gen(image * (1 - mask) + mask, mask)
     assert result["output"].shape == (2, 3, 64, 64) and len(result["stages"]) == 2
     assert all(s.min() >= 0 and s.max() <= 1 for s in result["stages"])
@@ -139,7 +132,7 @@ def _framework(**cfg):
 def test_one_step_updates_every_network(cfg):
     fw = _framework(**cfg)
     before = {k: copy.deepcopy(v.state_dict()) for k, v in fw.networks.items()}
-    losses = fw.step(*_batch())
+    losses = fw.step(*square_hole_batch())
     assert all(np.isfinite(v) for v in losses.values())
     for k, net in fw.networks.items():
         assert any(not torch.equal(before[k][n], t) for n, t in net.state_dict().items()), f"{k} did not change"
@@ -148,7 +141,7 @@ def test_one_step_updates_every_network(cfg):
 def test_gconv_step_is_the_authors_losses():
     """G loss = mean|x1 - gt| + mean|x2 - gt| (in [-1, 1]) - D(composite, mask), after the D step."""
     fw = _framework(framework="gconv")
-    image, mask = _batch()
+    image, mask = square_hole_batch()
     gen = copy.deepcopy(fw.networks["generator"])
     with torch.no_grad():
         stages = gen(image * (1 - mask) + mask, mask)["stages"]

@@ -7,20 +7,13 @@ import torch
 import torch.nn.functional as F
 from pydantic import TypeAdapter
 
+from conftest import square_hole_batch
 from inpaint import weights
 from inpaint.config import Variant
 from inpaint.frameworks import build_framework, build_networks
 from inpaint.frameworks.pconv import dilated_hole_tv, finetune_start
 from inpaint.models.pconv import PartialConv, levels_for
 from inpaint.models.registry import build, count_parameters, registered
-
-
-def _batch(n=2, size=64):
-    g = torch.Generator().manual_seed(1)
-    image = torch.rand(n, 3, size, size, generator=g)
-    mask = torch.zeros(n, 1, size, size)
-    mask[..., 16:40, 20:44] = 1
-    return image, mask
 
 
 def test_parameter_count_is_the_common_implementations():
@@ -42,7 +35,7 @@ def test_too_small_a_size_is_refused():
     with pytest.raises(ValueError, match="divisible by 16"):
         levels_for(40)
     with pytest.raises(ValueError, match="divisible by 32"):
-        build("pconv", image_size=64)(*(_batch(1, 48)))
+        build("pconv", image_size=64)(*(square_hole_batch(1, 48)))
 
 
 def test_partial_conv_is_the_papers_formula():
@@ -70,7 +63,7 @@ def test_partial_conv_is_the_papers_formula():
 def test_forward_backward_64_and_holes_never_read():
     torch.manual_seed(0)
     gen = build("pconv", image_size=64)
-    image, mask = _batch()
+    image, mask = square_hole_batch()
     out = gen(image * (1 - mask) + mask, mask)["output"]
     assert out.shape == (2, 3, 64, 64) and torch.isfinite(out).all()
     torch.testing.assert_close(gen(image * (1 - mask), mask)["output"], out)  # hole values play no part
@@ -100,7 +93,7 @@ def test_one_step_trains_the_generator_with_every_term():
     fw = _framework()
     fw.make_schedulers(10)
     before = copy.deepcopy(fw.networks["generator"].state_dict())
-    losses = fw.step(*_batch())
+    losses = fw.step(*square_hole_batch())
     assert {"loss_valid", "loss_hole", "loss_perceptual", "loss_style", "loss_tv"} <= set(losses)
     assert all(torch.isfinite(torch.tensor(v)) for v in losses.values())
     after = fw.networks["generator"].state_dict()
@@ -113,7 +106,7 @@ def test_auto_without_vgg_switches_perceptual_and_style_off_loudly(tmp_path, mon
     fw = _framework(weights_mode="auto")
     fw.make_schedulers(10)
     assert fw.notes["perceptual_style"].startswith("off:") and "vgg16-397923af.pth" in fw.notes["perceptual_style"]
-    losses = fw.step(*_batch())
+    losses = fw.step(*square_hole_batch())
     assert "loss_perceptual" not in losses and "loss_style" not in losses
     with pytest.raises(weights.MissingWeights):
         _framework(weights_mode="required")
@@ -132,7 +125,7 @@ def test_finetuning_phase_lowers_lr_and_freezes_the_encoders_batchnorm():
     for step in range(4):
         lrs.append(fw.optimisers["generator"].param_groups[0]["lr"])
         enc_before, dec_before = enc_bn.running_mean.clone(), dec_bn.running_mean.clone()
-        fw.step(*_batch())
+        fw.step(*square_hole_batch())
         assert torch.equal(enc_bn.running_mean, enc_before) == (step == 3)
         assert not torch.equal(dec_bn.running_mean, dec_before)
     assert lrs == pytest.approx([2e-4, 2e-4, 2e-4, 5e-5])
@@ -144,7 +137,7 @@ def test_the_pconv_recipe_trains_another_generator():
     fw.make_schedulers(2)
     before = copy.deepcopy(fw.networks["generator"].state_dict())
     for _ in range(2):
-        losses = fw.step(*_batch())
+        losses = fw.step(*square_hole_batch())
     assert losses["finetuning"] == 1.0 and all(torch.isfinite(torch.tensor(v)) for v in losses.values())
     after = fw.networks["generator"].state_dict()
     assert any(not torch.equal(before[k], after[k]) for k in before)
