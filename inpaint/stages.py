@@ -171,8 +171,8 @@ def headline(results: dict[str, float], steps: int | None) -> dict[str, float]:
     steps trained. Metrics not computed are left out."""
     out = {}
     for m in ("psnr", "ssim", "l1", "lpips"):
-        values = [results[f"{m}/{bins.key(b)}"] for b in range(len(bins.BINS)) if f"{m}/{bins.key(b)}" in results]
-        if len(values) == len(bins.BINS):
+        values = [results.get(f"{m}/{bins.key(b)}", math.nan) for b in range(len(bins.BINS))]
+        if all(math.isfinite(v) for v in values):
             out[m] = round(float(np.mean(values)), 4)
     out.update({m: round(results[f"{m}/all"], 4) for m in ("fid", "kid") if f"{m}/all" in results})
     return {**out, "steps": steps} if steps is not None else out
@@ -196,10 +196,10 @@ def _log_headline(client, run_id: str, variant: str, results: dict[str, float]) 
     and the PSNR / SSIM / l1 versus hole-ratio figure of the run."""
     from inpaint import figures
 
+    means = headline(results, steps=None)
     for m in ("psnr", "ssim", "l1"):
-        values = [results.get(f"{m}/{bins.key(b)}", math.nan) for b in range(len(bins.BINS))]
-        if all(math.isfinite(v) for v in values):
-            client.log_metric(run_id, f"{m}_mean", round(sum(values) / len(values), 4))
+        if m in means:
+            client.log_metric(run_id, f"{m}_mean", means[m])
     figures.log_figure(client, run_id, figures.run_curves(results, f"{variant}: test metrics per hole ratio"),
                        "evaluation/metrics_vs_ratio.png")
 
