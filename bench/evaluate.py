@@ -3,7 +3,7 @@ same run, at the smoke profile's evaluation settings.
 
     python bench/evaluate.py                                   # smoke profile: 64 px, 16 pairs per bin, FID 2048-d
     python bench/evaluate.py --rounds 5 --generator pennet --rss-pairs 16 128
-    python bench/evaluate.py --rounds 0 --rss-pairs 2 12                # memory only
+    python bench/evaluate.py --rounds 0 --rss-pairs 16 96 --rss-rounds 3  # memory only
 
 Both sides score the same pairs with the same metrics (l1, PSNR, SSIM, LPIPS, FID and KID per bin and over all
 bins, bootstrap intervals of the per-image metrics) and every number is checked to agree. The baseline is a
@@ -18,8 +18,8 @@ median of the rounds' ratios with its range, for wall time and for CPU time (the
 Memory: the evaluator alone, in a fresh process per size (`--rss-pairs`, pairs per bin), on images made on
 demand (a test split on disk is a memmap, paged in as read): the resident set once the networks are built, and
 its peak during the evaluation (Linux's VmHWM, reset just before), so the printed growth is what evaluation
-itself holds. Flat = the growth does not depend on the
-number of pairs.
+itself holds. Flat = the growth does not depend on the number of pairs. The sizes are interleaved over
+`--rss-rounds` rounds (median and range): one process's peak varies by ~100 MB from run to run.
 """
 from __future__ import annotations
 
@@ -168,6 +168,27 @@ def memory_mb(field: str) -> float:
     raise RuntimeError(f"/proc/self/status has no {field}: peak RSS needs Linux")
 
 
+def memory(args, size: int) -> None:
+    """Peak RSS per size, a fresh process each, the sizes interleaved over `--rss-rounds` rounds: the
+    allocator makes one process's peak vary by ~100 MB, so one sample per size cannot show flatness."""
+    rows: dict[int, list[dict]] = {n: [] for n in args.rss_pairs}
+    for _ in range(args.rss_rounds):
+        for per_bin in args.rss_pairs:
+            cmd = [sys.executable, __file__, "--child", str(per_bin), "--generator", args.generator, "--size", str(size),
+                   "--threads", str(args.threads)]
+            cmd += ["--batch-size", str(args.batch_size)] if args.batch_size else []
+            cmd += ["--fid-dims", str(args.fid_dims)] if args.fid_dims else []
+            out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
+            rows[per_bin].append(json.loads(out))
+    print(f"\npeak RSS of one evaluation, a fresh process per size ({args.generator}, {size}px), "
+          f"median [range] over {args.rss_rounds} rounds:")
+    print(f"{'pairs':>7s} {'before MB':>22s} {'peak MB':>22s} {'growth MB':>22s} {'pairs/s':>22s}")
+    for per_bin, runs in rows.items():
+        print(f"{runs[0]['pairs']:7d} {spread([r['before_mb'] for r in runs]):>22s} "
+              f"{spread([r['peak_mb'] for r in runs]):>22s} {spread([r['peak_mb'] - r['before_mb'] for r in runs]):>22s} "
+              f"{spread([r['pairs'] / r['wall_s'] for r in runs]):>22s}")
+
+
 def timing(args, settings: dict, size: int) -> bool:
     """The interleaved rounds; True when the two sides' numbers agree."""
     torch.set_num_threads(args.threads)
@@ -229,7 +250,9 @@ def main() -> None:
     ap.add_argument("--generator", default="gdn_generator")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--rss-pairs", type=int, nargs="*", default=[8, 48], help="pairs per bin, one process each")
+    ap.add_argument("--rss-pairs", type=int, nargs="*", default=[16, 64],
+                    help="pairs per bin, one process each (multiples of the batch size: full batches at every size)")
+    ap.add_argument("--rss-rounds", type=int, default=3)
     ap.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     settings, image_size = smoke_settings()
@@ -239,17 +262,7 @@ def main() -> None:
 
     equal = timing(args, settings, size) if args.rounds else True
     if args.rss_pairs:
-        print(f"\npeak RSS of one evaluation, a fresh process per size ({args.generator}, {size}px):")
-        print(f"{'pairs':>7s} {'before MB':>10s} {'peak MB':>9s} {'growth MB':>10s} {'pairs/s':>8s}")
-        for per_bin in args.rss_pairs:
-            cmd = [sys.executable, __file__, "--child", str(per_bin), "--generator", args.generator, "--size", str(size),
-                   "--threads", str(args.threads)]
-            cmd += ["--batch-size", str(args.batch_size)] if args.batch_size else []
-            cmd += ["--fid-dims", str(args.fid_dims)] if args.fid_dims else []
-            out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
-            row = json.loads(out)
-            print(f"{row['pairs']:7d} {row['before_mb']:10.0f} {row['peak_mb']:9.0f} "
-                  f"{row['peak_mb'] - row['before_mb']:10.0f} {row['pairs'] / row['wall_s']:8.1f}")
+        memory(args, size)
     if not equal:
         sys.exit(1)
 
