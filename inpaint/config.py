@@ -474,20 +474,39 @@ def resolve(raw: dict, source: str = "params.yaml", profiles_dir: Path | None = 
     try:
         return Params.model_validate(merged)
     except ValidationError as e:
-        raise ParamsError(f"{source} (profile {profile}) is invalid:\n" + "\n".join(explain(e))) from None
+        raise ParamsError(f"{source} (profile {profile}) is invalid:\n" + "\n".join(explain(e, merged))) from None
 
 
-def explain(error: ValidationError) -> list[str]:
-    """One line per bad key: its dotted name, what is wrong and the value given."""
+def explain(error: ValidationError, data: dict | None = None) -> list[str]:
+    """One line per bad key: its dotted name, what is wrong and the value given. With the validated `data`,
+    the name holds only keys of the file (pydantic's error location also names the union member that was
+    tried, e.g. `det` in variants.gdn_det.det.exp_base)."""
     lines = []
     for err in error.errors():
-        loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith(("function-after", "tagged-union")))
+        loc = ".".join(_keys(err["loc"], data))
         if not loc:  # a check across sections: its message names the keys, the input is the whole file
             lines.append(f"  {err['msg'].removeprefix('Value error, ')}")
             continue
         got = "" if err["type"] == "missing" else f" (got {err.get('input')!r})"
         lines.append(f"  {loc}: {err['msg']}{got}")
     return lines
+
+
+def _keys(loc: tuple, data) -> list[str]:
+    """The parts of a pydantic error location that are keys (or list indices) of `data`."""
+    keys, node = [], data
+    for part in loc:
+        if str(part).startswith(("function-after", "tagged-union")):
+            continue
+        if data is not None:
+            if isinstance(node, dict) and part in node:
+                node = node[part]
+            elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+                node = node[part]
+            elif isinstance(node, (dict, list)):
+                continue  # not a key of the file: the union member pydantic tried
+        keys.append(str(part))
+    return keys
 
 
 def load_params(path: Path | None = None) -> Params:

@@ -31,8 +31,8 @@ def test_override_beats_profile():
 
 
 @pytest.mark.parametrize("override, key", [
-    ({"variants": {"v": {"framework": "det", "optimiser": {"lr_g": -1e-4}}}}, "variants.v.det.optimiser.lr_g"),
-    ({"variants": {"v": {"framework": "det", "exp_base": 1.0}}}, "variants.v.det.exp_base"),
+    ({"variants": {"v": {"framework": "det", "optimiser": {"lr_g": -1e-4}}}}, "variants.v.optimiser.lr_g"),
+    ({"variants": {"v": {"framework": "det", "exp_base": 1.0}}}, "variants.v.exp_base"),  # no union member (det) in the name
     ({"variants": {"v": {"framework": "nope"}}}, "variants.v"),
     ({"train": {"stepz": 3}}, "train.stepz"),
     ({"data": {"image_size": 100}}, "data.image_size"),
