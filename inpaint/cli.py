@@ -176,6 +176,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from inpaint.config import ParamsError
     from inpaint.fill import FillError
+    from inpaint.lifetime import Busy
     from inpaint.weights import MissingWeights
 
     args = parser().parse_args(argv)
@@ -183,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         parser().error("weights import needs DIR")
     try:
         args.func(args)
-    except (ParamsError, MissingWeights, FillError) as e:
+    except (ParamsError, MissingWeights, FillError, Busy) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0

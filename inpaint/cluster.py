@@ -28,6 +28,11 @@ LOOPBACK_SWITCH = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 HEAD_DIR = ".ray"
 
 
+def is_local(address: str | None = None) -> bool:
+    """Whether `connect(address)` runs Ray on this machine only (no cluster address given)."""
+    return not (address or os.environ.get("RAY_ADDRESS"))
+
+
 def connect(address: str | None = None, keep_alive_s: int = 0):
     address = address or os.environ.get("RAY_ADDRESS")
     head = None

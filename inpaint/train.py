@@ -13,6 +13,7 @@ import copy
 import hashlib
 import itertools
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -21,7 +22,7 @@ import numpy as np
 import torch
 from pydantic import TypeAdapter
 
-from inpaint import paths, tracking
+from inpaint import checkpoints, lifetime, paths, tracking
 from inpaint.config import Params, TrainConfig, Variant
 from inpaint.io import atomic_path, write_json
 
@@ -91,13 +92,18 @@ class RaySession:
     def prepare(self, network: torch.nn.Module) -> torch.nn.Module:
         return self._torch.prepare_model(network)
 
-    def restore(self, meta: dict) -> dict | None:
-        """The last checkpoint's state (after a worker failure or a driver re-run), or None."""
-        checkpoint = self._train.get_checkpoint()
-        if not checkpoint:
-            return None
-        with checkpoint.as_directory() as d:
-            return load_state(Path(d) / STATE_FILE, expect=meta)
+    def restore(self, meta: dict, on_disk: list[str] = ()) -> dict | None:
+        """The newest checkpoint that loads: Ray's own (after a worker failure in this attempt), else those
+        the driver found on disk (earlier attempts), newest first; a corrupt or truncated one is skipped."""
+        own = self._train.get_checkpoint()
+        for checkpoint in [own] * bool(own) + [self._train.Checkpoint(p) for p in on_disk]:
+            try:
+                with checkpoint.as_directory() as d:
+                    return load_state(Path(d) / STATE_FILE, expect=meta)
+            except ValueError as e:
+                if self.rank == 0:
+                    print(f"WARNING train: {e}; trying an older checkpoint", flush=True)
+        return None
 
     def report(self, metrics: dict, framework=None, step: int = 0, meta: dict | None = None) -> None:
         """Every rank reports (Ray needs all of them); rank 0 attaches the checkpoint when one is due."""
@@ -123,7 +129,7 @@ class LocalSession:
     def prepare(self, network: torch.nn.Module) -> torch.nn.Module:
         return network.to(self.device)
 
-    def restore(self, meta: dict) -> None:
+    def restore(self, meta: dict, on_disk: list[str] = ()) -> None:
         return None
 
     def report(self, metrics: dict, framework=None, step: int = 0, meta: dict | None = None) -> None:
@@ -173,7 +179,7 @@ def train_loop(config: dict, session) -> None:
     meta = {"variant": config["variant"], "framework": cfg.framework, "config_hash": config["config_hash"]}
 
     step = 0
-    state = session.restore(meta)
+    state = session.restore(meta, config.get("resume_from", []))
     if state:
         framework.load_state_dict(state["framework"])
         torch.set_rng_state(state["rng"])
@@ -273,26 +279,35 @@ class RunLog:
 
 
 def train_variant(params: Params, variant: str, out_dir: Path) -> dict:
-    """Driver: start (or resume) the Ray Train run of one variant and write `out_dir/model.pt`."""
-    from inpaint import cluster
-
+    """Driver: start (or resume) the Ray Train run of one variant and write `out_dir/model.pt`. One driver
+    per variant at a time (a second one fails at once instead of deleting the first one's checkpoints)."""
     if variant not in params.variants:
         raise KeyError(f"unknown variant {variant!r}; params.yaml variants: {', '.join(params.variants)}")
+    storage = paths.absolute(params.ray.storage_path)
+    with lifetime.exclusive(storage / variant / "train.lock", f"training of variant {variant}"):
+        return _train_locked(params, variant, out_dir, storage)
+
+
+def _train_locked(params: Params, variant: str, out_dir: Path, storage: Path) -> dict:
+    from inpaint import cluster
+
     cfg = params.variants[variant]
     chash = config_hash(variant, params)
     client, experiment_id = tracking.open_experiment(params.tracking)
     run_id = _find_or_start_run(client, experiment_id, variant, chash, params)
 
+    run = checkpoints.run_dir(storage, variant, f"{variant}-{chash}")
+    checkpoints.prune(run)
+    config = {**loop_config(params, variant, run_id, chash), "resume_from": [str(p) for p in checkpoints.on_disk(run)]}
     cluster.connect(params.ray.address, params.ray.keep_alive_s)
     start = time.perf_counter()
-    trainer = make_trainer(params, loop_config(params, variant, run_id, chash), name=f"{variant}-{chash}",
-                           storage_path=paths.absolute(params.ray.storage_path) / variant)
-    result = trainer.fit()
+    result = make_trainer(params, config, name=checkpoints.new_attempt(), storage_path=run).fit()
     seconds = time.perf_counter() - start
     if result.checkpoint is None:
         raise RuntimeError(f"variant {variant}: training finished without a checkpoint")
     with result.checkpoint.as_directory() as d:
         state = load_state(Path(d) / STATE_FILE, expect={"variant": variant, "config_hash": chash})
+    checkpoints.prune(run, keep=[Path(result.checkpoint.path)])  # a finished run resumes from its last one only
     model = model_file(state, cfg, params.data.image_size, run_id)
     out_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(out_dir / "model.pt") as tmp:
@@ -303,6 +318,7 @@ def train_variant(params: Params, variant: str, out_dir: Path) -> dict:
     write_json(out_dir / "train_metrics.json", summary)
     _write_loss_curve(client, run_id, out_dir / "loss.csv")
     client.log_artifact(run_id, str(out_dir / "model.pt"), artifact_path="checkpoint")
+    _share_artifact(client, run_id, out_dir / "model.pt")
     client.set_terminated(run_id)
     print(f"train {variant}: {state['step']} steps in {seconds:.0f} s (MLflow run {run_id})")
     return summary
@@ -325,12 +341,16 @@ def make_trainer(params: Params, config: dict, name: str, storage_path: Path | N
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
+    from inpaint import cluster
+    from inpaint.rendezvous import LoopbackTorchConfig
+
     t = params.train
+    torch_config = LoopbackTorchConfig if cluster.is_local(params.ray.address) else TorchConfig
     return TorchTrainer(
         train_func, train_loop_config=config,
         scaling_config=ScalingConfig(num_workers=t.num_workers, use_gpu=t.use_gpu, resources_per_worker=(
             None if t.use_gpu else {"CPU": 1})),
-        torch_config=TorchConfig(backend="nccl" if t.use_gpu else "gloo"),
+        torch_config=torch_config(backend="nccl" if t.use_gpu else "gloo"),
         run_config=RunConfig(name=name, storage_path=str(storage_path or paths.absolute(params.ray.storage_path)),
                              failure_config=FailureConfig(max_failures=t.max_failures),
                              checkpoint_config=CheckpointConfig(num_to_keep=2), callbacks=callbacks))
@@ -365,6 +385,24 @@ def _find_or_start_run(client, experiment_id: str, variant: str, chash: str, par
                                                   "train": params.train.model_dump(mode="json"),
                                                   "data": params.data.model_dump(mode="json")})
     return run.info.run_id
+
+
+def _share_artifact(client, run_id: str, model: Path) -> None:
+    """When MLflow's artifact store is this machine's disk, make `model` a hard link to the logged copy, so
+    that runs/, MLflow and DVC's cache (its link type is hardlink, .dvc/config) hold one file, not three."""
+    from urllib.parse import unquote, urlparse
+
+    uri = urlparse(client.get_run(run_id).info.artifact_uri)
+    logged = Path(unquote(uri.path)) / "checkpoint" / model.name
+    if uri.scheme not in ("", "file") or not logged.is_file():
+        return
+    tmp = model.with_name(f".{model.name}.link")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(logged, tmp)
+    except OSError:  # another file system: two copies it is
+        return
+    os.replace(tmp, model)
 
 
 def _write_loss_curve(client, run_id: str, path: Path) -> None:

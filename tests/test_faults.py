@@ -1,0 +1,121 @@
+"""Faults without Ray: a stage dies with its parent, one trainer per variant, resume from the newest
+checkpoint on disk that loads (a truncated newest one falls back to the one before)."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+import torch
+from pydantic import TypeAdapter
+
+from inpaint import checkpoints
+from inpaint.config import Variant
+from inpaint.frameworks import build_framework, build_networks
+from inpaint.lifetime import Busy, exclusive
+from inpaint.train import STATE_FILE, RaySession, save_state
+
+HOLD = ("import sys, time; from pathlib import Path; from inpaint.lifetime import exclusive\n"
+        "with exclusive(Path(sys.argv[1]), 'training of variant x'):\n"
+        "    print('held', flush=True); time.sleep(600)\n")
+
+
+def _wait_gone(pid: int, timeout: float = 20) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_a_second_trainer_is_refused_and_the_lock_dies_with_its_holder(tmp_path):
+    lock = tmp_path / "gdn_adv" / "train.lock"
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(lock)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(Busy, match=rf"training of variant x is already running \(pid {holder.pid}, lock "):
+            with exclusive(lock, "training of variant x"):
+                pass
+    finally:
+        holder.kill()  # -9: no clean-up code runs, the kernel still releases the lock
+        holder.wait()
+    with exclusive(lock, "training of variant x"):
+        assert lock.read_text().strip() == str(os.getpid())
+
+
+def test_a_stage_dies_when_its_parent_is_killed(tmp_path):
+    """`kill -9` of the process that started a stage (DVC) stops the stage: it does not keep training."""
+    child = ("import time; from inpaint.lifetime import die_with_parent; die_with_parent(); "
+             "print('child', flush=True); time.sleep(600)")
+    parent = ("import subprocess, sys; p = subprocess.Popen([sys.executable, '-c', sys.argv[1]]); "
+              "print(p.pid, flush=True); p.wait()")
+    dvc = subprocess.Popen([sys.executable, "-c", parent, child], stdout=subprocess.PIPE, text=True)
+    stage_pid = int(dvc.stdout.readline())
+    assert dvc.stdout.readline().strip() == "child"
+    os.kill(dvc.pid, signal.SIGKILL)
+    dvc.wait()
+    try:
+        assert _wait_gone(stage_pid), "the stage outlived its parent"
+    finally:
+        if psutil.pid_exists(stage_pid):
+            os.kill(stage_pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def framework():
+    cfg = TypeAdapter(Variant).validate_python({"framework": "weight"})
+    fw = build_framework(cfg, build_networks(cfg, 64))
+    fw.make_optimisers()
+    return fw
+
+
+META = {"variant": "gdn_weight", "framework": "weight", "config_hash": "abc"}
+
+
+def _checkpoint(run, attempt: str, name: str, fw, step: int):
+    d = run / attempt / f"{checkpoints.PREFIX}{name}"
+    d.mkdir(parents=True)
+    save_state(d, fw, step, META)
+    return d
+
+
+def test_checkpoints_on_disk_newest_first_and_pruned_across_attempts(tmp_path, framework):
+    run = tmp_path / "gdn_weight" / "gdn_weight-abc"
+    a = _checkpoint(run, "attempt-1", "2026-12-01_10-00-00.000001", framework, 10)
+    b = _checkpoint(run, "attempt-1", "2026-12-01_10-00-05.000001", framework, 20)
+    c = _checkpoint(run, "attempt-2", "2026-12-01_11-00-00.000001", framework, 30)  # the killed re-run's
+    (run / "attempt-3").mkdir()  # an attempt killed before its first checkpoint
+    assert checkpoints.on_disk(run) == [c, b, a]
+    assert checkpoints.prune(run) == [a]
+    assert checkpoints.on_disk(run) == [c, b] and not (run / "attempt-3").exists()
+    checkpoints.prune(run, keep=[c])
+    assert checkpoints.on_disk(run) == [c] and not (run / "attempt-1").exists()
+
+
+class _NoRayCheckpoint:
+    """What RaySession.restore needs of ray.train: no checkpoint of Ray's own (a fresh attempt), and
+    Checkpoint(path) for the ones found on disk."""
+
+    from ray.train import Checkpoint
+
+    @staticmethod
+    def get_checkpoint():
+        return None
+
+
+def test_a_truncated_newest_checkpoint_falls_back_to_the_older_one(tmp_path, framework, capsys):
+    run = tmp_path / "run"
+    old = _checkpoint(run, "attempt-1", "2026-12-01_10-00-00.000001", framework, 10)
+    new = _checkpoint(run, "attempt-2", "2026-12-01_10-00-05.000001", framework, 20)
+    state = new / STATE_FILE
+    state.write_bytes(state.read_bytes()[: state.stat().st_size // 2])  # killed while Ray copied it
+    session = RaySession.__new__(RaySession)
+    session._train, session.rank = _NoRayCheckpoint, 0
+    restored = session.restore(META, [str(p) for p in checkpoints.on_disk(run)])
+    assert restored["step"] == 10
+    assert f"{state}: not a readable checkpoint" in capsys.readouterr().out
+    (old / STATE_FILE).unlink()
+    assert session.restore(META, [str(new), str(old)]) is None
