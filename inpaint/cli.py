@@ -177,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     from inpaint.config import ParamsError
     from inpaint.fill import FillError
     from inpaint.lifetime import Busy
+    from inpaint.tune import StudyInterrupted
     from inpaint.weights import MissingWeights
 
     args = parser().parse_args(argv)
@@ -184,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         parser().error("weights import needs DIR")
     try:
         args.func(args)
-    except (ParamsError, MissingWeights, FillError, Busy) as e:
+    except (ParamsError, MissingWeights, FillError, Busy, StudyInterrupted) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0
