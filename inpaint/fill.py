@@ -33,10 +33,10 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
 from inpaint import tracking
-from inpaint.data.sources import BadImage
+from inpaint.data.sources import BadImage, decode
 from inpaint.evaluate import load_generator
 from inpaint.frameworks.base import masked_input
 from inpaint.io import atomic_path
@@ -62,7 +62,7 @@ def fill(checkpoint: str, image: Path, mask: Path, out: Path, tracking_uri: str 
     if out.suffix.lower() != ".png":
         raise FillError(f"{out}: the result is written as PNG (lossless, so the pixels outside the hole stay "
                         "identical to the photo); give a .png name")
-    rgb = _read(image, "RGB")
+    rgb = _read(image)
     hole = _read_mask(mask, image, rgb.shape[:2])
     generator, meta = _load(checkpoint, tracking_uri)
     size = int(meta["image_size"])
@@ -94,20 +94,19 @@ def model_mask(hole: np.ndarray, size: int) -> torch.Tensor:
     return F.adaptive_max_pool2d(full, (size, size))
 
 
-def _read(path: Path, mode: str) -> np.ndarray:
+def _read(path: Path) -> np.ndarray:
+    """uint8 H x W x 3 through the prepare stage's decoder (EXIF orientation, 16-bit, transparency)."""
     if not path.is_file():
         raise FillError(f"{path}: no such file")
     try:
-        with Image.open(path) as im:
-            im.load()
-            return np.asarray(ImageOps.exif_transpose(im).convert(mode))
-    except (UnidentifiedImageError, OSError, ValueError) as e:
-        raise BadImage(path, f"not a decodable image ({e})") from None
+        return decode(path)[0]
+    except BadImage as e:
+        raise FillError(str(e)) from None
 
 
 def _read_mask(mask: Path, image: Path, shape: tuple[int, int]) -> np.ndarray:
     """The mask as bool H x W (True = hole), checked against the photo's size."""
-    gray = _read(mask, "L")
+    gray = np.asarray(Image.fromarray(_read(mask)).convert("L"))
     if gray.shape != shape:
         (h, w), (mh, mw) = shape, gray.shape
         hint = " (width and height swapped: is one of them rotated?)" if (mh, mw) == (w, h) else ""
@@ -121,13 +120,16 @@ def _read_mask(mask: Path, image: Path, shape: tuple[int, int]) -> np.ndarray:
     hole = gray == 255
     if not hole.any():
         raise FillError(f"mask {mask}: all black, nothing to fill (white, 255, marks what to remove)")
+    if hole.all():
+        raise FillError(f"mask {mask}: all white, nothing of the photo left to fill from (black, 0, marks "
+                        "what to keep)")
     return hole
 
 
 def _load(checkpoint: str, tracking_uri: str | None) -> tuple[torch.nn.Module, dict]:
     """(generator, meta) from a model.pt path or from the checkpoint artifact of an MLflow run."""
     if Path(checkpoint).is_file():
-        return load_generator(Path(checkpoint))
+        return _generator(Path(checkpoint), checkpoint)
     if not RUN_ID.fullmatch(checkpoint):
         raise FillError(f"checkpoint {checkpoint!r}: no such file, and not an MLflow run id (32 hex characters)")
     from mlflow.exceptions import MlflowException
@@ -150,4 +152,14 @@ def _load(checkpoint: str, tracking_uri: str | None) -> tuple[torch.nn.Module, d
         except (MlflowException, OSError) as e:
             raise FillError(f"MLflow run {checkpoint}: no artifact {ARTIFACT} (not a train run, or its train "
                             f"stage has not finished): {e}") from None
-        return load_generator(Path(path))
+        return _generator(Path(path), f"MLflow run {checkpoint}: {ARTIFACT}")
+
+
+def _generator(path: Path, name: str) -> tuple[torch.nn.Module, dict]:
+    """load_generator with its failures as one line naming the file: unreadable, not a model.pt, or
+    naming a generator its weights do not fit."""
+    try:
+        return load_generator(path)
+    except (ValueError, KeyError, RuntimeError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise FillError(f"{name}: not a usable model.pt written by the train stage ({first[:300]})") from None

@@ -49,11 +49,18 @@ def _source(cfg: DataConfig, path: Path) -> str:
     return f"{path.parent.name}/{path.name}" if cfg.dataset == "sample" else path.relative_to(cfg.folder).as_posix()
 
 
-def _crops(cfg: DataConfig, path: Path, i: int) -> list[np.ndarray]:
-    rgb = load_rgb(path, cfg.min_size)
+def _crops(cfg: DataConfig, path: Path, i: int) -> tuple[list[np.ndarray], list[str]]:
+    """The working-size images of one file and a warning per change the user did not ask for (16-bit or
+    transparency converted, upscaled: an upscaled image is softer than the rest of the set)."""
+    notes: list[str] = []
+    rgb = load_rgb(path, cfg.min_size, notes)
+    h, w = rgb.shape[:2]
+    if min(h, w) < cfg.image_size:
+        notes.append(f"{w}x{h} upscaled to data.image_size={cfg.image_size}")
+    warnings = [f"{_source(cfg, path)}: {note}" for note in notes]
     if cfg.dataset == "sample":
-        return random_crops(rgb, cfg.image_size, cfg.crops_per_photo, np.random.default_rng([cfg.seed, i]))
-    return [centre_square(rgb, cfg.image_size)]
+        return random_crops(rgb, cfg.image_size, cfg.crops_per_photo, np.random.default_rng([cfg.seed, i])), warnings
+    return [centre_square(rgb, cfg.image_size)], warnings
 
 
 def prepare(cfg: DataConfig, out_dir: Path) -> dict:
@@ -82,8 +89,13 @@ def prepare(cfg: DataConfig, out_dir: Path) -> dict:
         arrays = {s: np.lib.format.open_memmap(tmp / f"{s}.npy", mode="w+", dtype=np.uint8,
                                                shape=(n, cfg.image_size, cfg.image_size, 3))
                   for s, n in sizes.items()}
+        warnings = list(plan.warnings)
         for i, item in enumerate(tqdm(plan.items, desc="prepare", unit="file")):
-            for crop in _crops(cfg, item.path, i):
+            crops, notes = _crops(cfg, item.path, i)
+            for line in notes:
+                tqdm.write(f"warning: {line}")
+            warnings += notes
+            for crop in crops:
                 index = filled[item.split]
                 arrays[item.split][index] = crop
                 filled[item.split] += 1
@@ -100,7 +112,7 @@ def prepare(cfg: DataConfig, out_dir: Path) -> dict:
         manifest.to_csv(tmp / "manifest.csv", index=False)
         summary = {"dataset": cfg.dataset, "image_size": cfg.image_size, "train": sizes["train"],
                    "test": sizes["test"], "skipped": len(skipped), "skipped_files": skipped,
-                   "warnings": plan.warnings, "seconds": round(time.perf_counter() - start, 2)}
+                   "warnings": warnings, "seconds": round(time.perf_counter() - start, 2)}
         if plan.categories:
             summary["categories"] = plan.categories
             summary["per_category"] = {c: {s: int(((manifest.category == c) & (manifest.split == s)).sum())

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Iterable
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 
@@ -53,14 +53,45 @@ class BadImage(ValueError):
         self.reason = reason
 
 
-def load_rgb(path: Path, min_size: int = 1) -> np.ndarray:
-    """Decode an image file to uint8 H x W x 3; raise BadImage naming the file when it cannot be used."""
+def decode(path: Path) -> tuple[np.ndarray, list[str]]:
+    """An image file as uint8 H x W x 3 in its displayed orientation (EXIF applied, as viewers show it),
+    plus notes on what the conversion changed. 16-bit samples are scaled to 8 bit (Pillow's own conversion
+    clips them, which turns most of a 16-bit photo white); transparent pixels are composited on white
+    (what an editor shows behind them). Raises BadImage naming the file when it cannot be used."""
+    notes: list[str] = []
     try:
         with Image.open(path) as im:
             im.load()
-            rgb = np.asarray(im.convert("RGB"))
-    except (UnidentifiedImageError, OSError, ValueError) as e:
+            im = ImageOps.exif_transpose(im)
+            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+                wide = np.asarray(im, dtype=np.int64)
+                if wide.min() < 0 or wide.max() > 65535:
+                    raise BadImage(path, f"{im.mode} samples outside 0..65535; expected 8- or 16-bit")
+                im = Image.fromarray(np.round(wide / 257).astype(np.uint8), mode="L")
+                notes.append("16-bit samples scaled to 8 bit")
+            elif im.mode == "F":
+                raise BadImage(path, "floating-point samples (mode F); expected an 8- or 16-bit image")
+            if im.mode == "P" and "transparency" in im.info or im.mode == "PA":
+                im = im.convert("RGBA")
+            if im.mode in ("RGBA", "LA", "RGBa", "La"):
+                rgba = im.convert("RGBA")
+                if rgba.getextrema()[3][0] < 255:
+                    notes.append("transparent pixels composited on white")
+                white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+                im = Image.alpha_composite(white, rgba)
+            return np.asarray(im.convert("RGB")), notes
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+        if isinstance(e, BadImage):
+            raise
         raise BadImage(path, f"not a decodable image ({e})") from None
+
+
+def load_rgb(path: Path, min_size: int = 1, notes: list[str] | None = None) -> np.ndarray:
+    """Decode an image file to uint8 H x W x 3 (see `decode`, whose notes go to `notes`); raise BadImage
+    naming the file when it cannot be used."""
+    rgb, changed = decode(path)
+    if notes is not None:
+        notes += changed
     if min(rgb.shape[:2]) < min_size:
         raise BadImage(path, f"{rgb.shape[1]}x{rgb.shape[0]} is smaller than data.min_size={min_size}")
     return rgb
