@@ -345,7 +345,7 @@ def make_trainer(params: Params, config: dict, name: str, storage_path: Path | N
     from inpaint.rendezvous import LoopbackTorchConfig
 
     t = params.train
-    torch_config = LoopbackTorchConfig if cluster.is_local(params.ray.address) else TorchConfig
+    torch_config = LoopbackTorchConfig if cluster.is_local() else TorchConfig
     return TorchTrainer(
         train_func, train_loop_config=config,
         scaling_config=ScalingConfig(num_workers=t.num_workers, use_gpu=t.use_gpu, resources_per_worker=(

@@ -14,7 +14,7 @@ import psutil
 import pytest
 
 from conftest import run_checked
-from inpaint import checkpoints
+from inpaint import checkpoints, cluster
 from inpaint.train import STATE_FILE, load_state
 
 VARIANT = "gdn_weight"
@@ -22,22 +22,29 @@ VARIANT = "gdn_weight"
 
 def _ci_two_workers(params: dict) -> None:
     params["profile"] = "ci"
-    params["train"] = {**params.get("train", {}), "steps": 8, "checkpoint_every": 2, "num_workers": 2,
+    params["train"] = {**params.get("train", {}), "steps": 60, "checkpoint_every": 4, "num_workers": 2,
                        "log_every": 1}
     params["ray"] = {**params.get("ray", {}), "keep_alive_s": 0}  # a private Ray that dies with its driver
 
 
-def _listening(root: psutil.Process) -> set[tuple[str, int, str]]:
-    """(address, port, process name) of every TCP socket that `root` or its descendants listen on."""
+def _ray_processes(driver: psutil.Process, work) -> list[psutil.Process]:
+    """The driver, its descendants and the processes of the copy's local Ray head (its own session)."""
     try:
-        procs = {p.pid: p for p in [root, *root.children(recursive=True)]}
+        procs = [driver, *driver.children(recursive=True)]
     except psutil.NoSuchProcess:
-        return set()
+        procs = []
+    head = cluster.running_head(work)
+    return procs + (cluster.session_processes(head["session"]) if head else [])
+
+
+def _listening(procs: list[psutil.Process]) -> set[tuple[str, int, str]]:
+    """(address, port, process name) of every TCP socket that one of `procs` listens on."""
+    by_pid = {p.pid: p for p in procs}
     found = set()
     for c in psutil.net_connections("tcp"):
-        if c.status == psutil.CONN_LISTEN and c.pid in procs:
+        if c.status == psutil.CONN_LISTEN and c.pid in by_pid:
             try:
-                name = procs[c.pid].name()
+                name = by_pid[c.pid].name()
             except psutil.NoSuchProcess:
                 continue
             found.add((c.laddr.ip, c.laddr.port, name))
@@ -79,15 +86,16 @@ def test_killed_driver_resumes_from_its_checkpoint_and_only_loopback_listens(wor
     deadline = time.monotonic() + 600
     while found is None:
         assert driver.poll() is None and time.monotonic() < deadline, f"no checkpoint (exit {driver.poll()})"
-        seen |= _listening(root)
+        seen |= _listening(_ray_processes(root, work))
         found = _complete_checkpoint(storage)
         time.sleep(0.5)
     _, step = found
     second = subprocess.run([*cli, "train", VARIANT], cwd=work, env=env, capture_output=True, text=True, timeout=300)
-    descendants = root.children(recursive=True)
+    ray_procs = _ray_processes(root, work)
     driver.send_signal(signal.SIGKILL)
     driver.wait()
-    psutil.wait_procs(descendants, timeout=60)
+    _, alive = psutil.wait_procs(ray_procs, timeout=60)  # the watchdog stops the head (ray.keep_alive_s: 0)
+    assert not alive, f"left running after the driver was killed: {alive}"
 
     assert second.returncode == 2, second.stderr[-3000:]
     assert f"training of variant {VARIANT} is already running (pid {driver.pid}" in second.stderr
@@ -106,7 +114,7 @@ def test_killed_driver_resumes_from_its_checkpoint_and_only_loopback_listens(wor
     (train_run,) = client.search_runs([client.get_experiment_by_name("inpaint").experiment_id],
                                       filter_string=f"tags.`inpaint.variant` = '{VARIANT}'")
     steps = [m.step for m in client.get_metric_history(train_run.info.run_id, "train/loss_g")]
-    assert set(steps) == set(range(1, 9))
+    assert set(steps) == set(range(1, 61))
     assert all(steps.count(s) == 1 for s in range(1, resumed + 1)), sorted(steps)  # not restarted at step 0
     model = work / "runs" / VARIANT / "model.pt"
     artifact = next((work / "mlartifacts").rglob("checkpoint/model.pt"))
