@@ -8,7 +8,8 @@ and the checkpoints to resume from are whatever complete checkpoints the folder 
     <storage_path>/<variant>/<variant>-<config hash>/attempt-<UTC time>/checkpoint_<local time>/state.pt
 
 Loading is the completeness test (a truncated state.pt does not load), so the newest is tried first and an
-older one is the fallback. Old attempts are pruned to what resuming needs.
+older one is the fallback. Before an attempt the run keeps its two newest checkpoints (the newest may be
+the truncated one); once the run has finished, model.pt is its result and none is kept.
 """
 from __future__ import annotations
 

@@ -13,7 +13,6 @@ import copy
 import hashlib
 import itertools
 import json
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -27,6 +26,7 @@ from inpaint.config import Params, TrainConfig, Variant
 from inpaint.io import atomic_path, write_json
 
 STATE_FILE = "state.pt"
+MODEL_POINTER = "checkpoint/model.json"  # where a local MLflow store keeps the path of model.pt
 # train settings that change how a run is watched or fed, not what it computes: a resumed run may change them
 NOT_IN_HASH = {"log_every", "image_every", "max_failures", "loader_workers", "pin_memory"}
 
@@ -307,7 +307,6 @@ def _train_locked(params: Params, variant: str, out_dir: Path, storage: Path) ->
         raise RuntimeError(f"variant {variant}: training finished without a checkpoint")
     with result.checkpoint.as_directory() as d:
         state = load_state(Path(d) / STATE_FILE, expect={"variant": variant, "config_hash": chash})
-    checkpoints.prune(run, keep=[Path(result.checkpoint.path)])  # a finished run resumes from its last one only
     model = model_file(state, cfg, params.data.image_size, run_id)
     out_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(out_dir / "model.pt") as tmp:
@@ -317,9 +316,9 @@ def _train_locked(params: Params, variant: str, out_dir: Path, storage: Path) ->
                **{k: round(float(v), 6) for k, v in result.metrics.items() if isinstance(v, (int, float))}}
     write_json(out_dir / "train_metrics.json", summary)
     _write_loss_curve(client, run_id, out_dir / "loss.csv")
-    client.log_artifact(run_id, str(out_dir / "model.pt"), artifact_path="checkpoint")
-    _share_artifact(client, run_id, out_dir / "model.pt")
+    _log_model(client, run_id, out_dir / "model.pt")
     client.set_terminated(run_id)
+    checkpoints.prune(run, keep=[])  # finished: model.pt is the result, resuming needs nothing (disk: GBs)
     print(f"train {variant}: {state['step']} steps in {seconds:.0f} s (MLflow run {run_id})")
     return summary
 
@@ -387,22 +386,17 @@ def _find_or_start_run(client, experiment_id: str, variant: str, chash: str, par
     return run.info.run_id
 
 
-def _share_artifact(client, run_id: str, model: Path) -> None:
-    """When MLflow's artifact store is this machine's disk, make `model` a hard link to the logged copy, so
-    that runs/, MLflow and DVC's cache (its link type is hardlink, .dvc/config) hold one file, not three."""
-    from urllib.parse import unquote, urlparse
+def _log_model(client, run_id: str, model: Path) -> None:
+    """model.pt in the run's artifacts when they are stored elsewhere (a server, a bucket); when they are on
+    this disk, only a pointer (checkpoint/model.json): DVC's cache already holds the file, and a second and
+    third copy of every model is what filled the disk (inpaint fill follows the pointer)."""
+    from urllib.parse import urlparse
 
-    uri = urlparse(client.get_run(run_id).info.artifact_uri)
-    logged = Path(unquote(uri.path)) / "checkpoint" / model.name
-    if uri.scheme not in ("", "file") or not logged.is_file():
+    if urlparse(client.get_run(run_id).info.artifact_uri).scheme not in ("", "file"):
+        client.log_artifact(run_id, str(model), artifact_path="checkpoint")
         return
-    tmp = model.with_name(f".{model.name}.link")
-    tmp.unlink(missing_ok=True)
-    try:
-        os.link(logged, tmp)
-    except OSError:  # another file system: two copies it is
-        return
-    os.replace(tmp, model)
+    where = model.resolve().relative_to(paths.REPO_ROOT).as_posix()
+    client.log_dict(run_id, {"path": where, "run_id": run_id}, MODEL_POINTER)
 
 
 def _write_loss_curve(client, run_id: str, path: Path) -> None:
