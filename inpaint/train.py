@@ -26,6 +26,9 @@ from inpaint.config import Params, TrainConfig, Variant
 from inpaint.io import atomic_path, write_json
 
 STATE_FILE = "state.pt"
+# Ray Train retries a worker group that cannot start (no free CPU, 60 s each) forever by default: a run or
+# Tune trial whose CPUs never come would hang; after this many retries it fails, saying why.
+STARTUP_RETRIES = 5
 MODEL_POINTER = "checkpoint/model.json"  # where a local MLflow store keeps the path of model.pt
 # train settings that change how a run is watched or fed, not what it computes: a resumed run may change them
 NOT_IN_HASH = {"log_every", "image_every", "max_failures", "loader_workers", "pin_memory"}
@@ -351,7 +354,8 @@ def make_trainer(params: Params, config: dict, name: str, storage_path: Path | N
             None if t.use_gpu else {"CPU": 1})),
         torch_config=torch_config(backend="nccl" if t.use_gpu else "gloo"),
         run_config=RunConfig(name=name, storage_path=str(storage_path or paths.absolute(params.ray.storage_path)),
-                             failure_config=FailureConfig(max_failures=t.max_failures),
+                             failure_config=FailureConfig(max_failures=t.max_failures,
+                                                          controller_failure_limit=STARTUP_RETRIES),
                              checkpoint_config=CheckpointConfig(num_to_keep=2), callbacks=callbacks))
 
 
