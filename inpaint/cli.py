@@ -4,7 +4,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -48,8 +47,10 @@ def _ui(args) -> None:
     uri = tracking.tracking_uri(_params(args).tracking.uri)
     print(f"MLflow UI at http://127.0.0.1:{args.port} (store {uri}); Ctrl-C stops it", flush=True)
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    subprocess.run([sys.executable, "-m", "mlflow", "ui", "--host", "127.0.0.1", "--port", str(args.port),
-                    "--backend-store-uri", uri], env=env, check=False)
+    from inpaint.lifetime import run_group
+
+    run_group([sys.executable, "-m", "mlflow", "ui", "--host", "127.0.0.1", "--port", str(args.port),
+               "--backend-store-uri", uri], env=env)  # SIGTERM / Ctrl-C stop the server and its workers
 
 
 def _weights(args) -> None:

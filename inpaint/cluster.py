@@ -29,6 +29,7 @@ import sys
 import time
 from pathlib import Path
 
+from inpaint import lifetime
 from inpaint.io import atomic_path
 from inpaint.paths import REPO_ROOT
 
@@ -124,7 +125,7 @@ def start_head(keep_alive_s: int, root: Path | None = None) -> dict:
     _, stderr = proc.communicate()
     head["session"] = proc.pid
     if proc.returncode != 0:
-        _kill(session_processes(proc.pid))  # whatever of the head did start
+        lifetime.stop(session_processes(proc.pid))  # whatever of the head did start
         raise RuntimeError(f"could not start a local Ray head ({' '.join(cmd)}):\n{stderr[-3000:]}")
     with atomic_path(directory / "head.json") as tmp:
         tmp.write_text(json.dumps(head))
@@ -164,25 +165,9 @@ def stop_head(root: Path | None = None) -> bool:
     if not path.is_file():
         return False
     procs = session_processes(json.loads(path.read_text())["session"])
-    _kill(procs)
+    lifetime.stop(procs)
     path.unlink(missing_ok=True)
     return bool(procs)
-
-
-def _kill(procs: list) -> None:
-    import psutil
-
-    for proc in procs:
-        try:
-            proc.terminate()
-        except psutil.NoSuchProcess:
-            pass
-    _, alive = psutil.wait_procs(procs, timeout=10)
-    for proc in alive:
-        try:
-            proc.kill()
-        except psutil.NoSuchProcess:
-            pass
 
 
 def watch(directory: Path, poll_s: float = 1.0) -> None:

@@ -8,6 +8,7 @@ import errno
 import fcntl
 import os
 import signal
+import subprocess
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -53,3 +54,54 @@ def exclusive(path: Path, what: str) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # closing the descriptor releases the lock
+
+
+def run_group(cmd: list[str], env: dict | None = None) -> int:
+    """Run a server `cmd` in a process group of its own until it exits, or until this process is told to
+    stop (SIGTERM, SIGINT): then the whole group stops, the server's own workers included. The group is
+    found by the child's pid (its group id), never by a command line."""
+    proc = subprocess.Popen(cmd, env=env, start_new_session=True, preexec_fn=die_with_parent)
+
+    def stop(signum, _frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        _stop_group(proc)
+
+
+def _stop_group(proc: subprocess.Popen) -> None:
+    import psutil
+
+    members = []
+    for p in psutil.process_iter():
+        try:
+            if os.getpgid(p.pid) == proc.pid:
+                members.append(p)
+        except (ProcessLookupError, PermissionError):
+            continue
+    stop(members)
+    proc.wait()
+
+
+def stop(procs: list, timeout_s: float = 10) -> None:
+    """SIGTERM, then SIGKILL after `timeout_s`, to these processes (psutil checks each is still the process
+    it was, so a reused pid is left alone)."""
+    import psutil
+
+    for proc in procs:
+        try:
+            proc.terminate()
+        except psutil.NoSuchProcess:
+            pass
+    _, alive = psutil.wait_procs(procs, timeout=timeout_s)
+    for proc in alive:
+        try:
+            proc.kill()
+        except psutil.NoSuchProcess:
+            pass

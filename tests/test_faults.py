@@ -119,3 +119,42 @@ def test_a_truncated_newest_checkpoint_falls_back_to_the_older_one(tmp_path, fra
     assert f"{state}: not a readable checkpoint" in capsys.readouterr().out
     (old / STATE_FILE).unlink()
     assert session.restore(META, [str(new), str(old)]) is None
+
+
+def test_inpaint_ui_stops_its_server_on_sigterm(tmp_path):
+    """SIGTERM to `inpaint ui` stops the MLflow server and all of its workers (nothing keeps answering)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'm.db'}"}
+    ui = subprocess.Popen([sys.executable, "-m", "inpaint.cli", "ui", "--port", str(port)], env=env,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            assert ui.poll() is None and time.monotonic() < deadline, "the MLflow UI did not start"
+            time.sleep(0.5)
+        group = [p for p in psutil.process_iter() if p.pid != ui.pid and _safe_pgid(p.pid) not in (None, os.getpgid(0))
+                 and ui.pid in {a.pid for a in p.parents()}]
+        assert group, "no server process under `inpaint ui`"
+        ui.send_signal(signal.SIGTERM)
+        ui.wait(30)  # exits (it does not wait for a server that no longer answers)
+        _, alive = psutil.wait_procs(group, timeout=15)
+        assert not alive, f"left running after SIGTERM: {alive}"
+        with socket.socket() as s:
+            assert s.connect_ex(("127.0.0.1", port)) != 0, "the MLflow server still answers"
+    finally:
+        if ui.poll() is None:
+            ui.kill()
+
+
+def _safe_pgid(pid: int):
+    try:
+        return os.getpgid(pid)
+    except (ProcessLookupError, PermissionError):
+        return None
