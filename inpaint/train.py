@@ -29,6 +29,7 @@ STATE_FILE = "state.pt"
 # Ray Train retries a worker group that cannot start (no free CPU, 60 s each) forever by default: a run or
 # Tune trial whose CPUs never come would hang; after this many retries it fails, saying why.
 STARTUP_RETRIES = 5
+FINISHED = "finished.pt"  # a finished run's result in its folder: model.pt's content and the train metrics
 MODEL_POINTER = "checkpoint/model.json"  # where a local MLflow store keeps the path of model.pt
 # train settings that change how a run is watched or fed, not what it computes: a resumed run may change them
 NOT_IN_HASH = {"log_every", "image_every", "max_failures", "loader_workers", "pin_memory"}
@@ -292,14 +293,51 @@ def train_variant(params: Params, variant: str, out_dir: Path) -> dict:
 
 
 def _train_locked(params: Params, variant: str, out_dir: Path, storage: Path) -> dict:
-    from inpaint import cluster
-
     cfg = params.variants[variant]
     chash = config_hash(variant, params)
     client, experiment_id = tracking.open_experiment(params.tracking)
     run_id = _find_or_start_run(client, experiment_id, variant, chash, params)
-
     run = checkpoints.run_dir(storage, variant, f"{variant}-{chash}")
+    finished = _finished(run, variant, chash)
+    if finished:  # trained already (model.pt deleted or `dvc repro -f`): the result again, without Ray
+        model, summary, seconds = finished["model"], finished["summary"], 0.0
+    else:
+        model, summary, seconds = _fit(params, variant, run, run_id, chash)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out_dir / "model.pt") as tmp:
+        torch.save(model, tmp)
+    write_json(out_dir / "train_metrics.json", summary)
+    _write_loss_curve(client, run_id, out_dir / "loss.csv")
+    _log_model(client, run_id, out_dir / "model.pt")
+    client.set_terminated(run_id)
+    if not finished:
+        with atomic_path(run / FINISHED) as tmp:  # what a re-run needs; the Ray checkpoints (GBs) are not
+            torch.save({**model, "summary": summary}, tmp)
+        checkpoints.prune(run, keep=[])
+    print(f"train {variant}: {model['meta']['steps']} steps in {seconds:.0f} s (MLflow run {run_id})")
+    return summary
+
+
+def _finished(run: Path, variant: str, chash: str) -> dict | None:
+    """The result a finished run left in its folder (model.pt's content and the train metrics), or None."""
+    path = run / FINISHED
+    if not path.is_file():
+        return None
+    try:
+        state = load_state(path, expect={"variant": variant, "config_hash": chash})
+    except ValueError as e:
+        print(f"WARNING train: {e}; training again", flush=True)
+        return None
+    summary = state.pop("summary")
+    return {"model": state, "summary": summary}
+
+
+def _fit(params: Params, variant: str, run: Path, run_id: str, chash: str) -> tuple[dict, dict, float]:
+    """Train (resuming from the newest checkpoint on disk that loads) and return (model.pt content, train
+    metrics, seconds)."""
+    from inpaint import cluster
+
+    cfg = params.variants[variant]
     checkpoints.prune(run)
     config = {**loop_config(params, variant, run_id, chash), "resume_from": [str(p) for p in checkpoints.on_disk(run)]}
     cluster.connect(params.ray.address, params.ray.keep_alive_s)
@@ -310,20 +348,10 @@ def _train_locked(params: Params, variant: str, out_dir: Path, storage: Path) ->
         raise RuntimeError(f"variant {variant}: training finished without a checkpoint")
     with result.checkpoint.as_directory() as d:
         state = load_state(Path(d) / STATE_FILE, expect={"variant": variant, "config_hash": chash})
-    model = model_file(state, cfg, params.data.image_size, run_id)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out_dir / "model.pt") as tmp:
-        torch.save(model, tmp)
     summary = {"variant": variant, "framework": cfg.framework, "steps": state["step"], "seconds": round(seconds, 1),
                "images_per_s_with_startup": round(params.train.steps * params.train.batch_size / max(seconds, 1e-9), 2),
                **{k: round(float(v), 6) for k, v in result.metrics.items() if isinstance(v, (int, float))}}
-    write_json(out_dir / "train_metrics.json", summary)
-    _write_loss_curve(client, run_id, out_dir / "loss.csv")
-    _log_model(client, run_id, out_dir / "model.pt")
-    client.set_terminated(run_id)
-    checkpoints.prune(run, keep=[])  # finished: model.pt is the result, resuming needs nothing (disk: GBs)
-    print(f"train {variant}: {state['step']} steps in {seconds:.0f} s (MLflow run {run_id})")
-    return summary
+    return model_file(state, cfg, params.data.image_size, run_id), summary, seconds
 
 
 def loop_config(params: Params, variant: str, run_id: str | None, chash: str) -> dict:

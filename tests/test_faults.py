@@ -8,7 +8,6 @@ import time
 
 import psutil
 import pytest
-import torch
 from pydantic import TypeAdapter
 
 from inpaint import checkpoints

@@ -15,6 +15,7 @@ import pytest
 
 from conftest import run_checked
 from inpaint import checkpoints, cluster
+from inpaint import train
 from inpaint.train import STATE_FILE, load_state
 
 VARIANT = "gdn_weight"
@@ -109,7 +110,8 @@ def test_killed_driver_resumes_from_its_checkpoint_and_only_loopback_listens(wor
     resumed = int(log.split("resumed from the checkpoint of step ")[1].split()[0])
     assert resumed >= step
     run = next(storage.glob(f"{VARIANT}-*"))
-    assert checkpoints.on_disk(run) == []  # finished: model.pt is the result, no checkpoint left on disk
+    assert checkpoints.on_disk(run) == []  # finished: no Ray checkpoint left, only the result
+    assert (run / train.FINISHED).is_file()
     client = MlflowClient(f"sqlite:///{work / 'mlflow.db'}")
     (train_run,) = client.search_runs([client.get_experiment_by_name("inpaint").experiment_id],
                                       filter_string=f"tags.`inpaint.variant` = '{VARIANT}'")
