@@ -9,8 +9,8 @@ and the checkpoints to resume from are whatever complete checkpoints the folder 
 
 Loading is the completeness test (a truncated state.pt does not load), so the newest is tried first and an
 older one is the fallback. Before an attempt the run keeps its two newest checkpoints (the newest may be
-the truncated one); once the run has finished none is kept: its result (inpaint/train.py, FINISHED) is all
-a re-run needs, and a fraction of a checkpoint's size (no optimiser state, no discriminator).
+the truncated one); once the run has finished none is kept: its result (model.pt and finished.json in the
+run's folder, inpaint/train.py) is all a re-run needs.
 """
 from __future__ import annotations
 

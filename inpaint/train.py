@@ -29,7 +29,7 @@ STATE_FILE = "state.pt"
 # Ray Train retries a worker group that cannot start (no free CPU, 60 s each) forever by default: a run or
 # Tune trial whose CPUs never come would hang; after this many retries it fails, saying why.
 STARTUP_RETRIES = 5
-FINISHED = "finished.pt"  # a finished run's result in its folder: model.pt's content and the train metrics
+FINISHED, FINISHED_MODEL = "finished.json", "model.pt"  # a finished run's train metrics and result, in its folder
 MODEL_POINTER = "checkpoint/model.json"  # where a local MLflow store keeps the path of model.pt
 # train settings that change how a run is watched or fed, not what it computes: a resumed run may change them
 NOT_IN_HASH = {"log_every", "image_every", "max_failures", "loader_workers", "pin_memory"}
@@ -293,43 +293,55 @@ def train_variant(params: Params, variant: str, out_dir: Path) -> dict:
 
 
 def _train_locked(params: Params, variant: str, out_dir: Path, storage: Path) -> dict:
-    cfg = params.variants[variant]
     chash = config_hash(variant, params)
     client, experiment_id = tracking.open_experiment(params.tracking)
     run_id = _find_or_start_run(client, experiment_id, variant, chash, params)
     run = checkpoints.run_dir(storage, variant, f"{variant}-{chash}")
-    finished = _finished(run, variant, chash)
-    if finished:  # trained already (model.pt deleted or `dvc repro -f`): the result again, without Ray
-        model, summary, seconds = finished["model"], finished["summary"], 0.0
-    else:
+    summary = _finished(run, variant, chash)
+    trained, seconds = summary is None, 0.0
+    if trained:
         model, summary, seconds = _fit(params, variant, run, run_id, chash)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out_dir / "model.pt") as tmp:
-        torch.save(model, tmp)
+        with atomic_path(run / FINISHED_MODEL) as tmp:
+            torch.save(model, tmp)
+    else:  # trained already (model.pt deleted, or `dvc repro -f`): the result again, without Ray
+        print(f"train {variant}: finished before; model.pt from {run / FINISHED_MODEL}", flush=True)
+    _link(run / FINISHED_MODEL, out_dir / "model.pt")  # one file for runs/, the run and DVC's cache
     write_json(out_dir / "train_metrics.json", summary)
     _write_loss_curve(client, run_id, out_dir / "loss.csv")
     _log_model(client, run_id, out_dir / "model.pt")
     client.set_terminated(run_id)
-    if not finished:
-        with atomic_path(run / FINISHED) as tmp:  # what a re-run needs; the Ray checkpoints (GBs) are not
-            torch.save({**model, "summary": summary}, tmp)
-        checkpoints.prune(run, keep=[])
-    print(f"train {variant}: {model['meta']['steps']} steps in {seconds:.0f} s (MLflow run {run_id})")
+    if trained:
+        write_json(run / FINISHED, summary)  # the marker, last: the run's result is complete
+        checkpoints.prune(run, keep=[])  # what a re-run needs is the result, not the checkpoints (GBs)
+    print(f"train {variant}: {summary['steps']} steps in {seconds:.0f} s (MLflow run {run_id})")
     return summary
 
 
 def _finished(run: Path, variant: str, chash: str) -> dict | None:
-    """The result a finished run left in its folder (model.pt's content and the train metrics), or None."""
-    path = run / FINISHED
-    if not path.is_file():
+    """The train metrics of a run that finished (its model.pt is in its folder), or None."""
+    marker, model = run / FINISHED, run / FINISHED_MODEL
+    if not marker.is_file():
         return None
     try:
-        state = load_state(path, expect={"variant": variant, "config_hash": chash})
+        load_state(model, expect={"variant": variant, "config_hash": chash})
     except ValueError as e:
         print(f"WARNING train: {e}; training again", flush=True)
+        marker.unlink()
         return None
-    summary = state.pop("summary")
-    return {"model": state, "summary": summary}
+    return json.loads(marker.read_text())
+
+
+def _link(source: Path, target: Path) -> None:
+    """`target` becomes a hard link to `source` (a copy across file systems), replaced atomically."""
+    import shutil
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(target) as tmp:
+        tmp.unlink()
+        try:
+            tmp.hardlink_to(source)
+        except OSError:
+            shutil.copyfile(source, tmp)
 
 
 def _fit(params: Params, variant: str, run: Path, run_id: str, chash: str) -> tuple[dict, dict, float]:
