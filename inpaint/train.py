@@ -439,7 +439,8 @@ def _log_model(client, run_id: str, model: Path) -> None:
     if urlparse(client.get_run(run_id).info.artifact_uri).scheme not in ("", "file"):
         client.log_artifact(run_id, str(model), artifact_path="checkpoint")
         return
-    where = model.resolve().relative_to(paths.REPO_ROOT).as_posix()
+    model = model.resolve()
+    where = model.relative_to(paths.REPO_ROOT).as_posix() if model.is_relative_to(paths.REPO_ROOT) else str(model)
     client.log_dict(run_id, {"path": where, "run_id": run_id}, MODEL_POINTER)
 
 
