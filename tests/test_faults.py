@@ -157,3 +157,49 @@ def _safe_pgid(pid: int):
         return os.getpgid(pid)
     except (ProcessLookupError, PermissionError):
         return None
+
+
+def _rank(rank: int, port_queue, result_queue) -> None:
+    import torch
+    import torch.distributed as dist
+
+    from inpaint import rendezvous
+
+    if rank == 0:
+        port = rendezvous._listen()
+        port_queue.put(port)
+    else:
+        port = port_queue.get(timeout=60)
+    rendezvous._join(rank=rank, world=2, port=port, backend="gloo", timeout_s=60)
+    me = psutil.Process()
+    listening = [(c.laddr.ip, c.laddr.port) for c in psutil.net_connections("tcp")
+                 if c.pid == me.pid and c.status == psutil.CONN_LISTEN]
+    value = torch.tensor([rank + 1.0])
+    dist.all_reduce(value)
+    result_queue.put((rank, value.item(), listening))
+    dist.barrier()
+    rendezvous._leave()
+
+
+def test_the_process_group_of_two_local_workers_listens_on_loopback_only():
+    """What LoopbackBackend sets up in two Ray Train workers, here in two plain processes: the store and
+    gloo listen on 127.0.0.1 only, and an all-reduce works across them."""
+    import ipaddress
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    ports, results = ctx.Queue(), ctx.Queue()
+    procs = [ctx.Process(target=_rank, args=(r, ports, results)) for r in (0, 1)]
+    for p in procs:
+        p.start()
+    try:
+        got = sorted(results.get(timeout=120) for _ in procs)
+    finally:
+        for p in procs:
+            p.join(30)
+            if p.is_alive():
+                p.kill()
+    assert [(rank, total) for rank, total, _ in got] == [(0, 3.0), (1, 3.0)]
+    listening = [addr for _, _, addrs in got for addr in addrs]
+    assert listening, "nothing listened: the store should, on loopback"
+    assert all(ipaddress.ip_address(ip).is_loopback for ip, _ in listening), listening
