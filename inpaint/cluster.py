@@ -20,6 +20,7 @@ switch for this process and the Ray processes it starts. tests/test_cluster.py c
 """
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import secrets
@@ -60,6 +61,13 @@ def connect(address: str | None = None, keep_alive_s: int = 0):
 def is_local() -> bool:
     """Whether every node of the connected cluster is this machine on loopback (the local default)."""
     return set(node_addresses()) == {"127.0.0.1"}
+
+
+def is_loopback(ip: str) -> bool:
+    """127.0.0.0/8, ::1, or the IPv4 loopback as an IPv6 socket shows it (::ffff:127.0.0.1)."""
+    address = ipaddress.ip_address(ip)
+    mapped = getattr(address, "ipv4_mapped", None)
+    return address.is_loopback or bool(mapped and mapped.is_loopback)
 
 
 def node_addresses() -> list[str]:

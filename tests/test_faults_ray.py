@@ -1,7 +1,6 @@
 """Faults with Ray (ci profile, 2 workers): during training nothing listens beyond loopback; a second
 trainer of the same variant is refused; the driver killed with -9 right after a checkpoint is resumed from
 that checkpoint (not from step 0); the finished run leaves no checkpoint behind."""
-import ipaddress
 import os
 import shutil
 import signal
@@ -102,7 +101,7 @@ def test_killed_driver_resumes_from_its_checkpoint_and_only_loopback_listens(wor
     assert f"training of variant {VARIANT} is already running (pid {driver.pid}" in second.stderr
     assert "Traceback" not in second.stderr
     assert seen, "no listening socket seen during training"
-    outside = {s for s in seen if not ipaddress.ip_address(s[0]).is_loopback}
+    outside = {s for s in seen if not cluster.is_loopback(s[0])}
     assert not outside, f"listening beyond loopback during a 2-worker run: {sorted(outside)}"
 
     log = run_checked([*cli, "train", VARIANT], work, env)
@@ -120,3 +119,4 @@ def test_killed_driver_resumes_from_its_checkpoint_and_only_loopback_listens(wor
     assert all(steps.count(s) == 1 for s in range(1, resumed + 1)), sorted(steps)  # not restarted at step 0
     assert not list((work / "mlartifacts").rglob("model.pt"))  # a local MLflow store: a pointer, no copy
     assert next((work / "mlartifacts").rglob("checkpoint/model.json")).is_file()
+
