@@ -274,7 +274,7 @@ def _ray_processes_of(work, driver_pid: int) -> list:
     roots = [psutil.Process(driver_pid)]
     head = cluster.running_head(work)
     if head:
-        roots += list(cluster.head_processes(head["port"]))
+        roots += cluster.session_processes(head["session"])
     found = {}
     for root in roots:
         try:
@@ -289,7 +289,7 @@ def _registered_checkpoint_since(storage: Path, started: float) -> bool:
     """Whether Ray Train's controller has registered a checkpoint of a run started at `started`: its checkpoint
     manager snapshot names one. A checkpoint folder alone is not enough: it appears while the worker is still
     uploading, and a worker killed then restarts from the previous registered checkpoint (or from step 0)."""
-    for snapshot in storage.glob("*/checkpoint_manager_snapshot.json"):
+    for snapshot in storage.glob("*/attempt-*/checkpoint_manager_snapshot.json"):  # inpaint/checkpoints.py
         try:
             if snapshot.stat().st_mtime >= started and json.loads(snapshot.read_text()).get("latest_checkpoint_result"):
                 return True
