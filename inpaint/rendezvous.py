@@ -38,7 +38,7 @@ class LoopbackBackend(Backend):
             return
         backend = backend_config.backend or "gloo"
         port = worker_group.execute_single(0, _listen)
-        ray.get([worker_group.execute_single_async(rank, _join, rank=rank, world=world, port=port,
+        ray.get([worker_group.execute_single_async(rank, _join, world_rank=rank, world=world, port=port,
                                                    backend=backend, timeout_s=backend_config.timeout_s)
                  for rank in range(world)])
 
@@ -55,16 +55,16 @@ def _listen() -> int:
     return _listening.getsockname()[1]
 
 
-def _join(rank: int, world: int, port: int, backend: str, timeout_s: int) -> None:
+def _join(world_rank: int, world: int, port: int, backend: str, timeout_s: int) -> None:
     import torch.distributed as dist
 
     os.environ["GLOO_SOCKET_IFNAME"] = os.environ["NCCL_SOCKET_IFNAME"] = "lo"
     timeout = timedelta(seconds=timeout_s)
-    if rank == 0:
+    if world_rank == 0:
         store = dist.TCPStore(LOOPBACK, port, world, True, timeout, master_listen_fd=_listening.fileno())
     else:
         store = dist.TCPStore(LOOPBACK, port, world, False, timeout)
-    dist.init_process_group(backend=backend, store=store, rank=rank, world_size=world, timeout=timeout)
+    dist.init_process_group(backend=backend, store=store, rank=world_rank, world_size=world, timeout=timeout)
 
 
 def _leave() -> None:

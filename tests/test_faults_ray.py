@@ -78,14 +78,16 @@ def test_killed_driver_resumes_from_its_checkpoint_and_only_loopback_listens(wor
     from mlflow.tracking import MlflowClient
 
     work, env, cli = work
-    driver = subprocess.Popen([*cli, "train", VARIANT], cwd=work, env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    log_path = work / "driver.log"
+    with log_path.open("w") as log:
+        driver = subprocess.Popen([*cli, "train", VARIANT], cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT)
     root = psutil.Process(driver.pid)
     seen, found = set(), None
     storage = work / "checkpoints" / VARIANT
     deadline = time.monotonic() + 600
     while found is None:
-        assert driver.poll() is None and time.monotonic() < deadline, f"no checkpoint (exit {driver.poll()})"
+        assert driver.poll() is None and time.monotonic() < deadline, (
+            f"no checkpoint (exit {driver.poll()}):\n{log_path.read_text()[-3000:]}")
         seen |= _listening(_ray_processes(root, work))
         found = _complete_checkpoint(storage)
         time.sleep(0.5)
