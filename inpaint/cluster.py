@@ -61,7 +61,12 @@ def connect(address: str | None = None, keep_alive_s: int = 0):
 
 
 def is_local() -> bool:
-    """Whether every node of the connected cluster is this machine on loopback (the local default)."""
+    """Whether every node of the connected cluster is this machine on loopback (the local default); before
+    connecting, whether no cluster address is set."""
+    import ray
+
+    if not ray.is_initialized():
+        return not os.environ.get("RAY_ADDRESS")
     return set(node_addresses()) == {"127.0.0.1"}
 
 
@@ -162,9 +167,9 @@ def session_processes(session: int) -> list:
     found = []
     for proc in psutil.process_iter():
         try:
-            if os.getsid(proc.pid) == session:
+            if os.getsid(proc.pid) == session and proc.status() != psutil.STATUS_ZOMBIE:
                 found.append(proc)
-        except (ProcessLookupError, PermissionError):
+        except (ProcessLookupError, PermissionError, psutil.NoSuchProcess):
             continue
     return found
 
@@ -174,10 +179,15 @@ def stop_head(root: Path | None = None) -> bool:
     path = _head_dir(root) / "head.json"
     if not path.is_file():
         return False
-    procs = session_processes(json.loads(path.read_text())["session"])
-    lifetime.stop(procs)
+    session, stopped = json.loads(path.read_text())["session"], False
+    for _ in range(3):  # a process the head starts while it is being stopped joins its session too
+        procs = session_processes(session)
+        if not procs:
+            break
+        lifetime.stop(procs)
+        stopped = True
     path.unlink(missing_ok=True)
-    return bool(procs)
+    return stopped
 
 
 def watch(directory: Path, poll_s: float = 1.0) -> None:
