@@ -1,6 +1,8 @@
-"""Faults with Ray (ci profile, 2 workers): during training nothing listens beyond loopback; a second
+"""Faults with Ray (ci profile): during a 2-worker training nothing listens beyond loopback; a second
 trainer of the same variant is refused; the driver killed with -9 right after a checkpoint is resumed from
-that checkpoint (not from step 0); the finished run leaves no checkpoint behind."""
+that checkpoint (not from step 0) and each step is logged once; the finished run leaves no checkpoint
+behind. Two clones, one training and one running a Tune study, at the same time: both finish, each on its
+own Ray."""
 import os
 import shutil
 import signal
@@ -18,11 +20,12 @@ from inpaint import train
 from inpaint.train import STATE_FILE, load_state
 
 VARIANT = "gdn_weight"
+STEPS = 30
 
 
 def _ci_two_workers(params: dict) -> None:
     params["profile"] = "ci"
-    params["train"] = {**params.get("train", {}), "steps": 60, "checkpoint_every": 4, "num_workers": 2,
+    params["train"] = {**params.get("train", {}), "steps": STEPS, "checkpoint_every": 4, "num_workers": 2,
                        "log_every": 1}
     params["ray"] = {**params.get("ray", {}), "keep_alive_s": 0}  # a private Ray that dies with its driver
 
@@ -117,8 +120,42 @@ def test_killed_driver_resumes_from_its_checkpoint_and_only_loopback_listens(wor
     (train_run,) = client.search_runs([client.get_experiment_by_name("inpaint").experiment_id],
                                       filter_string=f"tags.`inpaint.variant` = '{VARIANT}'")
     steps = [m.step for m in client.get_metric_history(train_run.info.run_id, "train/loss_g")]
-    assert set(steps) == set(range(1, 61))
-    assert sorted(steps) == list(range(1, 61))  # each step once: not restarted at step 0, none logged twice
+    assert sorted(steps) == list(range(1, STEPS + 1))  # each step once: not restarted at step 0, none logged twice
     assert not list((work / "mlartifacts").rglob("model.pt"))  # a local MLflow store: a pointer, no copy
     assert next((work / "mlartifacts").rglob("checkpoint/model.json")).is_file()
 
+
+
+def _ci_study(params: dict) -> None:
+    params["profile"] = "ci"
+    params["ray"] = {**params.get("ray", {}), "keep_alive_s": 0}
+    params["tune"]["studies"]["pair"] = {"variant": VARIANT, "space": {"train.seed": {"grid": [1, 2]}}}
+
+
+def test_two_clones_train_and_tune_at_the_same_time(repo_copy):
+    """Each clone's processes use its own head (RAY_ADDRESS reaches Ray Train's internals too), so neither
+    connects to "the latest cluster" of the other: both finish, every trial completes, no head is left."""
+    clones = [repo_copy(_ci_study), repo_copy(_ci_study)]
+    cli = [sys.executable, "-m", "inpaint.cli"]
+    for work, env in clones:
+        run_checked([*cli, "prepare"], work, env)
+        run_checked([*cli, "masks"], work, env)
+    (a, env_a), (b, env_b) = clones
+    procs = [subprocess.Popen([*cli, "train", VARIANT], cwd=a, env=env_a, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True),
+             subprocess.Popen([*cli, "tune", "pair"], cwd=b, env=env_b, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)]
+    logs = [p.communicate(timeout=900)[0] for p in procs]
+    for proc, log in zip(procs, logs):
+        assert proc.returncode == 0, log[-4000:]
+        assert "Connecting to latest cluster" not in log and "AuthenticationError" not in log, log[-4000:]
+    assert (a / "runs" / VARIANT / "model.pt").is_file()
+    import pandas as pd
+
+    table = pd.read_csv(b / "reports" / "tune" / "pair" / "results.csv")
+    assert list(table.status) == ["completed", "completed"], table
+    assert (b / "reports" / "tune" / "pair" / "best_params.yaml").is_file()
+    deadline = time.monotonic() + 60
+    while any(cluster.running_head(w) for w in (a, b)) and time.monotonic() < deadline:
+        time.sleep(1)
+    assert not any(cluster.running_head(w) for w in (a, b)), "a head outlived its last user (keep_alive_s: 0)"
