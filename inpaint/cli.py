@@ -209,11 +209,12 @@ def main(argv: list[str] | None = None) -> int:
     from inpaint.config import ParamsError  # after parsing: see the note on imports at the top
     from inpaint.fill import FillError
     from inpaint.lifetime import Busy
+    from inpaint.tune import StudyInterrupted
     from inpaint.weights import MissingWeights
 
     try:
         args.func(args)
-    except (ParamsError, MissingWeights, FillError, Busy) as e:
+    except (ParamsError, MissingWeights, FillError, Busy, StudyInterrupted) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0

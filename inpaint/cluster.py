@@ -1,17 +1,26 @@
 """Connecting to Ray: an existing cluster when an address is given (params `ray.address` or RAY_ADDRESS),
-otherwise a local Ray that listens on 127.0.0.1 only.
+otherwise this repository's local head, on 127.0.0.1 only.
+
+The local head is Ray's own `ray start --head` (token-authenticated, every port on 127.0.0.1, its Ray
+client server on a free port rather than the fixed 10001 a second clone would also take). Its record lives
+in <repo>/.ray/head.json. Every process that uses it holds a lease (a file named by its pid); a watchdog
+stops the head `ray.keep_alive_s` seconds after the last leasing process has exited (0: at once), so a
+DVC pipeline's stages share one head and nothing is left running after the last one. `inpaint ray stop`
+stops it at once.
+
+Why a head rather than a private `ray.init()`: its address is known before the job starts, so every
+process of the job, Ray Train's own included, gets it as RAY_ADDRESS and never looks for "the latest
+cluster" on the machine (which, with a second clone running, is the other clone's). The head is started
+in a session of its own and stopped by that session id, so exactly its processes (dashboard and runtime-env
+agents included) stop, whatever their command lines; another repository's head lives on.
 
 Ray resolves even an explicit 127.0.0.1 to the machine's network address unless it believes clusters are
 off (`RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`, its switch for single-machine use); the local default sets that
-switch for this process and the Ray processes it starts. tests/test_cluster.py checks the address.
-
-A DVC pipeline runs each train stage in its own process; starting Ray in each costs seconds that twelve
-variants pay twelve times. With `ray.keep_alive_s` > 0 the first stage starts a local head (`ray start`,
-token-authenticated, on 127.0.0.1) that later stages join; a watchdog process stops it once no stage has
-used it for that many seconds (`inpaint ray stop` stops it at once). Its state lives in <repo>/.ray/.
+switch for this process and the Ray processes it starts. tests/test_cluster.py checks the addresses.
 """
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import secrets
@@ -21,6 +30,7 @@ import sys
 import time
 from pathlib import Path
 
+from inpaint import lifetime
 from inpaint.io import atomic_path
 from inpaint.paths import REPO_ROOT
 
@@ -30,32 +40,41 @@ HEAD_DIR = ".ray"
 
 def connect(address: str | None = None, keep_alive_s: int = 0):
     address = address or os.environ.get("RAY_ADDRESS")
-    head = None
-    if not address:
-        os.environ[LOOPBACK_SWITCH] = "0"
-        if keep_alive_s > 0:
-            head = running_head() or _try_start_head(keep_alive_s)
-        if head:
-            _use_token(head)
-            _lease(Path(head["dir"]))
     import ray
-    import ray._private.ray_constants as ray_constants
 
     if ray.is_initialized():
         return ray.get_runtime_context()
-    env = {"env_vars": {"INPAINT_ROOT": str(REPO_ROOT)}}
+    env = {"INPAINT_ROOT": str(REPO_ROOT)}
     if os.environ.get("MLFLOW_TRACKING_URI"):  # Tune's trial drivers, on any node, log to the driver's store
-        env["env_vars"]["MLFLOW_TRACKING_URI"] = os.environ["MLFLOW_TRACKING_URI"]
+        env["MLFLOW_TRACKING_URI"] = os.environ["MLFLOW_TRACKING_URI"]
     if address:
-        return ray.init(address=address, runtime_env=env)
+        return ray.init(address=address, runtime_env={"env_vars": env})
+    os.environ[LOOPBACK_SWITCH] = "0"
+    import ray._private.ray_constants as ray_constants
+
     ray_constants.ENABLE_RAY_CLUSTER = False  # read at call time; the env var covers the child processes
-    if head:
-        return ray.init(address=head["address"], runtime_env=env, configure_logging=False)
-    # "local": a private Ray even when a `ray start` head runs on this machine (plain ray.init() would join it).
-    # The dashboard stays on although it costs start-up time: Ray Train's placement-group cleaner asks the State
-    # API it serves, and without it a failed run's CPUs stay reserved, so the next Tune trial never starts.
-    return ray.init(address="local", include_dashboard=True, dashboard_host="127.0.0.1", runtime_env=env,
-                    configure_logging=False)
+    head = running_head() or start_head(keep_alive_s)
+    _use_token(head)
+    _lease(Path(head["dir"]))
+    env["RAY_ADDRESS"] = head["address"]  # Ray Train's own lookups (state API, placement-group cleaner) too
+    return ray.init(address=head["address"], runtime_env={"env_vars": env}, configure_logging=False)
+
+
+def is_local() -> bool:
+    """Whether every node of the connected cluster is this machine on loopback (the local default); before
+    connecting, whether no cluster address is set."""
+    import ray
+
+    if not ray.is_initialized():
+        return not os.environ.get("RAY_ADDRESS")
+    return set(node_addresses()) == {"127.0.0.1"}
+
+
+def is_loopback(ip: str) -> bool:
+    """127.0.0.0/8, ::1, or the IPv4 loopback as an IPv6 socket shows it (::ffff:127.0.0.1)."""
+    address = ipaddress.ip_address(ip)
+    mapped = getattr(address, "ipv4_mapped", None)
+    return address.is_loopback or bool(mapped and mapped.is_loopback)
 
 
 def node_addresses() -> list[str]:
@@ -102,33 +121,31 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _try_start_head(keep_alive_s: int) -> dict | None:
-    """A shared head only saves start-up time: if it cannot start, this stage runs on a private Ray."""
-    try:
-        return start_head(keep_alive_s)
-    except RuntimeError as e:
-        print(f"WARNING ray: {e}\nWARNING ray: this stage uses a private Ray instead of a shared head", flush=True)
-        return None
-
-
 def start_head(keep_alive_s: int, root: Path | None = None) -> dict:
-    """`ray start --head` on 127.0.0.1 plus its watchdog; returns the head's record (also in .ray/head.json)."""
+    """`ray start --head` on 127.0.0.1 plus its watchdog; returns the head's record (also in .ray/head.json).
+    The calling process holds the first lease, so the watchdog cannot stop the head before it joins."""
     directory = _head_dir(root)
     (directory / "leases").mkdir(parents=True, exist_ok=True)
-    port, dashboard = _free_port(), _free_port()
+    port, dashboard, client = _free_port(), _free_port(), _free_port()
     head = {"address": f"127.0.0.1:{port}", "port": port, "dir": str(directory), "keep_alive_s": keep_alive_s,
             "token": secrets.token_hex(32)}
     env = {**os.environ, LOOPBACK_SWITCH: "0", **_auth(head)}
+    env.pop("RAY_ADDRESS", None)
     cmd = [str(Path(sys.executable).parent / "ray"), "start", "--head", "--node-ip-address=127.0.0.1",
            f"--port={port}", "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}",
-           "--disable-usage-stats"]
-    out = subprocess.run(cmd, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True)
-    if out.returncode != 0:
-        _kill(list(head_processes(port)))  # whatever of the head did start
-        raise RuntimeError(f"could not start a local Ray head ({' '.join(cmd)}):\n{out.stderr[-3000:]}")
+           f"--ray-client-server-port={client}", "--disable-usage-stats"]
+    # a session of its own: every process of the head (and only those) carries its id, `session`
+    proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    _, stderr = proc.communicate()
+    head["session"] = proc.pid
+    if proc.returncode != 0:
+        lifetime.stop(session_processes(proc.pid))  # whatever of the head did start
+        raise RuntimeError(f"could not start a local Ray head ({' '.join(cmd)}):\n{stderr[-3000:]}")
     with atomic_path(directory / "head.json") as tmp:
         tmp.write_text(json.dumps(head))
         tmp.chmod(0o600)  # holds the token
+    _lease(directory)
     subprocess.Popen([sys.executable, "-m", "inpaint.cluster", "watch", str(directory)], env=env,
                      start_new_session=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                      stderr=subprocess.DEVNULL)
@@ -143,40 +160,37 @@ def _lease(directory: Path) -> None:
     (directory / "leases" / str(os.getpid())).touch()
 
 
-def head_processes(port: int):
-    """Every process of the head listening on `port`: each Ray process carries the GCS address or port."""
+def session_processes(session: int) -> list:
+    """The live processes of session `session` (a session id is never reused while a member lives)."""
     import psutil
 
-    marks = (f"127.0.0.1:{port}", f"--gcs_server_port={port}")
-    for proc in psutil.process_iter(["cmdline"]):
-        cmdline = " ".join(proc.info["cmdline"] or [])
-        if any(m in cmdline for m in marks) and "inpaint.cluster" not in cmdline:
-            yield proc
+    found = []
+    for proc in psutil.process_iter():
+        try:
+            if os.getsid(proc.pid) == session and proc.status() != psutil.STATUS_ZOMBIE:
+                found.append(proc)
+        except (ProcessLookupError, PermissionError, psutil.NoSuchProcess):
+            continue
+    return found
 
 
 def stop_head(root: Path | None = None) -> bool:
-    """Stop this repository's local head (only its own processes: other Rays on the machine live on)."""
-    directory = _head_dir(root)
-    path = directory / "head.json"
+    """Stop this repository's local head: the processes of its session, found by id, and nothing else."""
+    path = _head_dir(root) / "head.json"
     if not path.is_file():
         return False
-    procs = list(head_processes(json.loads(path.read_text())["port"]))
-    _kill(procs)
+    session, stopped = json.loads(path.read_text())["session"], False
+    for _ in range(3):  # a process the head starts while it is being stopped joins its session too
+        procs = session_processes(session)
+        if not procs:
+            break
+        lifetime.stop(procs)
+        stopped = True
     path.unlink(missing_ok=True)
-    return bool(procs)
+    return stopped
 
 
-def _kill(procs: list) -> None:
-    import psutil
-
-    for proc in procs:
-        proc.terminate()
-    _, alive = psutil.wait_procs(procs, timeout=10)
-    for proc in alive:
-        proc.kill()
-
-
-def watch(directory: Path, poll_s: float = 2.0) -> None:
+def watch(directory: Path, poll_s: float = 1.0) -> None:
     """The watchdog: stop the head `keep_alive_s` after the last leasing process has exited."""
     import psutil
 
@@ -189,7 +203,7 @@ def watch(directory: Path, poll_s: float = 2.0) -> None:
             p.unlink(missing_ok=True)
         if live:
             last_used = time.monotonic()
-        elif time.monotonic() - last_used > head["keep_alive_s"]:
+        elif time.monotonic() - last_used >= head["keep_alive_s"]:
             stop_head(directory.parent)
             return
         time.sleep(poll_s)

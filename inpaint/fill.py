@@ -25,6 +25,7 @@ show them); the result is written as a PNG, atomically. Everything runs on the C
 """
 from __future__ import annotations
 
+import json
 import re
 import tempfile
 import time
@@ -35,11 +36,12 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from inpaint import tracking
+from inpaint import paths, tracking
 from inpaint.data.sources import BadImage, decode
 from inpaint.evaluate import load_generator
 from inpaint.frameworks.base import masked_input
 from inpaint.io import atomic_path
+from inpaint.train import MODEL_POINTER
 
 RUN_ID = re.compile(r"[0-9a-f]{32}")
 ARTIFACT = "checkpoint/model.pt"  # where the train stage logs model.pt (inpaint/train.py)
@@ -149,10 +151,31 @@ def _load(checkpoint: str, tracking_uri: str | None) -> tuple[torch.nn.Module, d
     with tempfile.TemporaryDirectory(prefix="inpaint-fill-") as d:
         try:
             path = client.download_artifacts(checkpoint, ARTIFACT, d)
-        except (MlflowException, OSError) as e:
-            raise FillError(f"MLflow run {checkpoint}: no artifact {ARTIFACT} (not a train run, or its train "
-                            f"stage has not finished): {e}") from None
+        except (MlflowException, OSError):
+            return _pointed_to(client, checkpoint)
         return _generator(Path(path), f"MLflow run {checkpoint}: {ARTIFACT}")
+
+
+def _pointed_to(client, run_id: str) -> tuple[torch.nn.Module, dict]:
+    """The model.pt a local store's train run points to (checkpoint/model.json, inpaint/train.py), if that
+    file still holds this run's model (a later training of the variant replaces it)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        with tempfile.TemporaryDirectory(prefix="inpaint-fill-") as d:
+            pointer = json.loads(Path(client.download_artifacts(run_id, MODEL_POINTER, d)).read_text())
+    except (MlflowException, OSError, ValueError) as e:
+        raise FillError(f"MLflow run {run_id}: neither {ARTIFACT} nor {MODEL_POINTER} (not a train run, or its "
+                        f"train stage has not finished): {e}") from None
+    path = paths.REPO_ROOT / pointer["path"]
+    if not path.is_file():
+        raise FillError(f"MLflow run {run_id}: its model {path} is missing (`dvc checkout {pointer['path']}` "
+                        "restores it if that run is the current one)")
+    generator, meta = _generator(path, str(path))
+    if meta.get("run_id") != run_id:
+        raise FillError(f"MLflow run {run_id}: {path} now holds the model of run {meta.get('run_id')}; check "
+                        "out the commit of that training (`git checkout <rev> && dvc checkout`) to use it")
+    return generator, meta
 
 
 def _generator(path: Path, name: str) -> tuple[torch.nn.Module, dict]:

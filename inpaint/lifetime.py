@@ -105,3 +105,4 @@ def stop(procs: list, timeout_s: float = 10) -> None:
             proc.kill()
         except psutil.NoSuchProcess:
             pass
+    psutil.wait_procs(alive, timeout=5)  # SIGKILL is delivered asynchronously

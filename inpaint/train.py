@@ -5,13 +5,15 @@
 The loop is step based: `train.steps` optimisation steps of a global batch `train.batch_size` split
 across workers. Checkpoints (networks, optimisers, step, RNG states) go through `ray.train.report`. The
 Ray run and the MLflow run are named by the run fingerprint (code + data + params, inpaint/fingerprint.py):
-an interrupted run with the same fingerprint resumes from its last checkpoint, anything else trains from
-step 0 under a new MLflow run (`train.resume`). Only rank 0 talks to MLflow.
+an interrupted run with the same fingerprint resumes from the newest checkpoint on disk that loads
+(inpaint/checkpoints.py), anything else trains from step 0 under a new MLflow run (`train.resume`). Only
+rank 0 talks to MLflow.
 """
 from __future__ import annotations
 
 import copy
 import itertools
+import json
 import shutil
 import tempfile
 import time
@@ -22,11 +24,16 @@ import pandas as pd
 import torch
 from pydantic import TypeAdapter
 
-from inpaint import fingerprint, lifetime, paths, tracking
+from inpaint import checkpoints, fingerprint, lifetime, paths, tracking
 from inpaint.config import Params, TrainConfig, Variant
 from inpaint.io import atomic_path, write_json
 
 STATE_FILE = "state.pt"
+# Ray Train retries a worker group that cannot start (no free CPU, 60 s each) forever by default: a run or
+# Tune trial whose CPUs never come would hang; after this many retries it fails, saying why.
+STARTUP_RETRIES = 5
+FINISHED, FINISHED_MODEL = "finished.json", "model.pt"  # a finished run's train metrics and result, in its folder
+MODEL_POINTER = "checkpoint/model.json"  # where a local MLflow store keeps the path of model.pt
 
 
 def _grid(visuals: dict[str, torch.Tensor], rows: int = 4) -> np.ndarray:
@@ -89,13 +96,18 @@ class RaySession:
     def prepare(self, network: torch.nn.Module) -> torch.nn.Module:
         return self._torch.prepare_model(network)
 
-    def restore(self, meta: dict) -> dict | None:
-        """The last checkpoint's state (after a worker failure or a driver re-run), or None."""
-        checkpoint = self._train.get_checkpoint()
-        if not checkpoint:
-            return None
-        with checkpoint.as_directory() as d:
-            return load_state(Path(d) / STATE_FILE, expect=meta)
+    def restore(self, meta: dict, on_disk: list[str] = ()) -> dict | None:
+        """The newest checkpoint that loads: Ray's own (after a worker failure in this attempt), else those
+        the driver found on disk (earlier attempts), newest first; a corrupt or truncated one is skipped."""
+        own = self._train.get_checkpoint()
+        for checkpoint in [own] * bool(own) + [self._train.Checkpoint(p) for p in on_disk]:
+            try:
+                with checkpoint.as_directory() as d:
+                    return load_state(Path(d) / STATE_FILE, expect=meta)
+            except ValueError as e:
+                if self.rank == 0:
+                    print(f"WARNING train: {e}; trying an older checkpoint", flush=True)
+        return None
 
     def report(self, metrics: dict, framework=None, step: int = 0, meta: dict | None = None) -> None:
         """Every rank reports (Ray needs all of them); rank 0 attaches the checkpoint when one is due."""
@@ -121,7 +133,7 @@ class LocalSession:
     def prepare(self, network: torch.nn.Module) -> torch.nn.Module:
         return network.to(self.device)
 
-    def restore(self, meta: dict) -> None:
+    def restore(self, meta: dict, on_disk: list[str] = ()) -> None:
         return None
 
     def report(self, metrics: dict, framework=None, step: int = 0, meta: dict | None = None) -> None:
@@ -173,13 +185,15 @@ def train_loop(config: dict, session) -> None:
             "switched_off": switched_off}
 
     step = 0
-    state = session.restore(meta)
+    state = session.restore(meta, config.get("resume_from", []))
     if state:
         framework.load_state_dict(state["framework"])
         torch.set_rng_state(state["rng"])
         step = state["step"]
         if session.rank == 0:
             print(f"train {config['variant']}: resumed from the checkpoint of step {step}", flush=True)
+        if step >= tcfg.steps:  # stopped right after its last checkpoint: this attempt's result is that one
+            session.report({"step": step}, framework, step, meta)
 
     images, masks = load_split(Path(config["prepared"]), "train"), MaskStore(Path(config["masks"]))
     validation = None
@@ -228,6 +242,7 @@ class RunLog:
     def __init__(self, config: dict, framework, session):
         self.framework, self.run_id = framework, config["run_id"]
         self.client = self.progress = None
+        self.logged_through = 0  # the last step MLflow holds: a resumed run re-runs the steps after its checkpoint
         self.window_start, self.window_cpu, self.window_images = time.perf_counter(), time.process_time(), 0
         if session.rank != 0:
             return
@@ -243,6 +258,8 @@ class RunLog:
             device = session.device
             name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{torch.get_num_threads()} threads"
             self.client.set_tag(self.run_id, "device", f"{device.type} x {session.world} ({name})")
+            history = self.client.get_metric_history(self.run_id, "train/loss_g")
+            self.logged_through = max((m.step for m in history), default=0)  # not logged twice
 
     def step(self, step: int, losses: dict, tcfg: TrainConfig, image, mask) -> dict:
         """Record one finished step; returns the metrics Ray reports at this step."""
@@ -258,13 +275,13 @@ class RunLog:
             for name, opt in self.framework.optimisers.items():
                 report[f"lr_{name}"] = opt.param_groups[0]["lr"]
             self.window_start, self.window_cpu, self.window_images = time.perf_counter(), time.process_time(), 0
-            if self.client:
+            if self.client and step > self.logged_through:
                 from mlflow.entities import Metric
 
                 now = int(time.time() * 1000)
                 self.client.log_batch(self.run_id, metrics=[
                     Metric(f"train/{k}", float(v), now, step) for k, v in report.items() if k != "step"])
-        if self.client and (step % tcfg.image_every == 0 or step == tcfg.steps):
+        if self.client and step > self.logged_through and (step % tcfg.image_every == 0 or step == tcfg.steps):
             self.framework.train(False)
             grid = _grid(self.framework.visuals(image, mask))
             self.framework.train(True)
@@ -277,46 +294,84 @@ class RunLog:
 
 
 def train_variant(params: Params, variant: str, out_dir: Path) -> dict:
-    """Driver: start (or resume) the Ray Train run of one variant and write `out_dir/model.pt`."""
+    """Driver: start (or resume) the Ray Train run of one variant and write `out_dir/model.pt`. One driver
+    per variant at a time (a second one fails at once instead of deleting the first one's checkpoints)."""
     if variant not in params.variants:
         raise KeyError(f"unknown variant {variant!r}; params.yaml variants: {', '.join(params.variants)}")
     storage = paths.absolute(params.ray.storage_path) / variant
-    # one trainer per variant: a second one would share the Ray run and delete the first one's checkpoints
     with lifetime.exclusive(storage / "train.lock", f"training of variant {variant}"):
         return _train(params, variant, out_dir, storage)
 
 
 def _train(params: Params, variant: str, out_dir: Path, storage: Path) -> dict:
+    fp = fingerprint.fingerprint(params, variant)
+    client, experiment_id = tracking.open_experiment(params.tracking)
+    run = storage / f"{variant}-{fp}"  # the run's attempts, checkpoints and result (inpaint/checkpoints.py)
+    run_id = _find_or_start_run(client, experiment_id, variant, fp, params, run)
+    summary = _finished(run, variant, fp)
+    trained, seconds = summary is None, 0.0
+    if trained:
+        model, summary, seconds = _fit(params, variant, run, run_id, fp)
+        with atomic_path(run / FINISHED_MODEL) as tmp:
+            torch.save(model, tmp)
+        write_json(run / FINISHED, summary)  # the marker: the run's result is complete
+        checkpoints.prune(run, keep=[])  # what a re-run needs is the result, not the checkpoints (GBs)
+    else:  # `train.resume: always` on a finished run, or a driver stopped after its result was written
+        print(f"train {variant}: finished before; model.pt from {run / FINISHED_MODEL}", flush=True)
+    _link(run / FINISHED_MODEL, out_dir / "model.pt")  # one file for runs/, the run and DVC's cache
+    write_json(out_dir / "train_metrics.json", summary)
+    _write_loss_curve(client, run_id, out_dir / "loss.csv")
+    _log_model(client, run_id, out_dir / "model.pt")
+    client.set_terminated(run_id)
+    print(f"train {variant}: {summary['steps']} steps in {seconds:.0f} s (MLflow run {run_id})")
+    return summary
+
+
+def _finished(run: Path, variant: str, fp: str) -> dict | None:
+    """The train metrics of a run that finished (its model.pt is in its folder), or None."""
+    marker, model = run / FINISHED, run / FINISHED_MODEL
+    if not marker.is_file():
+        return None
+    try:
+        load_state(model, expect={"variant": variant, "fingerprint": fp})
+    except ValueError as e:
+        print(f"WARNING train: {e}; training again", flush=True)
+        marker.unlink()
+        return None
+    return json.loads(marker.read_text())
+
+
+def _link(source: Path, target: Path) -> None:
+    """`target` becomes a hard link to `source` (a copy across file systems), replaced atomically."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(target) as tmp:
+        tmp.unlink()
+        try:
+            tmp.hardlink_to(source)
+        except OSError:
+            shutil.copyfile(source, tmp)
+
+
+def _fit(params: Params, variant: str, run: Path, run_id: str, fp: str) -> tuple[dict, dict, float]:
+    """Train (resuming from the newest checkpoint on disk that loads) and return (model.pt content, train
+    metrics, seconds)."""
     from inpaint import cluster
 
     cfg, tcfg = params.variants[variant], params.train_for(variant)
-    fp = fingerprint.fingerprint(params, variant)
-    client, experiment_id = tracking.open_experiment(params.tracking)
-    name = f"{variant}-{fp}"
-    run_id = _find_or_start_run(client, experiment_id, variant, fp, params, storage / name)
-
+    checkpoints.prune(run)
+    config = {**loop_config(params, variant, run_id, fp), "resume_from": [str(p) for p in checkpoints.on_disk(run)]}
     cluster.connect(params.ray.address, params.ray.keep_alive_s)
     start = time.perf_counter()
-    trainer = make_trainer(params, loop_config(params, variant, run_id, fp), name=name, storage_path=storage)
-    result = trainer.fit()
+    result = make_trainer(params, config, name=checkpoints.new_attempt(), storage_path=run).fit()
     seconds = time.perf_counter() - start
     if result.checkpoint is None:
         raise RuntimeError(f"variant {variant}: training finished without a checkpoint")
     with result.checkpoint.as_directory() as d:
         state = load_state(Path(d) / STATE_FILE, expect={"variant": variant, "fingerprint": fp})
-    model = model_file(state, cfg, params.data.image_size, run_id)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out_dir / "model.pt") as tmp:
-        torch.save(model, tmp)
     summary = {"variant": variant, "framework": cfg.framework, "steps": state["step"], "seconds": round(seconds, 1),
                "images_per_s_with_startup": round(tcfg.steps * tcfg.batch_size / max(seconds, 1e-9), 2),
                **{k: round(float(v), 6) for k, v in result.metrics.items() if isinstance(v, (int, float))}}
-    write_json(out_dir / "train_metrics.json", summary)
-    _write_loss_curve(client, run_id, out_dir / "loss.csv")
-    client.log_artifact(run_id, str(out_dir / "model.pt"), artifact_path="checkpoint")
-    client.set_terminated(run_id)
-    print(f"train {variant}: {state['step']} steps in {seconds:.0f} s (MLflow run {run_id})")
-    return summary
+    return model_file(state, cfg, params.data.image_size, run_id), summary, seconds
 
 
 def loop_config(params: Params, variant: str, run_id: str | None, fp: str) -> dict:
@@ -336,14 +391,19 @@ def make_trainer(params: Params, config: dict, name: str, storage_path: Path | N
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
+    from inpaint import cluster
+    from inpaint.rendezvous import LoopbackTorchConfig
+
     t = TrainConfig.model_validate(config["train"])  # the variant's merged train settings (Params.train_for)
+    torch_config = LoopbackTorchConfig if cluster.is_local() else TorchConfig
     return TorchTrainer(
         train_func, train_loop_config=config,
         scaling_config=ScalingConfig(num_workers=t.num_workers, use_gpu=t.use_gpu, resources_per_worker=(
             {"GPU": t.gpus_per_worker} if t.use_gpu else {"CPU": 1}), placement_strategy=t.placement_strategy),
-        torch_config=TorchConfig(backend="nccl" if t.use_gpu else "gloo"),
+        torch_config=torch_config(backend="nccl" if t.use_gpu else "gloo"),
         run_config=RunConfig(name=name, storage_path=str(storage_path or paths.absolute(params.ray.storage_path)),
-                             failure_config=FailureConfig(max_failures=t.max_failures),
+                             failure_config=FailureConfig(max_failures=t.max_failures,
+                                                          controller_failure_limit=STARTUP_RETRIES),
                              checkpoint_config=CheckpointConfig(num_to_keep=2), callbacks=callbacks))
 
 
@@ -382,6 +442,20 @@ def _find_or_start_run(client, experiment_id: str, variant: str, fp: str, params
                                                   "train": params.train_for(variant).model_dump(mode="json"),
                                                   "data": params.data.model_dump(mode="json")})
     return run.info.run_id
+
+
+def _log_model(client, run_id: str, model: Path) -> None:
+    """model.pt in the run's artifacts when they are stored elsewhere (a server, a bucket); when they are on
+    this disk, only a pointer (checkpoint/model.json): DVC's cache already holds the file, and a second and
+    third copy of every model is what filled the disk (inpaint fill follows the pointer)."""
+    from urllib.parse import urlparse
+
+    if urlparse(client.get_run(run_id).info.artifact_uri).scheme not in ("", "file"):
+        client.log_artifact(run_id, str(model), artifact_path="checkpoint")
+        return
+    model = model.resolve()
+    where = model.relative_to(paths.REPO_ROOT).as_posix() if model.is_relative_to(paths.REPO_ROOT) else str(model)
+    client.log_dict(run_id, {"path": where, "run_id": run_id}, MODEL_POINTER)
 
 
 def _write_loss_curve(client, run_id: str, path: Path) -> None:

@@ -37,7 +37,7 @@ TAG_STATUS = "inpaint.tune.status"
 # A trial's driver only waits on its TorchTrainer, whose workers reserve the CPUs (or GPUs) themselves; Ray
 # needs a non-empty request, so the driver reserves the memory it uses instead of Tune's default CPU.
 DRIVER_RESOURCES = {"CPU": 0, "memory": 256 * 2**20}
-STATUSES = ("completed", "stopped early", "failed")
+STATUSES = ("completed", "stopped early", "failed", "not run")
 VALIDATION_KEYS = ("val/psnr", "val/ssim", "val/l1")
 SWEPT_SECTIONS = {"variant": "the study's variant", "train": "the train section"}
 
@@ -230,24 +230,35 @@ def run_study(params: Params, name: str, samples: int | None = None, restart: bo
     results = _tuner(params, name, study, study_dir, trainable, steps).fit()
 
     table, trials = results_table(results, study, steps)
-    children = _finish_children(client, experiment_id, parent, table, trials)
+    unfinished = results.num_terminated + results.num_errors < len(results)  # public ResultGrid counts
+    children = _finish_children(client, experiment_id, parent, table, trials, unfinished)
     table["mlflow_run_id"] = table.trial_id.map(children)
     out = paths.REPORTS / "tune" / name
     with atomic_path(out / "results.csv") as tmp:
         table.to_csv(tmp, index=False)
     plot_study(table, study, name, steps, out / f"{name}_metric.png")
-    best = best_trial(table, study)
+    best = None if unfinished else best_trial(table, study)  # the best of part of a study is no answer
+    (out / "best_params.yaml").unlink(missing_ok=True)
     summary = {"study": name, "trials": len(table), "parent_run_id": parent, "metric": study.metric,
+               "interrupted": unfinished,
                **{status.replace(" ", "_"): int((table.status == status).sum()) for status in STATUSES}}
     if best is not None:
         summary.update(best_trial_id=best.trial_id, best_value=float(best[study.metric]), best_step=int(best.step))
         write_best_params(params, name, trials[best.trial_id].config, best, out / "best_params.yaml")
     write_json(out / "summary.json", summary)
-    _finish_parent(client, parent, table, summary, out)
+    _finish_parent(client, parent, table, summary, out, unfinished)
+    if unfinished:
+        never = ", ".join(table.trial_id[table.status == "not run"]) or "none"
+        raise StudyInterrupted(f"tune {name}: interrupted before every trial finished; trials that never ran: "
+                               f"{never}; no best_params.yaml written; `inpaint tune {name}` resumes the study")
     print(f"tune {name}: {summary['trials']} trials, {summary['completed']} completed, {summary['stopped_early']} "
           f"stopped early, {summary['failed']} failed; best {study.metric} = {summary.get('best_value')} "
           f"(MLflow run {parent}) -> {out}")
     return summary
+
+
+class StudyInterrupted(RuntimeError):
+    """Tune returned before every trial had finished (Ctrl-C, a stopped driver): the study is incomplete."""
 
 
 class Trial(NamedTuple):
@@ -257,13 +268,14 @@ class Trial(NamedTuple):
 
 def results_table(results, study: Study, steps: int) -> tuple[pd.DataFrame, dict]:
     """One row per trial: its swept values, the metric at its last evaluation, the step it stopped at,
-    its status (completed / stopped early / failed) and error; plus each trial's settings and reports by id."""
+    its status (completed / stopped early / failed / not run: no report and no error) and error; plus each trial's settings and reports by id."""
     rows, trials = [], {}
     for result in results:
         metrics = result.metrics or {}
-        trial_id = metrics["trial_id"]
+        trial_id = metrics.get("trial_id") or Path(result.path).name
         step = metrics.get("step")
-        status = "failed" if result.error else "completed" if step == steps else "stopped early"
+        status = ("failed" if result.error else "not run" if step is None else
+                  "completed" if step == steps else "stopped early")
         # a restored study's failed trials keep their settings only in their trial folder
         config = result.config or json.loads((Path(result.path) / "params.json").read_text())
         trials[trial_id] = Trial(config, result.metrics_dataframe)
@@ -339,16 +351,17 @@ def plot_study(table: pd.DataFrame, study: Study, name: str, steps: int, path: P
     return path
 
 
-def _finish_children(client, experiment_id: str, parent: str, table: pd.DataFrame, trials: dict) -> dict[str, str]:
+def _finish_children(client, experiment_id: str, parent: str, table: pd.DataFrame, trials: dict,
+                     unfinished: bool = False) -> dict[str, str]:
     """Close each trial's MLflow run with its validation curves (what Tune received), status and stopping
-    step; returns {trial id: run id}."""
+    step (KILLED, for a resume to reopen, when the study was interrupted); returns {trial id: run id}."""
     from mlflow.entities import Metric
 
     runs = client.search_runs([experiment_id], filter_string=f"tags.`{TAG_PARENT}` = '{parent}'")
     by_trial = {r.data.tags[TAG_TRIAL]: r for r in runs if TAG_TRIAL in r.data.tags}
     for row in table.itertuples():
         run = by_trial.get(row.trial_id)
-        if run is None or run.info.status != "RUNNING":  # failed before its run existed, or closed already
+        if run is None or run.info.status in ("FINISHED", "FAILED"):  # not created yet, or closed already
             continue
         rid = run.info.run_id
         history = trials[row.trial_id].history
@@ -361,11 +374,11 @@ def _finish_children(client, experiment_id: str, parent: str, table: pd.DataFram
             client.log_metric(rid, tracking.metric_key("tune", "stopped_at_step"), row.step)
         if row.error:
             client.set_tag(rid, "inpaint.tune.error", row.error)
-        client.set_terminated(rid, "FAILED" if row.status == "failed" else "FINISHED")
+        client.set_terminated(rid, "FAILED" if row.status == "failed" else "KILLED" if unfinished else "FINISHED")
     return {t: r.info.run_id for t, r in by_trial.items()}
 
 
-def _finish_parent(client, parent: str, table: pd.DataFrame, summary: dict, out: Path) -> None:
+def _finish_parent(client, parent: str, table: pd.DataFrame, summary: dict, out: Path, unfinished: bool) -> None:
     for f in sorted(out.iterdir()):
         client.log_artifact(parent, str(f), artifact_path="results")
     client.log_table(parent, data=table.astype(object).where(table.notna(), ""),
@@ -375,4 +388,4 @@ def _finish_parent(client, parent: str, table: pd.DataFrame, summary: dict, out:
     if "best_value" in summary:
         client.log_metric(parent, tracking.metric_key("tune", "best", summary["metric"]), summary["best_value"])
         client.set_tag(parent, "inpaint.tune.best_trial", summary["best_trial_id"])
-    client.set_terminated(parent)
+    client.set_terminated(parent, "KILLED" if unfinished else "FINISHED")

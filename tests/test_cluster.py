@@ -1,4 +1,5 @@
-"""The local Ray default listens on the loopback address only."""
+"""The local Ray default: a head on the loopback address only, shared by the stages, stopped by its session
+id (its processes and nobody else's), its Ray client server on a port of its own."""
 import os
 
 import pytest
@@ -14,6 +15,7 @@ def ray_session():
     cluster.connect(None)
     yield ray
     ray.shutdown()
+    cluster.stop_head()
     if saved is not None:
         os.environ["RAY_ADDRESS"] = saved
 
@@ -61,3 +63,38 @@ def test_stages_share_one_local_head_that_stops_when_idle(tmp_path):
         assert cluster.running_head(tmp_path) is None, "the watchdog did not stop the idle head"
     finally:
         cluster.stop_head(tmp_path)
+
+
+def test_two_heads_have_their_own_ports_and_stop_by_session(tmp_path):
+    """Two clones' heads at once: no shared port (Ray's client server would take 10001 in both), every
+    port on loopback, and stopping one stops all of its processes (agents included) and none of the other's."""
+    import psutil
+
+    from inpaint import cluster
+
+    heads = {}
+    try:
+        for name in ("a", "b"):
+            (tmp_path / name).mkdir()
+            heads[name] = cluster.start_head(60, root=tmp_path / name)
+        ports = {}
+        for name, head in heads.items():
+            procs = cluster.session_processes(head["session"])
+            assert len(procs) >= 3, procs  # gcs_server, raylet, dashboard and its agents
+            pids = {p.pid for p in procs}
+            listening = {(c.laddr.ip, c.laddr.port) for c in psutil.net_connections("tcp")
+                         if c.pid in pids and c.status == psutil.CONN_LISTEN}
+            outside = [a for a in listening if not cluster.is_loopback(a[0])]
+            assert not outside, outside
+            ports[name] = {port for _, port in listening}
+        assert ports["a"] and not ports["a"] & ports["b"], ports
+        assert 10001 not in ports["a"] | ports["b"]
+        a_procs = cluster.session_processes(heads["a"]["session"])
+        assert cluster.stop_head(tmp_path / "a")
+        assert not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in a_procs)
+        assert cluster.session_processes(heads["a"]["session"]) == []
+        assert cluster.running_head(tmp_path / "b") is not None
+    finally:
+        for name in heads:
+            cluster.stop_head(tmp_path / name)
+

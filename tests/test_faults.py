@@ -1,4 +1,5 @@
-"""Faults without Ray: a stage dies with its parent, one trainer per variant, `inpaint ui` stops its server."""
+"""Faults without Ray: a stage dies with its parent, one trainer per variant, resume from the newest
+checkpoint on disk that loads (a truncated newest one falls back to the one before)."""
 import os
 import signal
 import subprocess
@@ -7,8 +8,13 @@ import time
 
 import psutil
 import pytest
+from pydantic import TypeAdapter
 
+from inpaint import checkpoints, cluster
+from inpaint.config import Variant
+from inpaint.frameworks import build_framework, build_networks
 from inpaint.lifetime import Busy, exclusive
+from inpaint.train import STATE_FILE, RaySession, save_state
 
 HOLD = ("import sys, time; from pathlib import Path; from inpaint.lifetime import exclusive\n"
         "with exclusive(Path(sys.argv[1]), 'training of variant x'):\n"
@@ -57,6 +63,63 @@ def test_a_stage_dies_when_its_parent_is_killed(tmp_path):
             os.kill(stage_pid, signal.SIGKILL)
 
 
+@pytest.fixture
+def framework():
+    cfg = TypeAdapter(Variant).validate_python({"framework": "weight"})
+    fw = build_framework(cfg, build_networks(cfg, 64))
+    fw.make_optimisers()
+    return fw
+
+
+META = {"variant": "gdn_weight", "framework": "weight", "fingerprint": "abc"}
+
+
+def _checkpoint(run, attempt: str, name: str, fw, step: int):
+    d = run / attempt / f"{checkpoints.PREFIX}{name}"
+    d.mkdir(parents=True)
+    save_state(d, fw, step, META)
+    return d
+
+
+def test_checkpoints_on_disk_newest_first_and_pruned_across_attempts(tmp_path, framework):
+    run = tmp_path / "gdn_weight" / "gdn_weight-abc"
+    a = _checkpoint(run, "attempt-1", "2026-12-01_10-00-00.000001", framework, 10)
+    b = _checkpoint(run, "attempt-1", "2026-12-01_10-00-05.000001", framework, 20)
+    c = _checkpoint(run, "attempt-2", "2026-12-01_11-00-00.000001", framework, 30)  # the killed re-run's
+    (run / "attempt-3").mkdir()  # an attempt killed before its first checkpoint
+    assert checkpoints.on_disk(run) == [c, b, a]
+    assert checkpoints.prune(run) == [a]
+    assert checkpoints.on_disk(run) == [c, b] and not (run / "attempt-3").exists()
+    checkpoints.prune(run, keep=[c])
+    assert checkpoints.on_disk(run) == [c] and not (run / "attempt-1").exists()
+
+
+class _NoRayCheckpoint:
+    """What RaySession.restore needs of ray.train: no checkpoint of Ray's own (a fresh attempt), and
+    Checkpoint(path) for the ones found on disk."""
+
+    from ray.train import Checkpoint
+
+    @staticmethod
+    def get_checkpoint():
+        return None
+
+
+def test_a_truncated_newest_checkpoint_falls_back_to_the_older_one(tmp_path, framework, capsys):
+    run = tmp_path / "run"
+    old = _checkpoint(run, "attempt-1", "2026-12-01_10-00-00.000001", framework, 10)
+    new = _checkpoint(run, "attempt-2", "2026-12-01_10-00-05.000001", framework, 20)
+    state = new / STATE_FILE
+    state.write_bytes(state.read_bytes()[: state.stat().st_size // 2])  # killed while Ray copied it
+    session = RaySession.__new__(RaySession)
+    session._train, session.rank = _NoRayCheckpoint, 0
+    restored = session.restore(META, [str(p) for p in checkpoints.on_disk(run)])
+    assert restored["step"] == 10
+    assert f"{state}: not a readable checkpoint" in capsys.readouterr().out
+    (old / STATE_FILE).unlink()
+    assert session.restore(META, [str(new), str(old)]) is None
+
+
 def test_inpaint_ui_stops_its_server_on_sigterm(tmp_path):
     """SIGTERM to `inpaint ui` stops the MLflow server and all of its workers (nothing keeps answering)."""
     import socket
@@ -94,3 +157,50 @@ def _safe_pgid(pid: int):
         return os.getpgid(pid)
     except (ProcessLookupError, PermissionError):
         return None
+
+
+def _rank(rank: int, port_queue, result_queue) -> None:
+    import torch
+    import torch.distributed as dist
+
+    from inpaint import rendezvous
+
+    if rank == 0:
+        port = rendezvous._listen()
+        port_queue.put(port)
+    else:
+        port = port_queue.get(timeout=60)
+    rendezvous._join(rank=rank, world=2, port=port, backend="gloo", timeout_s=60)
+    me = psutil.Process()
+    listening = [(c.laddr.ip, c.laddr.port) for c in psutil.net_connections("tcp")
+                 if c.pid == me.pid and c.status == psutil.CONN_LISTEN]
+    value = torch.tensor([rank + 1.0])
+    dist.all_reduce(value)
+    result_queue.put((rank, value.item(), listening))
+    dist.barrier()
+    rendezvous._leave()
+
+
+def test_the_process_group_of_two_local_workers_listens_on_loopback_only():
+    """What LoopbackBackend sets up in two Ray Train workers, here in two plain processes: the store and
+    gloo listen on 127.0.0.1 only, and an all-reduce works across them."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    ports, results = ctx.Queue(), ctx.Queue()
+    procs = [ctx.Process(target=_rank, args=(r, ports, results)) for r in (0, 1)]
+    for p in procs:
+        p.start()
+    try:
+        got = sorted(results.get(timeout=120) for _ in procs)
+    finally:
+        for p in procs:
+            p.join(30)
+            if p.is_alive():
+                p.kill()
+    assert [(rank, total) for rank, total, _ in got] == [(0, 3.0), (1, 3.0)]
+    listening = [addr for _, _, addrs in got for addr in addrs]
+    assert listening, "nothing listened: the store should, on loopback"
+    outside = [a for a in listening if not cluster.is_loopback(a[0])]
+    assert not outside, outside
+

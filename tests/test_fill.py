@@ -127,5 +127,30 @@ def test_unknown_run_id_is_refused(store, photo, tmp_path):
     path, _ = photo
     with pytest.raises(FillError, match=r"checkpoint '0{32}': not a file, and no MLflow run with that id"):
         fill("0" * 32, path, _mask(tmp_path), tmp_path / "r.png", tracking_uri=uri)
-    with pytest.raises(FillError, match=rf"MLflow run {other}: no artifact checkpoint/model.pt"):
+    with pytest.raises(FillError, match=rf"MLflow run {other}: neither checkpoint/model.pt nor checkpoint/model.json"):
         fill(other, path, _mask(tmp_path), tmp_path / "r.png", tracking_uri=uri)
+
+
+def test_fill_follows_a_local_stores_pointer_to_the_one_model_on_disk(store, model, photo, tmp_path, monkeypatch):
+    """A local MLflow store keeps only checkpoint/model.json (the model is stored once, by DVC): fill loads
+    the model.pt it names, and refuses it once a later training has replaced that file."""
+    from mlflow.tracking import MlflowClient
+
+    from inpaint import paths
+
+    uri, _, _ = store
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name("fill").experiment_id
+    run_id = client.create_run(exp).info.run_id
+    client.log_dict(run_id, {"path": "runs/v/model.pt", "run_id": run_id}, "checkpoint/model.json")
+    monkeypatch.setattr(paths, "REPO_ROOT", tmp_path)
+    state = torch.load(model, weights_only=True)
+    (tmp_path / "runs" / "v").mkdir(parents=True)
+    state["meta"]["run_id"] = run_id
+    torch.save(state, tmp_path / "runs" / "v" / "model.pt")
+    path, _ = photo
+    assert fill(run_id, path, _mask(tmp_path), tmp_path / "r.png", tracking_uri=uri)["generator"] == "gdn_generator"
+    state["meta"]["run_id"] = "f" * 32
+    torch.save(state, tmp_path / "runs" / "v" / "model.pt")
+    with pytest.raises(FillError, match=rf"MLflow run {run_id}: .*model.pt now holds the model of run f{{32}}"):
+        fill(run_id, path, _mask(tmp_path), tmp_path / "r.png", tracking_uri=uri)

@@ -187,7 +187,9 @@ def test_two_workers_on_two_nodes_train_like_two_on_one_node(pipeline, cluster):
     nodes = cluster.nodes()
     assert len(nodes) == 2
     assert len(workers) == 2 and set(workers.values()) == set(nodes), workers  # one worker on each node
-    assert list((shared / "train" / VARIANT).glob(f"{VARIANT}-*/checkpoint_*")), "no checkpoint on the shared path"
+    run = shared / "train" / VARIANT
+    # the result is on the shared path (a finished run keeps no Ray checkpoint, inpaint/checkpoints.py)
+    assert list(run.glob(f"{VARIANT}-*/model.pt")), list(run.rglob("*"))
     spread = _generator(work)
 
     original = (work / "params.yaml").read_text()
@@ -204,8 +206,9 @@ def test_two_workers_on_two_nodes_train_like_two_on_one_node(pipeline, cluster):
 
 
 def _registered_checkpoint(storage: Path) -> bool:
-    """Ray Train's controller has registered a checkpoint (a folder alone may still be uploading)."""
-    for snapshot in storage.glob("*/checkpoint_manager_snapshot.json"):
+    """Ray Train's controller has registered a checkpoint (a folder alone may still be uploading); a Tune
+    trial's Ray run is a folder of `storage`, a train run's attempts are two levels down (inpaint/checkpoints.py)."""
+    for snapshot in storage.rglob("checkpoint_manager_snapshot.json"):
         try:
             if json.loads(snapshot.read_text()).get("latest_checkpoint_result"):
                 return True
@@ -274,9 +277,8 @@ def test_removing_a_workers_node_resumes_on_the_node_left_and_does_every_step_on
     client = MlflowClient(f"sqlite:///{work / 'mlflow.db'}")
     (run,) = client.search_runs([client.get_experiment_by_name("removal").experiment_id])
     history = client.get_metric_history(run.info.run_id, "train/loss_g")
-    # steps after the restored checkpoint ran again after the loss; each step's last record is the one kept
-    assert sorted({m.step for m in history}) == list(range(1, STEPS + 1)), [m.step for m in history]
-    assert all(m.step > resumed[-1] for m in history if [h.step for h in history].count(m.step) > 1), history
+    # the steps after the restored checkpoint ran again, but MLflow holds each step once
+    assert sorted(m.step for m in history) == list(range(1, STEPS + 1)), [m.step for m in history]
 
 
 def test_tune_trials_ask_for_the_gpus_and_placement_of_params():

@@ -197,12 +197,17 @@ def test_a_code_change_retrains_from_step_0_under_a_new_run(pipeline):
     assert model["meta"]["run_id"] == after.info.run_id
 
 
-def test_a_finished_run_is_trained_again_and_an_interrupted_one_resumes(pipeline):
-    """`dvc repro -f` of an unchanged variant trains from step 0 under a new MLflow run (train.resume is
-    `interrupted`); a driver killed after a checkpoint is resumed by the next run: same MLflow run, same
-    fingerprint, training goes on from the checkpoint."""
+def test_a_finished_run_is_trained_again_and_a_killed_dvc_repro_resumes_once(pipeline):
+    """`inpaint train` of an unchanged, finished variant trains from step 0 under a new MLflow run
+    (train.resume is `interrupted`). `dvc repro` killed with -9 after a checkpoint takes its stage with it (no
+    orphaned trainer); the next `dvc repro` resumes in the same MLflow run from that checkpoint, logs every
+    step once and leaves no Ray checkpoint behind, only the result; a second one has nothing to do."""
+    import psutil
+
+    from inpaint import checkpoints
+
     work, env, _ = pipeline
-    inpaint = str(Path(sys.executable).parent / "inpaint")
+    inpaint, dvc = (str(Path(sys.executable).parent / name) for name in ("inpaint", "dvc"))
     done = len(_train_runs(work, "gdn_adv"))
     run_checked([inpaint, "train", "gdn_adv"], work, env)
     runs = _train_runs(work, "gdn_adv")
@@ -214,23 +219,32 @@ def test_a_finished_run_is_trained_again_and_an_interrupted_one_resumes(pipeline
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     try:
         storage, started = work / "checkpoints" / "gdn_adv", time.time()
-        proc = subprocess.Popen([inpaint, "train", "gdn_adv"], cwd=work, env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        proc = subprocess.Popen([dvc, "repro", "train@gdn_adv"], cwd=work, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
         deadline = time.monotonic() + 300
         while not _registered_checkpoint_since(storage, started) and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
         assert proc.poll() is None, "the run ended before it could be interrupted"
-        os.killpg(proc.pid, signal.SIGKILL)
+        stage = [c for c in psutil.Process(proc.pid).children() if "pipelines/train.py" in " ".join(c.cmdline())]
+        assert stage, "no train stage process under dvc"
+        proc.kill()  # dvc alone, as `kill -9 <dvc pid>` does
         proc.communicate(timeout=60)
+        _, alive = psutil.wait_procs(stage, timeout=60)
+        assert not alive, f"the train stage outlived the killed dvc: {alive}"
         interrupted = _train_runs(work, "gdn_adv")[-1]
-        log = run_checked([inpaint, "train", "gdn_adv"], work, env)
+        run = storage / f"gdn_adv-{interrupted.data.tags['fingerprint']}"
+        assert 0 < len(checkpoints.on_disk(run)) <= 2
+        log = run_checked([dvc, "repro", "train@gdn_adv"], work, env)
+        again = run_checked([dvc, "repro", "train@gdn_adv"], work, env)
     finally:
         (work / "params.yaml").write_text(original)
     assert f"resuming MLflow run {interrupted.info.run_id}" in log, log[-3000:]
     resumed = [int(line.rsplit(" ", 1)[1]) for line in log.splitlines() if "resumed from the checkpoint of step" in line]
     assert resumed and 0 < resumed[-1] < 12, log[-3000:]
+    assert "didn't change" in again and "resumed" not in again, again[-3000:]
     assert _train_runs(work, "gdn_adv")[-1].info.run_id == interrupted.info.run_id
-    assert set(_steps_logged(work, interrupted.info.run_id)) == set(range(1, 13))
+    assert sorted(_steps_logged(work, interrupted.info.run_id)) == list(range(1, 13))  # each step once
+    assert checkpoints.on_disk(run) == [] and (run / "model.pt").is_file()  # the result, no checkpoint
 
 
 def test_two_ray_workers_train_like_one_with_the_same_global_batch(pipeline):
@@ -274,7 +288,7 @@ def _ray_processes_of(work, driver_pid: int) -> list:
     roots = [psutil.Process(driver_pid)]
     head = cluster.running_head(work)
     if head:
-        roots += list(cluster.head_processes(head["port"]))
+        roots += cluster.session_processes(head["session"])
     found = {}
     for root in roots:
         try:
@@ -289,7 +303,7 @@ def _registered_checkpoint_since(storage: Path, started: float) -> bool:
     """Whether Ray Train's controller has registered a checkpoint of a run started at `started`: its checkpoint
     manager snapshot names one. A checkpoint folder alone is not enough: it appears while the worker is still
     uploading, and a worker killed then restarts from the previous registered checkpoint (or from step 0)."""
-    for snapshot in storage.glob("*/checkpoint_manager_snapshot.json"):
+    for snapshot in storage.glob("*/attempt-*/checkpoint_manager_snapshot.json"):  # inpaint/checkpoints.py
         try:
             if snapshot.stat().st_mtime >= started and json.loads(snapshot.read_text()).get("latest_checkpoint_result"):
                 return True

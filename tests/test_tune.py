@@ -136,3 +136,21 @@ def test_a_finished_study_resumes_without_training_again(study):
     client, exp = _mlflow(work)
     assert len(client.search_runs([exp], filter_string="tags.`inpaint.kind` = 'tune_study'")) == 1
     assert len(client.search_runs([exp], filter_string="tags.`inpaint.kind` = 'tune_trial'")) == 3
+
+
+def test_a_trial_without_report_or_error_is_not_run_and_never_the_best(tmp_path):
+    """An interrupted study: a trial Tune never started is 'not run', not 'stopped early'."""
+    from types import SimpleNamespace
+
+    from inpaint.config import Study
+    from inpaint.tune import best_trial, results_table
+
+    study = Study.model_validate({"variant": "gdn_weight", "metric": "val/psnr",
+                                  "space": {"train.batch_size": {"choice": [2, 4]}}})
+    ran = SimpleNamespace(metrics={"trial_id": "t1", "step": 4, "val/psnr": 20.0}, error=None,
+                          config={"train.batch_size": 2}, path=str(tmp_path / "t1"), metrics_dataframe=None)
+    never = SimpleNamespace(metrics={}, error=None, config={"train.batch_size": 4}, path=str(tmp_path / "t2"),
+                            metrics_dataframe=None)
+    table, _ = results_table([ran, never], study, steps=4)
+    assert table.set_index("trial_id").status.to_dict() == {"t1": "completed", "t2": "not run"}
+    assert best_trial(table, study).trial_id == "t1"

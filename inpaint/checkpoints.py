@@ -1,0 +1,47 @@
+"""Ray Train checkpoints of one training run, as found on disk.
+
+Ray resumes a run from its own record of the checkpoints (a snapshot file it writes after each one), so a
+driver killed between a checkpoint and that record loses the checkpoint, and a record naming a deleted
+checkpoint stops the run. Here every start of a run (an attempt) is a new Ray run under the run's folder,
+and the checkpoints to resume from are whatever complete checkpoints the folder holds, newest first:
+
+    <storage_path>/<variant>/<variant>-<fingerprint>/attempt-<UTC time>/checkpoint_<local time>/state.pt
+
+Loading is the completeness test (a truncated state.pt does not load), so the newest is tried first and an
+older one is the fallback. Before an attempt the run keeps its two newest checkpoints (the newest may be
+the truncated one); once the run has finished none is kept: its result (model.pt and finished.json in the
+run's folder, inpaint/train.py) is all a re-run needs.
+"""
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+PREFIX = "checkpoint_"
+ATTEMPT = "attempt-"
+KEEP = 2  # the newest may be the one a crash truncated: keep the one before it
+
+
+def new_attempt() -> str:
+    return ATTEMPT + time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + f"-{time.time_ns() % 10**9:09d}"
+
+
+def on_disk(run: Path) -> list[Path]:
+    """Every checkpoint folder of every attempt of `run`, newest first (Ray names them by their time)."""
+    found = [p for p in Path(run).glob(f"{ATTEMPT}*/{PREFIX}*") if p.is_dir()]
+    return sorted(found, key=lambda p: (p.name, p.parent.name), reverse=True)
+
+
+def prune(run: Path, keep: list[Path] | None = None, newest: int = KEEP) -> list[Path]:
+    """Delete every checkpoint of `run` except `keep` (default: the `newest` ones) and the attempt folders
+    left without a checkpoint. Only the holder of the variant's training lock may call this."""
+    found = on_disk(run)
+    keep = set(found[:newest] if keep is None else (Path(k) for k in keep))
+    removed = [p for p in found if p not in keep]
+    for p in removed:
+        shutil.rmtree(p, ignore_errors=True)
+    for attempt in Path(run).glob(f"{ATTEMPT}*"):
+        if attempt.is_dir() and not any(attempt.glob(f"{PREFIX}*")):
+            shutil.rmtree(attempt, ignore_errors=True)
+    return removed
