@@ -2,8 +2,6 @@
 what a researcher sees: the MLflow store and the report table."""
 import json
 import math
-import os
-import signal
 import re
 import subprocess
 import sys
