@@ -1,7 +1,7 @@
-"""DVC stage `tune` (studies/dvc.yaml): a thin entry point over inpaint.tune."""
+"""DVC stage `tune@STUDY` (studies/dvc.yaml): a thin entry point over inpaint.stages."""
 import sys
 
-from inpaint.cli import main
+from inpaint.stages import main
 
 if __name__ == "__main__":
-    sys.exit(main(["tune", *sys.argv[1:]]))
+    sys.exit(main("tune", sys.argv[1:]))
