@@ -413,7 +413,8 @@ def sample_sizes(rows: pd.DataFrame, runs: pd.DataFrame) -> str:
     if len(distinct) == 1:
         (one,) = distinct
         if len(set(one)) == 1:
-            return f"Sample: n = {one[0]:,} test pairs per hole-ratio bin for every row of ours and every baseline."
+            rows_of = "every row of ours" + (" and every baseline" if (rows.kind == "baseline").any() else "")
+            return f"Sample: n = {one[0]:,} test pairs per hole-ratio bin for {rows_of}."
         return "Sample: test pairs per bin " + ", ".join(f"{b}: {k}" for b, k in zip(BIN_LABELS, one)) + "."
     return "Sample (test pairs per bin): " + "; ".join(f"{m}: {', '.join(map(str, s))}" for m, s in sizes.items()) + "."
 

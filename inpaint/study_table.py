@@ -54,6 +54,5 @@ def build(params, study: str, results: pd.DataFrame, records: dict[str, dict], p
             f"{r.setting} ({r.trial_id}, {r.status}" + (f" at step {int(r.step)})" if pd.notna(r.step) else ")")
             for r in left.itertuples())))
     if not paper.rows:
-        notes.append(rp.Note(f"{paper.paper}: inpaint/paper_tables.py has no published numbers for it, so every row "
-                             "is ours"))
+        notes.append(rp.Note(f"{paper.paper}: no published numbers in inpaint/paper_tables.py, so every row is ours"))
     return rp.Table(name, title, frame, tuple(notes), rp.sample_sizes(frame, runs))

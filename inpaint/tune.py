@@ -50,7 +50,8 @@ SWEPT_SECTIONS = {"variant": "the study's variant", "train": "the train section"
 # How a swept number reads in a trial's setting; any other key reads `key=value`
 SYMBOLS = {"exp_base": "base ", "gamma": "γ=", "hole_weight": "λh=", "perceptual_weight": "λper=",
            "style_weight": "λsty=", "tv_weight": "λtv="}
-# evaluate(model file, name, its meta) -> evaluation record: the evaluate stage's scoring (stages.evaluate_model)
+# evaluate(model file, name, its meta) -> (evaluation record, per-image scores): the evaluate stage's scoring
+# (stages.evaluate_model)
 Evaluate = Callable[[Path, str, dict], tuple[dict, pd.DataFrame]]
 
 
@@ -415,8 +416,8 @@ def plot_study(table: pd.DataFrame, study: Study, name: str, steps: int, path: P
     return path
 
 
-def _children(client, experiment_id: str, parent: str) -> dict[str, Any]:
-    """{trial id: its MLflow run} of the study's parent run."""
+def _children(client, experiment_id: str, parent: str) -> dict[str, str]:
+    """{trial id: its MLflow run id} under the study's parent run."""
     runs = client.search_runs([experiment_id], filter_string=f"tags.`{TAG_PARENT}` = '{parent}'")
     return {r.data.tags[TAG_TRIAL]: r.info.run_id for r in runs if TAG_TRIAL in r.data.tags}
 

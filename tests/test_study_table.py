@@ -46,7 +46,7 @@ def test_the_completed_trials_are_our_rows_beside_the_published_rows(detector_lo
     assert list(block.columns) == list(rp.BIN_LABELS)
     assert block.loc["focal γ=2 (24 steps, ours)", "10-20%"] == 24.0  # the record's PSNR: 20 + seed + bin
     assert block.loc["CE (published)", "1-10%"] == 35.88
-    assert table.sizes == f"Sample: n = {N_PER_BIN} test pairs per hole-ratio bin for every row of ours and every baseline."
+    assert table.sizes == f"Sample: n = {N_PER_BIN} test pairs per hole-ratio bin for every row of ours."
 
 
 def test_trials_that_are_not_rows_are_named_in_a_note(detector_loss):
