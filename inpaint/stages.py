@@ -134,6 +134,8 @@ def evaluate(params: Params, variant: str) -> dict:
     """Score a trained variant (`evaluate_model`) and measure its complexity; write evals/<variant>.json,
     metrics/<variant>.json and a per-bin CSV; log the complexity (`complexity/...`) and the CSV to its MLflow
     run too."""
+    from mlflow.tracking import MlflowClient
+
     from inpaint import evaluate as ev
 
     model = paths.RUNS / variant / "model.pt"
@@ -147,8 +149,6 @@ def evaluate(params: Params, variant: str) -> dict:
         per_bin = per_image.groupby("bin").mean().reset_index()
         per_bin.insert(1, "hole_ratio_bin", [bins.label(b) for b in per_bin.bin])
         per_bin.to_csv(tmp, index=False)
-    from mlflow.tracking import MlflowClient
-
     client = MlflowClient(tracking.tracking_uri(params.tracking.uri))
     for k, v in record["complexity"].items():
         if math.isfinite(v):
