@@ -27,13 +27,12 @@ def _stage(name: str, takes_variant: bool):
 
 
 def _tune(args) -> None:
-    from inpaint import weights
-    from inpaint.tune import run_study
+    from inpaint import stages, weights
 
     params = _params(args)
     weights.preflight(params)
     start = time.perf_counter()
-    run_study(params, args.study, samples=args.samples, restart=args.restart)
+    stages.tune(params, args.study, samples=args.samples, restart=args.restart)
     print(f"tune {args.study}: done in {time.perf_counter() - start:.1f} s")
 
 
@@ -160,7 +159,8 @@ def parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         s = sub.add_parser(name, help=text, description=text)
         s.add_argument("variant", help="a key of `variants` in params.yaml")
         s.set_defaults(func=_stage(name, takes_variant=True))
-    text = "run (or resume) a Ray Tune study of `tune.studies` -> reports/tune/STUDY/ and an MLflow parent run"
+    text = ("run (or resume) a Ray Tune study of `tune.studies`, score its completed trials on the test pairs -> "
+            "reports/tune/STUDY/ (results, the paper's table) and an MLflow parent run")
     s = sub.add_parser("tune", help=text, description=text + " with one nested run per trial")
     s.add_argument("study", help="a key of `tune.studies` in params.yaml (exp_base, detector_loss, lgnet_loss_weights)")
     s.add_argument("--samples", type=int, help="override the study's number of samples (a new study only)")

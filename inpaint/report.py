@@ -21,6 +21,7 @@ from typing import Callable
 import pandas as pd
 
 from inpaint import bins, paper_tables as pt
+from inpaint.io import atomic_path, write_text
 from inpaint.models.lgnet import TABLE_VI
 
 METRICS = {"l1": "l1 (%)", "psnr": "PSNR (dB)", "ssim": "SSIM", "fid": "FID", "kid": "KID", "lpips": "LPIPS"}
@@ -96,7 +97,8 @@ def pairs_per_bin(record: dict, pairs: pd.DataFrame | None) -> dict[str, int]:
     return {BIN_LABELS[b]: int(min(counts.get(b, 0), cap) if cap else counts.get(b, 0)) for b in range(len(bins.BINS))}
 
 
-def _result_row(record: dict, pairs: pd.DataFrame | None) -> dict:
+def result_row(record: dict, pairs: pd.DataFrame | None) -> dict:
+    """The table columns of one evaluation record (evals/<variant>.json's layout)."""
     return {"pretrained": str(record.get("pretrained", "unknown")).lower(),
             "set_metrics": record.get("set_metrics", {}), "provenance": record.get("provenance", {}),
             "n": pairs_per_bin(record, pairs), **record.get("metrics", {}),
@@ -117,7 +119,7 @@ def load_results(params, evals: Path, runs: Path, pairs_path: Path) -> tuple[pd.
         train = runs / variant / "train_metrics.json"
         steps = _read_json(train).get("steps") if train.is_file() else None
         rows.append({"variant": variant, "kind": "ours", "dataset": params.data.dataset, "steps": steps,
-                     **{k: getattr(cfg, k, None) for k in VARIANT_PARAMS}, **_result_row(_read_json(path), pairs)})
+                     **{k: getattr(cfg, k, None) for k in VARIANT_PARAMS}, **result_row(_read_json(path), pairs)})
     return pd.DataFrame(rows), missing
 
 
@@ -128,7 +130,7 @@ def load_baselines(folder: Path, pairs_path: Path) -> pd.DataFrame:
     for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
         record = _read_json(path)
         rows.append({"variant": path.stem, "label": record.get("label", path.stem), "kind": "baseline",
-                     **_result_row(record, pairs)})
+                     **result_row(record, pairs)})
     return pd.DataFrame(rows)
 
 
@@ -184,7 +186,7 @@ def _published_rows(rows: pd.DataFrame) -> tuple[str, ...]:
 
 def _dataset_note(table: str, dataset: str, used: str, rows: pd.DataFrame) -> list[Note]:
     """A note on the published rows when they are not of our runs' dataset."""
-    if PUBLISHED_DATASET[used] == dataset and used not in ("sample", "folder"):
+    if not _published_rows(rows) or (PUBLISHED_DATASET[used] == dataset and used not in ("sample", "folder")):
         return []
     return [Note(f"{table}'s {DATASET_NAMES[dataset]} numbers, printed for orientation; our rows use "
                  f"data.dataset = {used}, so this is not a like-for-like comparison", _published_rows(rows))]
@@ -205,12 +207,29 @@ def gdn_table1(ours: pd.DataFrame, dataset: str, base: pd.DataFrame) -> tuple[pd
     return frame, _dataset_note("GDN Table 1", ds, dataset, frame)
 
 
+@dataclass(frozen=True)
+class Published:
+    """A paper table's own side: its name, the metrics it reports (in its order), its published rows (printed
+    label -> metric -> six values, possibly none) and the dataset they were measured on. Our rows go beside
+    them (`table`); the report's variants and the tune studies' trials share it (inpaint/study_table.py)."""
+    paper: str
+    metrics: tuple[str, ...]
+    rows: dict[str, dict[str, list[float]]]
+    dataset: str
+
+    def table(self, ours: list[tuple[str, pd.Series]], dataset: str,
+              base: pd.DataFrame | None) -> tuple[pd.DataFrame, list[Note]]:
+        frame = method_rows(ours, self.rows, self.metrics, base)
+        return frame, _dataset_note(self.paper, self.dataset, dataset, frame)
+
+
+GDN_TABLE2 = Published("GDN Table 2", ("psnr", "ssim"), _published(pt.GDN_TABLE2, str), "celeba_hq")
+
+
 def gdn_table2(ours: pd.DataFrame, dataset: str, base: pd.DataFrame) -> tuple[pd.DataFrame, list[Note]]:
     order = list(DETECTOR_LOSSES)
     ours = ours.sort_values("detector_loss", key=lambda s: s.map(order.index), kind="stable")
-    rows = [_ours(DETECTOR_LOSSES[r.detector_loss], r) for _, r in ours.iterrows()]
-    frame = method_rows(rows, _published(pt.GDN_TABLE2, str), ("psnr", "ssim"), base)
-    return frame, _dataset_note("GDN Table 2", "celeba_hq", dataset, frame)
+    return GDN_TABLE2.table([_ours(DETECTOR_LOSSES[r.detector_loss], r) for _, r in ours.iterrows()], dataset, base)
 
 
 def weight_adv_det(ours: pd.DataFrame, dataset: str, base: pd.DataFrame) -> tuple[pd.DataFrame, list[Note]]:
@@ -248,13 +267,14 @@ def _weights_label(w: tuple[float, float, float]) -> str:
     return f"λh={w[0]:g}, λper={w[1]:g}, λsty={w[2]:g}"
 
 
+LGNET_TABLE7 = Published("LGNet Table VII", ("psnr", "ssim", "l1", "lpips", "fid"), _published(
+    pt.LGNET_TABLE7, lambda row: _weights_label(pt.LGNET_TABLE7_WEIGHTS[row])), "paris")
+
+
 def lgnet_table7(ours: pd.DataFrame, dataset: str, base: pd.DataFrame) -> tuple[pd.DataFrame, list[Note]]:
     """The loss-weight ablation: our full-LGNet runs by (hole, perceptual, style) weight."""
     ours = ours.assign(weights=[_weights(r) for _, r in ours.iterrows()]).sort_values("weights", kind="stable")
-    rows = [_ours(_weights_label(r.weights), r) for _, r in ours.iterrows()]
-    published = _published(pt.LGNET_TABLE7, lambda row: _weights_label(pt.LGNET_TABLE7_WEIGHTS[row]))
-    frame = method_rows(rows, published, ("psnr", "ssim", "l1", "lpips", "fid"), base)
-    return frame, _dataset_note("LGNet Table VII", "paris", dataset, frame)
+    return LGNET_TABLE7.table([_ours(_weights_label(r.weights), r) for _, r in ours.iterrows()], dataset, base)
 
 
 COMPLEXITY = {"params_m": "#Parameters (M)", "gmacs_table_iv_256": "GFLOPs @256 (Table IV's count)",
@@ -393,7 +413,8 @@ def sample_sizes(rows: pd.DataFrame, runs: pd.DataFrame) -> str:
     if len(distinct) == 1:
         (one,) = distinct
         if len(set(one)) == 1:
-            return f"Sample: n = {one[0]:,} test pairs per hole-ratio bin for every row of ours and every baseline."
+            rows_of = "every row of ours" + (" and every baseline" if (rows.kind == "baseline").any() else "")
+            return f"Sample: n = {one[0]:,} test pairs per hole-ratio bin for {rows_of}."
         return "Sample: test pairs per bin " + ", ".join(f"{b}: {k}" for b, k in zip(BIN_LABELS, one)) + "."
     return "Sample (test pairs per bin): " + "; ".join(f"{m}: {', '.join(map(str, s))}" for m, s in sizes.items()) + "."
 
@@ -518,11 +539,14 @@ def legend(table: Table, best: str = "Bold") -> str:
         parts.append("±: half-width of the 95% bootstrap interval over the test pairs.")
     names = {"ours": "(ours) trained and measured here", "baseline": "(baseline) a classical fill on the same test pairs",
              "published": "(published) the paper's number"}
-    return " ".join(parts + ["Rows: " + "; ".join(v for k, v in names.items() if k in kinds) + "."])
+    rows = "; ".join(v for k, v in names.items() if k in kinds)
+    return " ".join(parts + ([f"Rows: {rows}."] if rows else []))
 
 
 def _blocks(table: Table) -> list[tuple[str | None, str]]:
     """(metric, heading) per block: one per metric of a binned table, a single one otherwise."""
+    if table.rows.empty:  # a study none of whose trials completed, in a table with no published rows
+        return []
     if not table.by_bin:
         return [(None, "")]
     metrics = list(dict.fromkeys(table.rows.metric))  # the table's order (each paper's own)
@@ -624,3 +648,20 @@ def to_long(table: Table) -> pd.DataFrame:
     frame = frame.rename(columns={"bin": "hole_ratio_bin"})
     return frame[["table", "method", "kind", "variant", "metric", "metric_label", "hole_ratio_bin", "value",
                   "ci_low", "ci_high"]]
+
+
+def write_table(table: Table, out: Path) -> None:
+    """<name>.md, <name>.html (with the notes) and <name>.csv (tidy: one row per method x metric x bin)."""
+    md = to_markdown(table)
+    write_text(out / f"{table.name}.md", md)
+    write_text(out / f"{table.name}.html", to_html(table))
+    with atomic_path(out / f"{table.name}.csv") as tmp:
+        to_long(table).to_csv(tmp, index=False)
+    print(md)
+
+
+def description(table: Table) -> str:
+    """A table as an MLflow run description: fixed-width blocks (MLflow draws markdown tables without cell
+    padding), the legend and the notes."""
+    notes = "".join(f"{i + 1}. {note_text(table, n)}\n" for i, n in enumerate(table.notes))
+    return f"### {table.title}\n\n{table.sizes}\n\n```\n{to_text(table)}```\n\n{legend(table, best='*')}\n\n{notes}"

@@ -14,16 +14,16 @@ from inpaint import bins, lifetime, paths, tracking, weights
 from inpaint.config import Params, ParamsError, load_params
 from inpaint.io import atomic_dir, atomic_path, write_json, write_text
 
-VARIANT_STAGES = ("train", "evaluate")
+ARGUMENT = {"train": "VARIANT", "evaluate": "VARIANT", "tune": "STUDY"}  # the stages that take one
 
 
 def main(name: str, argv: list[str]) -> int:
     """The entry point of DVC stage `name` (pipelines/<name>.py): params validated before any work, then the
     stage; bad input ends in one `error:` line and exit code 2. Goes straight here, not through the CLI, so
     that a stage's code (inpaint/codegraph.py) is what it runs, not every command's."""
-    expected = 1 if name in VARIANT_STAGES else 0
-    if len(argv) != expected:
-        print(f"usage: python pipelines/{name}.py{' VARIANT' if expected else ''}", file=sys.stderr)
+    argument = ARGUMENT.get(name)
+    if len(argv) != bool(argument):
+        print(f"usage: python pipelines/{name}.py{' ' + argument if argument else ''}", file=sys.stderr)
         return 2
     lifetime.die_with_parent()  # `dvc repro` killed with -9 must not leave this stage running
     try:
@@ -34,15 +34,15 @@ def main(name: str, argv: list[str]) -> int:
     return 0
 
 
-def run(name: str, params: Params, *variant: str) -> None:
+def run(name: str, params: Params, *argument: str) -> None:
     """Stage `name` on validated params, after the pretrained-weights check; prints its time."""
-    if variant and variant[0] not in params.variants:
-        raise ParamsError(f"params.yaml: no variant {variant[0]!r} under `variants` "
+    if ARGUMENT.get(name) == "VARIANT" and argument[0] not in params.variants:
+        raise ParamsError(f"params.yaml: no variant {argument[0]!r} under `variants` "
                           f"(there are: {', '.join(params.variants)})")
     weights.preflight(params)
     start = time.perf_counter()
-    globals()[name](params, *variant)
-    print(f"{' '.join([name, *variant])}: done in {time.perf_counter() - start:.1f} s")
+    globals()[name](params, *argument)
+    print(f"{' '.join([name, *argument])}: done in {time.perf_counter() - start:.1f} s")
 
 
 def prepare(params: Params) -> dict:
@@ -119,50 +119,78 @@ def train(params: Params, variant: str) -> dict:
     return train_variant(params, variant, paths.RUNS / variant)
 
 
+def tune(params: Params, study: str, samples: int | None = None, restart: bool = False) -> dict:
+    """A Ray Tune study (inpaint/tune.py; `tune@STUDY` in studies/dvc.yaml). Its completed trials' final models
+    are scored by `evaluate_model`, the evaluate stage's own code and settings, so that the study's table
+    (inpaint/study_table.py) puts them beside the variants' and the papers' numbers on the same test pairs."""
+    from functools import partial
+
+    from inpaint.tune import run_study
+
+    return run_study(params, study, partial(evaluate_model, params), samples=samples, restart=restart)
+
+
 def evaluate(params: Params, variant: str) -> dict:
-    """Score a trained variant; write evals/<variant>.json and a per-bin CSV; log to its MLflow run: the
-    metrics per bin with their confidence intervals (`test/...`) and the complexity (`complexity/...`)."""
-    import mlflow
+    """Score a trained variant (`evaluate_model`) and measure its complexity; write evals/<variant>.json,
+    metrics/<variant>.json and a per-bin CSV; log the complexity (`complexity/...`) and the CSV to its MLflow
+    run too."""
+    from mlflow.tracking import MlflowClient
 
     from inpaint import evaluate as ev
 
-    generator, meta = ev.load_generator(paths.RUNS / variant / "model.pt")
-    start = time.perf_counter()
-    results, per_image, set_metrics = ev.score(paths.RUNS / variant / "model.pt", paths.PREPARED,
-                                               paths.MASKS / "test", paths.TEST_PAIRS, params)
-    seconds = time.perf_counter() - start
-    pairs_per_s = len(per_image) / max(seconds, 1e-9)
-    print(f"evaluate {variant}: {len(per_image)} pairs in {seconds:.1f} s ({pairs_per_s:.1f} pairs/s, all metrics)")
-    complexity = ev.complexity(generator, meta)
-    record = {"variant": variant, "metrics": results, "complexity": complexity, "pretrained": set_metrics.pretrained,
-              "set_metrics": set_metrics.status, "pairs": len(per_image), "pairs_per_s": round(pairs_per_s, 2),
-              "pairs_per_bin": {bins.label(b): int(n) for b, n in per_image.groupby("bin").size().items()},
-              "settings": {**params.evaluate.model_dump(mode="json"), "weights": params.weights},
-              "provenance": evaluation_provenance(params, meta, set_metrics)}
+    model = paths.RUNS / variant / "model.pt"
+    generator, meta = ev.load_generator(model)
+    record, per_image = evaluate_model(params, model, variant, meta)
+    record["complexity"] = ev.complexity(generator, meta)
     write_json(paths.EVALS / f"{variant}.json", record)
-    write_json(paths.METRICS / f"{variant}.json", headline(results, meta.get("steps")))
+    write_json(paths.METRICS / f"{variant}.json", headline(record["metrics"], meta.get("steps")))
     per_bin_csv = paths.EVALS / f"{variant}_per_bin.csv"
     with atomic_path(per_bin_csv) as tmp:
         per_bin = per_image.groupby("bin").mean().reset_index()
         per_bin.insert(1, "hole_ratio_bin", [bins.label(b) for b in per_bin.bin])
         per_bin.to_csv(tmp, index=False)
+    client = MlflowClient(tracking.tracking_uri(params.tracking.uri))
+    for k, v in record["complexity"].items():
+        if math.isfinite(v):
+            client.log_metric(meta["run_id"], tracking.metric_key("complexity", k), v)
+    client.log_artifact(meta["run_id"], str(per_bin_csv), artifact_path="evaluation")
+    return record
 
-    client = mlflow.tracking.MlflowClient(tracking.tracking_uri(params.tracking.uri))
-    run_id = meta["run_id"]
+
+def evaluate_model(params: Params, model: Path, name: str, meta: dict) -> tuple[dict, pd.DataFrame]:
+    """What the evaluate stage does with a trained variant's model file, for any model file `model` (a
+    variant's, or a tune trial's final model): score it on the recorded test pairs with the `evaluate`
+    settings, and log to the MLflow run that trained it (meta["run_id"]) the metrics per bin with their
+    confidence intervals (`test/...`), the headline means and the metrics-per-hole-ratio figure. Returns the
+    evaluation record (evals/<variant>.json's layout, without the complexity) and the per-image scores."""
+    from mlflow.tracking import MlflowClient
+
+    from inpaint import evaluate as ev
+
+    start = time.perf_counter()
+    results, per_image, set_metrics = ev.score(model, paths.PREPARED, paths.MASKS / "test", paths.TEST_PAIRS, params)
+    seconds = time.perf_counter() - start
+    pairs_per_s = len(per_image) / max(seconds, 1e-9)
+    print(f"evaluate {name}: {len(per_image)} pairs in {seconds:.1f} s ({pairs_per_s:.1f} pairs/s, all metrics)")
+    record = {"variant": name, "metrics": results, "pretrained": set_metrics.pretrained,
+              "set_metrics": set_metrics.status, "pairs": len(per_image), "pairs_per_s": round(pairs_per_s, 2),
+              "pairs_per_bin": {bins.label(b): int(n) for b, n in per_image.groupby("bin").size().items()},
+              "settings": {**params.evaluate.model_dump(mode="json"), "weights": params.weights},
+              "provenance": evaluation_provenance(params, meta, set_metrics)}
+
+    client, run_id = MlflowClient(tracking.tracking_uri(params.tracking.uri)), meta["run_id"]
     logged = {tracking.metric_key("test", *k.split("/")): v for k, v in results.items()}
-    logged.update({tracking.metric_key("complexity", k): v for k, v in complexity.items()})
     logged["evaluate/pairs_per_s"] = pairs_per_s
     for k, v in logged.items():
         if math.isfinite(v):
             client.log_metric(run_id, k, v)
     client.set_tag(run_id, "eval.pretrained", str(set_metrics.pretrained).lower())
-    for name, status in set_metrics.status.items():
-        client.set_tag(run_id, f"eval.{name}", status[:5000])
+    for metric, status in set_metrics.status.items():
+        client.set_tag(run_id, f"eval.{metric}", status[:5000])
     for k, v in record["settings"].items():
         client.set_tag(run_id, f"eval.setting.{k}", str(v))
-    client.log_artifact(run_id, str(per_bin_csv), artifact_path="evaluation")
-    _log_headline(client, run_id, variant, results)
-    return record
+    _log_headline(client, run_id, name, results)
+    return record, per_image
 
 
 def headline(results: dict[str, float], steps: int | None) -> dict[str, float]:
@@ -246,7 +274,7 @@ def report(params: Params) -> dict:
         print(f"report: {note}")
     with atomic_dir(paths.REPORTS / "tables") as tmp:
         for table in (head, *tables):
-            _write_table(table, tmp)
+            rp.write_table(table, tmp)
         write_text(tmp / "index.html", _index_html([head, *tables], skipped))
     with atomic_dir(paths.REPORTS / "plots") as plots, atomic_dir(paths.REPORTS / "figures") as figures:
         _pictures(runs, baselines, plots, figures)
@@ -265,9 +293,7 @@ def _log_report_run(params: Params, head, tables: list, skipped: list[str]) -> s
     client, experiment_id = tracking.open_experiment(params.tracking)
     _runs_table_view(client, experiment_id)
     listing = "\n".join(f"- {t.title}: artifact `tables/{t.name}.md` (and .html, .csv)" for t in tables)
-    notes = "".join(f"{i + 1}. {rp.note_text(head, n)}\n" for i, n in enumerate(head.notes))
-    note = (f"### {head.title}\n\n{head.sizes}\n\n```\n{rp.to_text(head)}```\n\n"
-            f"{rp.legend(head, best='*')}\n\n{notes}\n### Tables\n\n{listing}\n" + "".join(f"\n- {s}" for s in skipped))
+    note = f"{rp.description(head)}\n### Tables\n\n{listing}\n" + "".join(f"\n- {s}" for s in skipped)
     run = client.create_run(experiment_id, run_name="report", tags={
         tracking.TAG_KIND: "report", "mlflow.note.content": note, **tracking.provenance()})
     rid = run.info.run_id
@@ -302,18 +328,6 @@ def _runs_table_view(client, experiment_id: str) -> None:
     client.set_experiment_tag(experiment_id, f"mlflow.sharedViewState.{HEADLINE_VIEW}", json.dumps(view))
     print(f"report: MLflow runs table with the headline metrics: `inpaint ui`, then "
           f"http://127.0.0.1:5000/#/experiments/{experiment_id}/runs?viewStateShareKey={HEADLINE_VIEW}")
-
-
-def _write_table(table, out: Path) -> None:
-    """<name>.md, <name>.html (with the notes) and <name>.csv (tidy: one row per method x metric x bin)."""
-    from inpaint.report import to_html, to_long, to_markdown
-
-    md = to_markdown(table)
-    write_text(out / f"{table.name}.md", md)
-    write_text(out / f"{table.name}.html", to_html(table))
-    with atomic_path(out / f"{table.name}.csv") as tmp:
-        to_long(table).to_csv(tmp, index=False)
-    print(md)
 
 
 def _index_html(tables: list, skipped: list[str]) -> str:

@@ -7,10 +7,15 @@ A study (`tune.studies` in params.yaml) perturbs one variant. `run_study`:
 2. opens one MLflow parent run and lets Tune run `run_trial`, the driver function of one trial: it builds
    the trial's TorchTrainer (inpaint/train.py), whose workers score the validation split
    (inpaint/validation.py) every `tune.validation.every` steps; TuneReportCallback forwards those reports
-   to Tune, so ASHA can stop a trailing trial. Each trial logs to an MLflow child run of the parent;
-3. writes reports/tune/<study>/: results.csv (one row per trial), best_params.yaml (the best trial's
-   settings as params.yaml overrides, with the `dvc exp run` line that applies them) and
-   <study>_metric.png (the metric against each swept param); all are logged to the parent run.
+   to Tune, so ASHA can stop a trailing trial. Each trial logs to an MLflow child run of the parent, named
+   by the trial's setting (`detector_loss: focal γ=2`);
+3. turns the final checkpoint of every trial that trained all its steps into a model file (the train
+   stage's model.pt) and scores it on the pipeline's test pairs with `evaluate`, the evaluate stage's code
+   (stages.evaluate_model, which logs the test metrics to the trial's run);
+4. writes reports/tune/<study>/: results.csv (one row per trial), best_params.yaml (the best trial's
+   settings as params.yaml overrides, with the `dvc exp run` line that applies them), <study>_metric.png
+   (the metric against each swept param) and tables/: the paper's table of the study with the scored trials
+   as our rows (inpaint/study_table.py); all are logged to the parent run, whose description is the table.
 
 Tune's experiment state and each trial's Ray Train checkpoints live in tune.storage_path/<study>, so a
 study whose driver stopped resumes where it was (`restart=True` starts it afresh).
@@ -20,26 +25,34 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import pandas as pd
 import yaml
 from pydantic import ValidationError
 
-from inpaint import paths, tracking
+from inpaint import paths, report, study_table, tracking
 from inpaint.config import Params, ParamsError, Study, TuneConfig, merge, explain
-from inpaint.io import atomic_path, write_json, write_text
+from inpaint.io import atomic_dir, atomic_path, write_json, write_text
 
 TAG_PARENT = "mlflow.parentRunId"  # MLflow's own tag: the UI nests the trials under their study
 TAG_STUDY = "inpaint.tune.study"
 TAG_TRIAL = "inpaint.tune.trial_id"
 TAG_STATUS = "inpaint.tune.status"
+TAG_MODEL = "inpaint.tune.model"  # where a completed trial's final model file is
 # A trial's driver only waits on its TorchTrainer, whose workers reserve the CPUs (or GPUs) themselves; Ray
 # needs a non-empty request, so the driver reserves the memory it uses instead of Tune's default CPU.
 DRIVER_RESOURCES = {"CPU": 0, "memory": 256 * 2**20}
 STATUSES = ("completed", "stopped early", "failed", "not run")
+CHECKPOINT_PATH = "checkpoint_path"  # where TuneReportCallback puts a report's checkpoint (ray.tune.integration.ray_train)
 VALIDATION_KEYS = ("val/psnr", "val/ssim", "val/l1")
 SWEPT_SECTIONS = {"variant": "the study's variant", "train": "the train section"}
+# How a swept number reads in a trial's setting; any other key reads `key=value`
+SYMBOLS = {"exp_base": "base ", "gamma": "γ=", "hole_weight": "λh=", "perceptual_weight": "λper=",
+           "style_weight": "λsty=", "tv_weight": "λtv="}
+# evaluate(model file, name, its meta) -> (evaluation record, per-image scores): the evaluate stage's scoring
+# (stages.evaluate_model)
+Evaluate = Callable[[Path, str, dict], tuple[dict, pd.DataFrame]]
 
 
 def study_variant(params: Params, name: str) -> tuple[str, Any]:
@@ -133,9 +146,21 @@ def run_trial(config: dict, params: Params, study: str, parent_run_id: str, expe
     trainer.fit()
 
 
+def setting(config: dict) -> str:
+    """A trial's swept values as the papers name a setting: words as they are, numbers with their symbol,
+    e.g. `linear`, `exp base 5`, `focal γ=2`, `λh=6, λper=0.05, λsty=120, λtv=0.1`."""
+    items = [(key.rpartition(".")[2], value) for key, value in config.items()]
+    items = [pair for key, value in items for pair in (value.items() if isinstance(value, dict) else [(key, value)])]
+    words = [str(v) for _, v in items if isinstance(v, str)]
+    numbers = [SYMBOLS.get(k, f"{k}=") + (f"{v:.3g}" if isinstance(v, float) else str(v))
+               for k, v in items if not isinstance(v, str)]
+    return " ".join(words + ([", ".join(numbers)] if numbers else []))
+
+
 def label(value: Any) -> Any:
-    """How a swept value reads in the table and the plot: partial settings as `key=value, ...`."""
-    return ", ".join(f"{k}={v}" for k, v in value.items()) if isinstance(value, dict) else value
+    """How a swept value reads in results.csv and the plot: partial settings as their `setting`, numbers as
+    they are."""
+    return setting(value) if isinstance(value, dict) else value
 
 
 def _child_run(client, experiment_id: str, parent_run_id: str, study: str, trial_id: str, config: dict,
@@ -145,7 +170,7 @@ def _child_run(client, experiment_id: str, parent_run_id: str, study: str, trial
         f"tags.`{TAG_PARENT}` = '{parent_run_id}' and tags.`{TAG_TRIAL}` = '{trial_id}'"), max_results=1)
     if found:
         return found[0].info.run_id
-    run = client.create_run(experiment_id, run_name=f"{study} {trial_id}", tags={
+    run = client.create_run(experiment_id, run_name=f"{study}: {setting(config)}", tags={
         TAG_PARENT: parent_run_id, tracking.TAG_KIND: "tune_trial", TAG_STUDY: study, TAG_TRIAL: trial_id,
         tracking.TAG_VARIANT: variant, tracking.TAG_FRAMEWORK: trial.variants[variant].framework,
         "profile": trial.profile, **tracking.provenance()})
@@ -206,8 +231,10 @@ def _tuner(params: Params, name: str, study: Study, study_dir: Path, trainable, 
                                   failure_config=tune.FailureConfig(max_failures=0)))
 
 
-def run_study(params: Params, name: str, samples: int | None = None, restart: bool = False) -> dict:
-    """Run (or resume) the study `name`; write reports/tune/<name>/ and finish its MLflow runs."""
+def run_study(params: Params, name: str, evaluate: Evaluate, samples: int | None = None,
+              restart: bool = False) -> dict:
+    """Run (or resume) the study `name`, score its completed trials with `evaluate`, write reports/tune/<name>/
+    and finish its MLflow runs."""
     from ray import tune
 
     from inpaint import cluster
@@ -218,6 +245,9 @@ def run_study(params: Params, name: str, samples: int | None = None, restart: bo
             update={"studies": {**params.tune.studies, name: study}})})
     study = check_study(params, name)
     steps = trial_params(params, name, {}).train.steps
+    if not paths.TEST_PAIRS.is_file():  # where the completed trials are scored: refuse before hours of training
+        raise FileNotFoundError(f"{paths.TEST_PAIRS}: missing; a study scores its completed trials on the test "
+                                "pairs, which the pairs stage writes (`dvc repro pairs`)")
     study_dir = paths.absolute(params.tune.storage_path) / name
     if restart:
         shutil.rmtree(study_dir, ignore_errors=True)
@@ -231,22 +261,31 @@ def run_study(params: Params, name: str, samples: int | None = None, restart: bo
 
     table, trials = results_table(results, study, steps)
     unfinished = results.num_terminated + results.num_errors < len(results)  # public ResultGrid counts
-    children = _finish_children(client, experiment_id, parent, table, trials, unfinished)
+    children = _children(client, experiment_id, parent)
     table["mlflow_run_id"] = table.trial_id.map(children)
+    models = study_dir / "models"
+    records = score_trials(params, name, table, trials, models, evaluate)
+    table["model"] = [_shown(models / t / "model.pt") if t in records else "" for t in table.trial_id]
+    _finish_children(client, children, table, trials, unfinished)
     out = paths.REPORTS / "tune" / name
     with atomic_path(out / "results.csv") as tmp:
         table.to_csv(tmp, index=False)
     plot_study(table, study, name, steps, out / f"{name}_metric.png")
+    pairs = pd.read_csv(paths.TEST_PAIRS)
+    paper = study_table.build(params, name, table, records, pairs, steps)
+    with atomic_dir(out / "tables") as tmp:
+        report.write_table(paper, tmp)
     best = None if unfinished else best_trial(table, study)  # the best of part of a study is no answer
     (out / "best_params.yaml").unlink(missing_ok=True)
     summary = {"study": name, "trials": len(table), "parent_run_id": parent, "metric": study.metric,
                "interrupted": unfinished,
-               **{status.replace(" ", "_"): int((table.status == status).sum()) for status in STATUSES}}
+               **{status.replace(" ", "_"): int((table.status == status).sum()) for status in STATUSES},
+               "scored_on_test_pairs": len(records), "table": f"tables/{paper.name}.md"}
     if best is not None:
         summary.update(best_trial_id=best.trial_id, best_value=float(best[study.metric]), best_step=int(best.step))
         write_best_params(params, name, trials[best.trial_id].config, best, out / "best_params.yaml")
     write_json(out / "summary.json", summary)
-    _finish_parent(client, parent, table, summary, out, unfinished)
+    _finish_parent(client, parent, table, summary, out, paper, unfinished)
     if unfinished:
         never = ", ".join(table.trial_id[table.status == "not run"]) or "none"
         raise StudyInterrupted(f"tune {name}: interrupted before every trial finished; trials that never ran: "
@@ -264,11 +303,13 @@ class StudyInterrupted(RuntimeError):
 class Trial(NamedTuple):
     config: dict  # the swept keys' values
     history: pd.DataFrame | None  # every report Tune received
+    checkpoint: str | None  # the checkpoint its last report carried (Ray Train's path or URI)
 
 
 def results_table(results, study: Study, steps: int) -> tuple[pd.DataFrame, dict]:
-    """One row per trial: its swept values, the metric at its last evaluation, the step it stopped at,
-    its status (completed / stopped early / failed / not run: no report and no error) and error; plus each trial's settings and reports by id."""
+    """One row per trial: its setting and swept values, the metric at its last evaluation, the step it stopped
+    at, its status (completed / stopped early / failed / not run: no report and no error) and error; plus each
+    trial's settings, reports and last checkpoint by id."""
     rows, trials = [], {}
     for result in results:
         metrics = result.metrics or {}
@@ -278,13 +319,49 @@ def results_table(results, study: Study, steps: int) -> tuple[pd.DataFrame, dict
                   "completed" if step == steps else "stopped early")
         # a restored study's failed trials keep their settings only in their trial folder
         config = result.config or json.loads((Path(result.path) / "params.json").read_text())
-        trials[trial_id] = Trial(config, result.metrics_dataframe)
-        rows.append({"trial_id": trial_id, **{k: label(config[k]) for k in study.space},
+        trials[trial_id] = Trial(config, result.metrics_dataframe, metrics.get(CHECKPOINT_PATH))
+        rows.append({"trial_id": trial_id, "setting": setting(config), **{k: label(config[k]) for k in study.space},
                      study.metric: metrics.get(study.metric), "step": step, "status": status,
                      "error": str(result.error).strip().splitlines()[-1][:300] if result.error else ""})
     table = pd.DataFrame(rows).sort_values("trial_id", ignore_index=True)
     table["step"] = table["step"].astype("Int64")  # empty for a trial that failed before its first report
     return table, trials
+
+
+def score_trials(params: Params, name: str, table: pd.DataFrame, trials: dict[str, Trial], models: Path,
+                 evaluate: Evaluate) -> dict[str, dict]:
+    """Each completed trial's final model, written as the train stage writes model.pt (models/<trial>/model.pt),
+    scored with `evaluate` on the test pairs; trial id -> evaluation record, in trial order. A trial stopped
+    early is not scored: its model is from an earlier step than the others'."""
+    records = {}
+    for row in table[table.status == "completed"].itertuples():
+        path = models / row.trial_id / "model.pt"
+        meta = trial_model(trial_params(params, name, trials[row.trial_id].config), trials[row.trial_id].checkpoint,
+                           row.mlflow_run_id, path)
+        records[row.trial_id], _ = evaluate(path, f"{name}: {row.setting}", meta)
+    return records
+
+
+def _shown(path: Path) -> str:
+    """A path as results.csv records it: relative to the repository when inside it."""
+    return str(path.relative_to(paths.REPO_ROOT)) if path.is_relative_to(paths.REPO_ROOT) else str(path)
+
+
+def trial_model(trial: Params, checkpoint: str, run_id: str, path: Path) -> dict:
+    """The model file of a trial's checkpoint (train.model_file's content); returns its meta."""
+    import ray.train
+    import torch
+
+    from inpaint import train
+
+    (variant,) = trial.variants
+    with ray.train.Checkpoint(checkpoint).as_directory() as d:
+        state = train.load_state(Path(d) / train.STATE_FILE, expect={"variant": variant})
+    model = train.model_file(state, trial.variants[variant], trial.data.image_size, run_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        torch.save(model, tmp)
+    return model["meta"]
 
 
 def best_trial(table: pd.DataFrame, study: Study):
@@ -351,19 +428,21 @@ def plot_study(table: pd.DataFrame, study: Study, name: str, steps: int, path: P
     return path
 
 
-def _finish_children(client, experiment_id: str, parent: str, table: pd.DataFrame, trials: dict,
-                     unfinished: bool = False) -> dict[str, str]:
-    """Close each trial's MLflow run with its validation curves (what Tune received), status and stopping
-    step (KILLED, for a resume to reopen, when the study was interrupted); returns {trial id: run id}."""
+def _children(client, experiment_id: str, parent: str) -> dict[str, str]:
+    """{trial id: its MLflow run id} under the study's parent run."""
+    runs = client.search_runs([experiment_id], filter_string=f"tags.`{TAG_PARENT}` = '{parent}'")
+    return {r.data.tags[TAG_TRIAL]: r.info.run_id for r in runs if TAG_TRIAL in r.data.tags}
+
+
+def _finish_children(client, children: dict[str, str], table: pd.DataFrame, trials: dict, unfinished: bool) -> None:
+    """Close each trial's MLflow run with its validation curves (what Tune received), status, stopping step
+    and the path of its model file (KILLED, for a resume to reopen, when the study was interrupted)."""
     from mlflow.entities import Metric
 
-    runs = client.search_runs([experiment_id], filter_string=f"tags.`{TAG_PARENT}` = '{parent}'")
-    by_trial = {r.data.tags[TAG_TRIAL]: r for r in runs if TAG_TRIAL in r.data.tags}
     for row in table.itertuples():
-        run = by_trial.get(row.trial_id)
-        if run is None or run.info.status in ("FINISHED", "FAILED"):  # not created yet, or closed already
+        rid = children.get(row.trial_id)
+        if rid is None or client.get_run(rid).info.status in ("FINISHED", "FAILED"):  # not created yet, or closed
             continue
-        rid = run.info.run_id
         history = trials[row.trial_id].history
         if history is not None and "step" in history:
             client.log_batch(rid, metrics=[
@@ -374,15 +453,24 @@ def _finish_children(client, experiment_id: str, parent: str, table: pd.DataFram
             client.log_metric(rid, tracking.metric_key("tune", "stopped_at_step"), row.step)
         if row.error:
             client.set_tag(rid, "inpaint.tune.error", row.error)
+        if row.model:
+            client.set_tag(rid, TAG_MODEL, row.model)
         client.set_terminated(rid, "FAILED" if row.status == "failed" else "KILLED" if unfinished else "FINISHED")
-    return {t: r.info.run_id for t, r in by_trial.items()}
 
 
-def _finish_parent(client, parent: str, table: pd.DataFrame, summary: dict, out: Path, unfinished: bool) -> None:
-    for f in sorted(out.iterdir()):
+def _finish_parent(client, parent: str, table: pd.DataFrame, summary: dict, out: Path, paper: report.Table,
+                   unfinished: bool) -> None:
+    """The study's results and its paper table as artifacts (the table's rows also as an MLflow table), the
+    table as the run's description, the trial counts and the best validation score as metrics."""
+    for f in sorted(f for f in out.iterdir() if f.is_file()):
         client.log_artifact(parent, str(f), artifact_path="results")
+    client.log_artifacts(parent, str(out / "tables"), artifact_path="tables")
     client.log_table(parent, data=table.astype(object).where(table.notna(), ""),
                      artifact_file="results/results_table.json")
+    client.log_table(parent, data=report.to_long(paper), artifact_file=f"tables/{paper.name}.json")
+    client.set_tag(parent, "mlflow.note.content", report.description(paper) + (
+        f"\nArtifacts: `tables/{paper.name}.md` (and .html, .csv), `results/results.csv` (every trial, validation "
+        "metric, status), `results/best_params.yaml`."))
     for k in ("trials", *(s.replace(" ", "_") for s in STATUSES)):
         client.log_metric(parent, tracking.metric_key("tune", k), summary[k])
     if "best_value" in summary:

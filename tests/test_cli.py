@@ -32,8 +32,8 @@ def test_each_command_has_help(command, capsys):
 
 
 @pytest.mark.parametrize("bad, key", [
-    ("variants:\n  v: {framework: det, optimiser: {lr_g: -0.001}}\n", "variants.v.det.optimiser.lr_g"),
-    ("variants:\n  v: {framework: det, exp_base: 0.5}\n", "variants.v.det.exp_base"),
+    ("variants:\n  v: {framework: det, optimiser: {lr_g: -0.001}}\n", "variants.v.optimiser.lr_g"),
+    ("variants:\n  v: {framework: det, exp_base: 0.5}\n", "variants.v.exp_base"),
     ("variants:\n  v: {framework: pix2pix}\n", "variants.v"),
 ])
 def test_bad_params_stop_before_any_work(tmp_path, capsys, bad, key):

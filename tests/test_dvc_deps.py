@@ -1,5 +1,6 @@
-"""dvc.yaml lists every `inpaint` file each stage runs (inpaint/codegraph.py reads the imports from the code,
-lazy ones included), so that an edit anywhere in a stage's code re-runs that stage."""
+"""dvc.yaml and studies/dvc.yaml list every `inpaint` file each stage runs (inpaint/codegraph.py reads the
+imports from the code, lazy ones included), so that an edit anywhere in a stage's code re-runs that stage;
+studies/dvc.yaml has a stage for every study of params.yaml."""
 from pathlib import Path
 
 import pytest
@@ -8,16 +9,21 @@ import yaml
 from inpaint import codegraph
 from inpaint.paths import REPO_ROOT
 
-DVC = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())["stages"]
+DVC_FILES = ("dvc.yaml", "studies/dvc.yaml")
+
+
+def _dvc(file: str) -> dict:
+    return yaml.safe_load((REPO_ROOT / file).read_text())["stages"]
 
 
 def _stages() -> dict[str, tuple[str, list[str]]]:
-    """{dvc stage: (inpaint.stages function it runs, its deps)}; foreach stages read through their `do`."""
+    """{dvc file:stage: (inpaint.stages function it runs, its deps)}; foreach stages read through their `do`."""
     out = {}
-    for name, stage in DVC.items():
-        body = stage.get("do", stage)
-        script = body["cmd"].split()[1]  # python pipelines/<function>.py ...
-        out[name] = (Path(script).stem, body.get("deps", []))
+    for file in DVC_FILES:
+        for name, stage in _dvc(file).items():
+            body = stage.get("do", stage)
+            script = body["cmd"].split()[1]  # python pipelines/<function>.py ...
+            out[f"{file}:{name}"] = (Path(script).stem, body.get("deps", []))
     return out
 
 
@@ -44,8 +50,13 @@ def test_the_graph_sees_lazy_imports_and_lazy_package_attributes():
 
 
 def test_a_missing_dep_is_caught(tmp_path):
-    function, deps = _stages()["train"]
+    function, deps = _stages()["dvc.yaml:train"]
     code = [p.relative_to(REPO_ROOT).as_posix() for p in codegraph.stage_files(function)]
     trimmed = [d for d in deps if d != "inpaint/losses"]
     assert [p for p in code if not _covered(p, trimmed)] == sorted(
         p for p in code if p.startswith("inpaint/losses/"))
+
+
+def test_every_study_has_a_stage():
+    studies = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())["tune"]["studies"]
+    assert set(_dvc("studies/dvc.yaml")["tune"]["foreach"]) == set(studies)

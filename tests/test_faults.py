@@ -170,7 +170,7 @@ def _rank(rank: int, port_queue, result_queue) -> None:
         port_queue.put(port)
     else:
         port = port_queue.get(timeout=60)
-    rendezvous._join(rank=rank, world=2, port=port, backend="gloo", timeout_s=60)
+    rendezvous._join(world_rank=rank, world=2, port=port, backend="gloo", timeout_s=60)
     me = psutil.Process()
     listening = [(c.laddr.ip, c.laddr.port) for c in psutil.net_connections("tcp")
                  if c.pid == me.pid and c.status == psutil.CONN_LISTEN]

@@ -1,6 +1,7 @@
 """Ray Tune studies (inpaint/tune.py): search spaces are checked before Ray starts; at the `ci` profile a
-3-trial study in a temporary copy of the repository finishes with one trial failing, and MLflow holds the
-parent run, the nested trials, the results table, the plot and the best params."""
+3-trial study in a temporary copy of the repository finishes with one trial failing, its completed trials are
+scored on the test pairs into the study's table, and MLflow holds the parent run (the table as its
+description), the nested trials named by their setting, the results table, the plot and the best params."""
 import shutil
 import sys
 import tempfile
@@ -11,7 +12,7 @@ import pytest
 import yaml
 
 from conftest import run_checked
-from inpaint import tune
+from inpaint import report as rp, stages, tune
 from inpaint.config import ParamsError, resolve
 
 STUDY = {"variant": "gdn_det", "space": {"train.batch_size": {"grid": [1, 2, 4096]}}}  # 4096: more than the images
@@ -33,7 +34,7 @@ def test_a_value_the_params_refuse_is_named_before_ray_starts(space, named, reas
 
     params = _params({"bad": {"variant": "gdn_det", "space": space}})
     with pytest.raises(ParamsError, match="tune.studies.bad." + named) as e:
-        tune.run_study(params, "bad")
+        stages.tune(params, "bad")
     assert reason in str(e.value)
     assert not ray.is_initialized()
 
@@ -72,7 +73,8 @@ def _ci3(params: dict) -> None:
 
 @pytest.fixture(scope="module")
 def study(repo_copy):
-    """A copy of the repository at the ci profile with a 3-trial study, prepared data and masks, run once."""
+    """A copy of the repository at the ci profile with a 3-trial study, prepared data, masks and test pairs, run
+    once."""
     work, env = repo_copy(_ci3)
     # A Ray temp dir of its own: isolated from any other Ray on the machine (a shared head included)
     ray_tmp = tempfile.mkdtemp(prefix="rt", dir="/tmp")  # short: Ray's socket paths must fit 107 characters
@@ -80,6 +82,7 @@ def study(repo_copy):
     cli = [sys.executable, "-m", "inpaint.cli"]  # from the copy (the working directory comes first)
     run_checked([*cli, "prepare"], work, env)
     run_checked([*cli, "masks"], work, env)
+    run_checked([*cli, "pairs"], work, env)
     start = time.perf_counter()
     log = run_checked([*cli, "tune", "ci3"], work, env)
     print(f"inpaint tune ci3 (3 trials, ci) took {time.perf_counter() - start:.0f} s")
@@ -114,6 +117,9 @@ def test_mlflow_nests_the_trials_under_the_study_run_with_table_plot_and_best_pa
     pid = parent.info.run_id
     children = client.search_runs([exp], filter_string=f"tags.`mlflow.parentRunId` = '{pid}'")
     assert len(children) == 3 and {c.data.tags["inpaint.kind"] for c in children} == {"tune_trial"}
+    table = pd.read_csv(work / "reports" / "tune" / "ci3" / "results.csv")
+    names = {c.data.tags["inpaint.tune.trial_id"]: c.info.run_name for c in children}
+    assert names == {t: f"ci3: batch_size={b}" for t, b in zip(table.trial_id, table["train.batch_size"])}
     assert sorted(c.info.status for c in children) == ["FAILED", "FINISHED", "FINISHED"]
     for child in children:
         if child.info.status == "FINISHED":
@@ -154,3 +160,31 @@ def test_a_trial_without_report_or_error_is_not_run_and_never_the_best(tmp_path)
     table, _ = results_table([ran, never], study, steps=4)
     assert table.set_index("trial_id").status.to_dict() == {"t1": "completed", "t2": "not run"}
     assert best_trial(table, study).trial_id == "t1"
+
+
+def test_the_completed_trials_are_scored_on_the_test_pairs_into_the_study_table(study):
+    work, _, _, _ = study
+    out = work / "reports" / "tune" / "ci3"
+    results = pd.read_csv(out / "results.csv")
+    done = results[results.status == "completed"]
+    long = pd.read_csv(out / "tables" / "ci3.csv")
+    assert set(long.kind) == {"ours"}  # ci3 is no paper's study: no published rows
+    assert set(long.variant) == set(done.trial_id)
+    assert set(long.method) == {f"batch_size={b} (4 steps, ours)" for b in done["train.batch_size"]}
+    assert set(long.hole_ratio_bin) == set(rp.BIN_LABELS) and {"PSNR (dB)", "SSIM", "l1 (%)"} <= set(long.metric_label)
+    psnr = long[long.metric == "psnr"]
+    assert psnr.value.between(0, 100).all() and (psnr.ci_low <= psnr.value).all()
+    md = (out / "tables" / "ci3.md").read_text()
+    assert "**PSNR (dB) (higher is better)**" in md and "are not rows" in md
+    for row in results[results.status != "completed"].itertuples():
+        assert f"{row.setting} ({row.trial_id}, {row.status}" in md
+    assert all((work / m).is_file() for m in done.model)  # the final models are kept
+
+    client, exp = _mlflow(work)
+    (parent,) = client.search_runs([exp], filter_string="tags.`inpaint.kind` = 'tune_study'")
+    assert parent.data.tags["mlflow.note.content"].startswith("### tune ci3: trials on the test pairs")
+    assert {"tables/ci3.md", "tables/ci3.html", "tables/ci3.csv", "tables/ci3.json"} <= {
+        a.path for a in client.list_artifacts(parent.info.run_id, "tables")}
+    for rid in done.mlflow_run_id:  # the test metrics, as the evaluate stage logs them on a train run
+        metrics = client.get_run(rid).data.metrics
+        assert 0 < metrics["psnr_mean"] <= 100 and any(k.startswith("test/psnr/") for k in metrics)
