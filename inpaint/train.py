@@ -459,7 +459,7 @@ def _log_model(client, run_id: str, model: Path) -> None:
 
 
 def _write_loss_curve(client, run_id: str, path: Path) -> None:
-    """The generator loss per logged step, as a CSV that dvc.yaml declares as a plot."""
+    """The generator loss per logged step as a CSV (a train stage output; the report overlays every variant's)."""
     history = client.get_metric_history(run_id, "train/loss_g")
     rows = sorted({m.step: m.value for m in history}.items())
     with atomic_path(path) as tmp:
