@@ -214,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         args.func(args)
-    except (ParamsError, MissingWeights, FillError, Busy, StudyInterrupted) as e:
+    except (ParamsError, MissingWeights, FillError, Busy, StudyInterrupted, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # the reader stopped early (`inpaint params | head`): not an error of ours

@@ -28,7 +28,7 @@ def main(name: str, argv: list[str]) -> int:
     lifetime.die_with_parent()  # `dvc repro` killed with -9 must not leave this stage running
     try:
         run(name, load_params(), *argv)
-    except (ParamsError, weights.MissingWeights, lifetime.Busy) as e:
+    except (ParamsError, weights.MissingWeights, lifetime.Busy, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0

@@ -20,7 +20,7 @@ from inpaint import train
 from inpaint.train import STATE_FILE, load_state
 
 VARIANT = "gdn_weight"
-STEPS = 30
+STEPS = 16
 
 
 def _ci_two_workers(params: dict) -> None:
@@ -130,6 +130,7 @@ def _ci_study(params: dict) -> None:
     params["profile"] = "ci"
     params["ray"] = {**params.get("ray", {}), "keep_alive_s": 0}
     params["tune"]["studies"]["pair"] = {"variant": VARIANT, "space": {"train.seed": {"grid": [1, 2]}}}
+    params["tune"]["train"] = {"steps": 2, "checkpoint_every": 2}  # lean: what is tested is running at once
 
 
 def test_two_clones_train_and_tune_at_the_same_time(repo_copy):
@@ -138,8 +139,8 @@ def test_two_clones_train_and_tune_at_the_same_time(repo_copy):
     clones = [repo_copy(_ci_study), repo_copy(_ci_study)]
     cli = [sys.executable, "-m", "inpaint.cli"]
     for work, env in clones:
-        run_checked([*cli, "prepare"], work, env)
-        run_checked([*cli, "masks"], work, env)
+        for stage in ("prepare", "masks", "pairs"):  # a study scores its trials on the test pairs
+            run_checked([*cli, stage], work, env)
     (a, env_a), (b, env_b) = clones
     procs = [subprocess.Popen([*cli, "train", VARIANT], cwd=a, env=env_a, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True),

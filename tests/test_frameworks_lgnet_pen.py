@@ -322,9 +322,9 @@ def test_config_defaults_and_bad_values_name_the_key():
         (6, 1, 0.05, 120, 0.1, 0.1)
     assert (pen.generator, pen.gan_loss, pen.optimiser.lr_d, pen.pyramid_weight, pen.decay_every, pen.decay_steady) == \
         ("pennet", "hinge", 1e-4, 0.5, 100_000, 10_000)
-    for bad, key in (({"framework": "pen", "decay_every": 0}, "variants.v.pen.decay_every"),
-                     ({"framework": "pen", "decay_steady": -1}, "variants.v.pen.decay_steady"),
-                     ({"framework": "lgnet", "constant_fraction": 1.5}, "variants.v.lgnet.constant_fraction"),
-                     ({"framework": "lgnet", "style_weight": -1}, "variants.v.lgnet.style_weight")):
+    for bad, key in (({"framework": "pen", "decay_every": 0}, "variants.v.decay_every"),
+                     ({"framework": "pen", "decay_steady": -1}, "variants.v.decay_steady"),
+                     ({"framework": "lgnet", "constant_fraction": 1.5}, "variants.v.constant_fraction"),
+                     ({"framework": "lgnet", "style_weight": -1}, "variants.v.style_weight")):
         with pytest.raises(ParamsError, match=key):
             resolve({"profile": "smoke", "variants": {"v": bad}})

@@ -224,6 +224,7 @@ def test_a_study_stopped_on_one_driver_resumes_from_another_on_the_shared_path(p
     goes on from that checkpoint."""
     work, env, shared, _ = pipeline
     study_dir = shared / "tune" / "seeds"
+    run_checked([*CLI, "pairs"], work, env)  # a study scores its completed trials on the test pairs
     first = subprocess.Popen([*CLI, "tune", "seeds"], cwd=work, env=env, stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, text=True)
     stopped, deadline = False, time.monotonic() + 300

@@ -231,7 +231,8 @@ def test_a_finished_run_is_trained_again_and_a_killed_dvc_repro_resumes_once(pip
         assert not alive, f"the train stage outlived the killed dvc: {alive}"
         interrupted = _train_runs(work, "gdn_adv")[-1]
         run = storage / f"gdn_adv-{interrupted.data.tags['fingerprint']}"
-        assert 0 < len(checkpoints.on_disk(run)) <= 2
+        # Ray's num_to_keep=2, plus the one the worker was writing at the kill; the next attempt prunes to KEEP
+        assert 0 < len(checkpoints.on_disk(run)) <= checkpoints.KEEP + 1
         log = run_checked([dvc, "repro", "train@gdn_adv"], work, env)
         again = run_checked([dvc, "repro", "train@gdn_adv"], work, env)
     finally:
