@@ -232,7 +232,7 @@ def test_a_finished_run_is_trained_again_and_a_killed_dvc_repro_resumes_once(pip
         interrupted = _train_runs(work, "gdn_adv")[-1]
         run = storage / f"gdn_adv-{interrupted.data.tags['fingerprint']}"
         # Ray's num_to_keep=2, plus the one the worker was writing at the kill; the next attempt prunes to KEEP
-        assert 0 < len(checkpoints.on_disk(run)) <= checkpoints.KEEP + 1
+        assert 0 < len(checkpoints.on_disk(run)) <= checkpoints.KEEP + 1, f"{run.name}:\n{_tree(storage)}"
         log = run_checked([dvc, "repro", "train@gdn_adv"], work, env)
         again = run_checked([dvc, "repro", "train@gdn_adv"], work, env)
     finally:
@@ -300,15 +300,23 @@ def _ray_processes_of(work, driver_pid: int) -> list:
 
 def _registered_checkpoint_since(storage: Path, started: float) -> bool:
     """Whether Ray Train's controller has registered a checkpoint of a run started at `started`: its checkpoint
-    manager snapshot names one. A checkpoint folder alone is not enough: it appears while the worker is still
-    uploading, and a worker killed then restarts from the previous registered checkpoint (or from step 0)."""
+    manager snapshot names one and that checkpoint is on disk. A checkpoint folder alone is not enough: it
+    appears while the worker is still uploading, and a worker killed then restarts from the previous
+    registered checkpoint (or from step 0)."""
     for snapshot in storage.glob("*/attempt-*/checkpoint_manager_snapshot.json"):  # inpaint/checkpoints.py
         try:
-            if snapshot.stat().st_mtime >= started and json.loads(snapshot.read_text()).get("latest_checkpoint_result"):
-                return True
+            fresh = snapshot.stat().st_mtime >= started
+            latest = fresh and json.loads(snapshot.read_text()).get("latest_checkpoint_result")
         except (OSError, ValueError):  # being written right now: look again on the next poll
             continue
+        if latest and (snapshot.parent / latest["checkpoint_dir_name"]).is_dir():
+            return True
     return False
+
+
+def _tree(folder: Path) -> str:
+    """The files under `folder`, one per line, for an assertion message."""
+    return "\n".join(str(p.relative_to(folder)) for p in sorted(folder.rglob("*")))
 
 
 def test_a_killed_worker_is_survived_and_every_step_is_done_once(pipeline):
