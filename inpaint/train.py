@@ -366,12 +366,12 @@ def _fit(params: Params, variant: str, run: Path, run_id: str, fp: str) -> tuple
     seconds = time.perf_counter() - start
     if result.checkpoint is None:
         raise RuntimeError(f"variant {variant}: training finished without a checkpoint")
-    with result.checkpoint.as_directory() as d:
-        state = load_state(Path(d) / STATE_FILE, expect={"variant": variant, "fingerprint": fp})
-    summary = {"variant": variant, "framework": cfg.framework, "steps": state["step"], "seconds": round(seconds, 1),
+    model = checkpoint_model(result.checkpoint, variant, cfg, params.data.image_size, run_id, fp)
+    summary = {"variant": variant, "framework": cfg.framework, "steps": model["meta"]["steps"],
+               "seconds": round(seconds, 1),
                "images_per_s_with_startup": round(tcfg.steps * tcfg.batch_size / max(seconds, 1e-9), 2),
                **{k: round(float(v), 6) for k, v in result.metrics.items() if isinstance(v, (int, float))}}
-    return model_file(state, cfg, params.data.image_size, run_id), summary, seconds
+    return model, summary, seconds
 
 
 def loop_config(params: Params, variant: str, run_id: str | None, fp: str) -> dict:
@@ -418,6 +418,13 @@ def model_file(state: dict, cfg, image_size: int, run_id: str) -> dict:
         meta["detector"] = cfg.detector
         model["detector"] = networks["detector"]
     return model
+
+
+def checkpoint_model(checkpoint, variant: str, cfg, image_size: int, run_id: str, fp: str | None = None) -> dict:
+    """model_file's content from a Ray checkpoint of `variant` (and of fingerprint `fp`, when given)."""
+    with checkpoint.as_directory() as d:
+        state = load_state(Path(d) / STATE_FILE, expect={"variant": variant, **({"fingerprint": fp} if fp else {})})
+    return model_file(state, cfg, image_size, run_id)
 
 
 def _find_or_start_run(client, experiment_id: str, variant: str, fp: str, params: Params, ray_run: Path) -> str:

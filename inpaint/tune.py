@@ -355,9 +355,8 @@ def trial_model(trial: Params, checkpoint: str, run_id: str, path: Path) -> dict
     from inpaint import train
 
     (variant,) = trial.variants
-    with ray.train.Checkpoint(checkpoint).as_directory() as d:
-        state = train.load_state(Path(d) / train.STATE_FILE, expect={"variant": variant})
-    model = train.model_file(state, trial.variants[variant], trial.data.image_size, run_id)
+    model = train.checkpoint_model(ray.train.Checkpoint(checkpoint), variant, trial.variants[variant],
+                                   trial.data.image_size, run_id)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
         torch.save(model, tmp)

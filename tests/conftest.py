@@ -11,6 +11,15 @@ import yaml
 from inpaint.paths import REPO_ROOT
 
 
+def pytest_configure(config):
+    """Under pytest-xdist (the README runs two test processes on two cores) each process computes on one torch
+    thread: two processes of two threads each spin against each other and run several times slower."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        import torch
+
+        torch.set_num_threads(1)
+
+
 def square_hole_batch(n: int = 2, size: int = 64):
     """A seeded batch of `n` random images with one square hole each (the model tests' fixed input)."""
     import torch
