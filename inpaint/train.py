@@ -163,6 +163,7 @@ def train_func(config: dict) -> None:
 
 def train_loop(config: dict, session) -> None:
     """Build the networks and the framework, resume if a checkpoint exists, and run `train.steps` steps."""
+    entered = time.time()
     from inpaint import speed
     from inpaint.data.pairs import TrainPairs
     from inpaint.data.prepare import load_split
@@ -214,6 +215,12 @@ def train_loop(config: dict, session) -> None:
                                          persistent_workers=False)
 
     log = RunLog(config, framework, session)
+    # Where an attempt's start-up went (train_metrics.json, MLflow startup/*): Ray starting the worker group,
+    # then this worker building networks, data and its MLflow client. Wall clocks of two processes (and, on a
+    # cluster, two machines): seconds, not milliseconds.
+    startup = {"startup_ray_s": max(entered - config.get("fit_started_at", entered), 0.0),
+               "startup_setup_s": time.time() - entered}
+    log.started(startup, step)
     framework.train()
     while step < tcfg.steps:
         epoch = step // batches_per_epoch
@@ -224,7 +231,7 @@ def train_loop(config: dict, session) -> None:
             image, mask = speed.batch_to(image, tcfg, session.device), speed.batch_to(mask, tcfg, session.device)
             losses = framework.step(image, mask)
             step += 1
-            report = log.step(step, losses, tcfg, image, mask)
+            report = {**log.step(step, losses, tcfg, image, mask), **startup}
             checkpoint_due = step % tcfg.checkpoint_every == 0 or step == tcfg.steps
             validation_due = validation is not None and (checkpoint_due or validation.due(step))
             if validation_due:
@@ -260,6 +267,15 @@ class RunLog:
             self.client.set_tag(self.run_id, "device", f"{device.type} x {session.world} ({name})")
             history = self.client.get_metric_history(self.run_id, "train/loss_g")
             self.logged_through = max((m.step for m in history), default=0)  # not logged twice
+
+    def started(self, startup: dict, step: int) -> None:
+        """Log the attempt's start-up seconds once, at the step it starts from."""
+        if self.client:
+            from mlflow.entities import Metric
+
+            self.client.log_batch(self.run_id, metrics=[
+                Metric(k.replace("startup_", "startup/"), round(v, 2), int(time.time() * 1000), step)
+                for k, v in startup.items()])
 
     def step(self, step: int, losses: dict, tcfg: TrainConfig, image, mask) -> dict:
         """Record one finished step; returns the metrics Ray reports at this step."""
@@ -361,17 +377,24 @@ def _fit(params: Params, variant: str, run: Path, run_id: str, fp: str) -> tuple
     checkpoints.prune(run)
     config = {**loop_config(params, variant, run_id, fp), "resume_from": [str(p) for p in checkpoints.on_disk(run)]}
     cluster.connect(params.ray.address, params.ray.keep_alive_s)
-    start = time.perf_counter()
+    start, driver_s = time.perf_counter(), time.time() - _process_start()
     result = make_trainer(params, config, name=checkpoints.new_attempt(), storage_path=run).fit()
     seconds = time.perf_counter() - start
     if result.checkpoint is None:
         raise RuntimeError(f"variant {variant}: training finished without a checkpoint")
     model = checkpoint_model(result.checkpoint, variant, cfg, params.data.image_size, run_id, fp)
     summary = {"variant": variant, "framework": cfg.framework, "steps": model["meta"]["steps"],
-               "seconds": round(seconds, 1),
+               "seconds": round(seconds, 1), "startup_driver_s": round(driver_s, 1),
                "images_per_s_with_startup": round(tcfg.steps * tcfg.batch_size / max(seconds, 1e-9), 2),
                **{k: round(float(v), 6) for k, v in result.metrics.items() if isinstance(v, (int, float))}}
     return model, summary, seconds
+
+
+def _process_start() -> float:
+    """When this process started (wall clock): the driver's share of a stage's start-up begins there."""
+    import psutil
+
+    return psutil.Process().create_time()
 
 
 def loop_config(params: Params, variant: str, run_id: str | None, fp: str) -> dict:
@@ -397,7 +420,7 @@ def make_trainer(params: Params, config: dict, name: str, storage_path: Path | N
     t = TrainConfig.model_validate(config["train"])  # the variant's merged train settings (Params.train_for)
     torch_config = LoopbackTorchConfig if cluster.is_local() else TorchConfig
     return TorchTrainer(
-        train_func, train_loop_config=config,
+        train_func, train_loop_config={**config, "fit_started_at": time.time()},  # startup_ray_s counts from here
         scaling_config=ScalingConfig(num_workers=t.num_workers, use_gpu=t.use_gpu, resources_per_worker=(
             {"GPU": t.gpus_per_worker} if t.use_gpu else {"CPU": 1}), placement_strategy=t.placement_strategy),
         torch_config=torch_config(backend="nccl" if t.use_gpu else "gloo"),

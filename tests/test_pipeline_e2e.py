@@ -114,6 +114,17 @@ def test_train_runs_carry_headline_metrics_and_a_curve(pipeline):
         assert {"psnr_mean", "ssim_mean", "l1_mean"} <= run.data.metrics.keys(), run.data.tags["inpaint.variant"]
         figures = {a.path for a in client.list_artifacts(run.info.run_id, "evaluation")}
         assert "evaluation/metrics_vs_ratio.png" in figures
+        assert {"startup/ray_s", "startup/setup_s"} <= run.data.metrics.keys()
+
+
+def test_train_metrics_say_where_the_start_up_went(pipeline):
+    """The driver's seconds before Ray, Ray's until the worker's train function runs, the worker's until the
+    first step: each a positive part of the stage, the last two inside the fit's seconds."""
+    work, _, _ = pipeline
+    for variant in VARIANTS:
+        summary = json.loads((work / "runs" / variant / "train_metrics.json").read_text())
+        assert summary["startup_driver_s"] > 0 and summary["startup_ray_s"] > 0 and summary["startup_setup_s"] > 0
+        assert summary["startup_ray_s"] + summary["startup_setup_s"] < summary["seconds"], summary
 
 
 def test_second_repro_is_a_no_op_and_a_param_change_reruns_only_its_stages(pipeline):
