@@ -217,6 +217,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ParamsError, MissingWeights, FillError, Busy, StudyInterrupted, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C: one line, no traceback; outputs are written whole or not at all
+        print(f"interrupted: inpaint {args.command} (a training resumes from its last checkpoint)", file=sys.stderr)
+        return 130
     except BrokenPipeError:  # the reader stopped early (`inpaint params | head`): not an error of ours
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
         return 141

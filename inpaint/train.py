@@ -15,6 +15,7 @@ import copy
 import itertools
 import json
 import shutil
+import signal
 import tempfile
 import time
 from pathlib import Path
@@ -378,7 +379,12 @@ def _fit(params: Params, variant: str, run: Path, run_id: str, fp: str) -> tuple
     config = {**loop_config(params, variant, run_id, fp), "resume_from": [str(p) for p in checkpoints.on_disk(run)]}
     cluster.connect(params.ray.address, params.ray.keep_alive_s)
     start, driver_s = time.perf_counter(), time.time() - _process_start()
-    result = make_trainer(params, config, name=checkpoints.new_attempt(), storage_path=run).fit()
+    try:
+        result = make_trainer(params, config, name=checkpoints.new_attempt(), storage_path=run).fit()
+    except SystemExit:  # Ctrl-C: Ray Train's SIGINT handler aborts the run, then its `ray.get` exits the process
+        raise KeyboardInterrupt from None
+    finally:  # Ray leaves that handler installed, and it would call the aborted controller on the next Ctrl-C
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     seconds = time.perf_counter() - start
     if result.checkpoint is None:
         raise RuntimeError(f"variant {variant}: training finished without a checkpoint")

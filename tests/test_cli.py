@@ -78,3 +78,19 @@ def test_models_summary_json(capsys):
 def test_models_summary_rejects_unknown_names():
     with pytest.raises(KeyError, match="unknown model 'resnet'"):
         main(["models", "summary", "--only", "resnet"])
+
+
+def test_ctrl_c_ends_a_command_and_a_stage_with_one_line(monkeypatch, capsys):
+    """KeyboardInterrupt (SIGINT) anywhere in a command or a DVC stage: one line on stderr, exit 130."""
+    from inpaint import cli, stages
+
+    def interrupted(*_args, **_kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_show", interrupted)
+    assert main(["params"]) == 130
+    assert capsys.readouterr().err == "interrupted: inpaint params (a training resumes from its last checkpoint)\n"
+    monkeypatch.setattr(stages, "run", interrupted)
+    monkeypatch.setattr(stages.lifetime, "die_with_parent", lambda: None)  # not this test process
+    assert stages.main("prepare", []) == 130
+    assert capsys.readouterr().err == "interrupted: stage prepare (a train stage resumes from its last checkpoint)\n"

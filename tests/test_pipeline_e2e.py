@@ -2,7 +2,9 @@
 what a researcher sees: the MLflow store and the report table."""
 import json
 import math
+import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -209,8 +211,9 @@ def test_a_code_change_retrains_from_step_0_under_a_new_run(pipeline):
 def test_a_finished_run_is_trained_again_and_a_killed_dvc_repro_resumes_once(pipeline):
     """`inpaint train` of an unchanged, finished variant trains from step 0 under a new MLflow run
     (train.resume is `interrupted`). `dvc repro` killed with -9 after a checkpoint takes its stage with it (no
-    orphaned trainer); the next `dvc repro` resumes in the same MLflow run from that checkpoint, logs every
-    step once and leaves no Ray checkpoint behind, only the result; a second one has nothing to do."""
+    orphaned trainer); the next `dvc repro`, stopped by Ctrl-C after a checkpoint, ends its stage with one
+    line and no result; the next resumes in the same MLflow run from the last checkpoint, logs every step
+    once and leaves no Ray checkpoint behind, only the result; a second one has nothing to do."""
     import psutil
 
     from inpaint import checkpoints
@@ -244,6 +247,21 @@ def test_a_finished_run_is_trained_again_and_a_killed_dvc_repro_resumes_once(pip
         run = storage / f"gdn_adv-{interrupted.data.tags['fingerprint']}"
         # Ray's num_to_keep=2, plus the one the worker was writing at the kill; the next attempt prunes to KEEP
         assert 0 < len(checkpoints.on_disk(run)) <= checkpoints.KEEP + 1, f"{run.name}:\n{_tree(storage)}"
+        # Ctrl-C in a terminal: SIGINT to dvc's whole process group, once the resumed run has checkpointed
+        started = time.time()
+        proc = subprocess.Popen([dvc, "repro", "train@gdn_adv"], cwd=work, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        deadline = time.monotonic() + 300
+        while not _registered_checkpoint_since(storage, started) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert proc.poll() is None, "the resumed run ended before it could be interrupted"
+        stage = [c for c in psutil.Process(proc.pid).children() if "pipelines/train.py" in " ".join(c.cmdline())]
+        os.killpg(proc.pid, signal.SIGINT)
+        interrupted_log = proc.communicate(timeout=120)[0]
+        _, alive = psutil.wait_procs(stage, timeout=60)
+        assert proc.returncode != 0 and not alive, interrupted_log[-3000:]
+        assert "interrupted: stage train gdn_adv" in interrupted_log, interrupted_log[-3000:]
+        assert not (work / "runs" / "gdn_adv" / "model.pt").exists()  # no result from an interrupted run
         log = run_checked([dvc, "repro", "train@gdn_adv"], work, env)
         again = run_checked([dvc, "repro", "train@gdn_adv"], work, env)
     finally:
