@@ -232,13 +232,13 @@ def train_loop(config: dict, session) -> None:
             image, mask = speed.batch_to(image, tcfg, session.device), speed.batch_to(mask, tcfg, session.device)
             losses = framework.step(image, mask)
             step += 1
-            report = {**log.step(step, losses, tcfg, image, mask), **startup}
+            report = log.step(step, losses, tcfg, image, mask)
             checkpoint_due = step % tcfg.checkpoint_every == 0 or step == tcfg.steps
             validation_due = validation is not None and (checkpoint_due or validation.due(step))
             if validation_due:
                 report.update(validation.score(framework, session.device))
             if checkpoint_due or validation_due:
-                session.report(report, framework if checkpoint_due else None, step, meta)
+                session.report({**report, **startup}, framework if checkpoint_due else None, step, meta)
             if step >= tcfg.steps:
                 break
     log.close()

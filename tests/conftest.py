@@ -1,4 +1,5 @@
 """What the slow tests share: a throw-away copy of the repository to run the CLI and DVC in."""
+import json
 import os
 import shutil
 import subprocess
@@ -38,11 +39,29 @@ def run_checked(cmd, cwd, env, timeout=900) -> str:
     return out.stdout + out.stderr
 
 
+def registered_checkpoint(storage: Path, since: float = 0.0) -> bool:
+    """Whether Ray Train's controller has registered a checkpoint under `storage` since `since` (wall clock):
+    a checkpoint manager snapshot written since then names one, and that checkpoint is on disk. A checkpoint
+    folder alone is not enough: it appears while the worker is still uploading, and a worker killed then
+    restarts from the previous registered checkpoint (or from step 0). A Tune trial's Ray run is a folder of
+    `storage`; a train run's attempts are two levels down (inpaint/checkpoints.py)."""
+    for snapshot in Path(storage).rglob("checkpoint_manager_snapshot.json"):
+        try:
+            fresh = snapshot.stat().st_mtime >= since
+            latest = fresh and json.loads(snapshot.read_text()).get("latest_checkpoint_result")
+        except (OSError, ValueError):  # being written right now: look again on the next poll
+            continue
+        if latest and (snapshot.parent / latest["checkpoint_dir_name"]).is_dir():
+            return True
+    return False
+
+
 @pytest.fixture(scope="session")
 def repo_copy(tmp_path_factory):
     """A function that copies the repository's files (tracked or not ignored) to a fresh folder, lets `edit`
     change its params.yaml (a dict), and returns the folder with an environment free of the caller's MLflow,
-    Ray and INPAINT_ROOT settings, whose PATH finds this venv's `dvc` and `inpaint`."""
+    Ray and INPAINT_ROOT settings, whose PATH finds this venv's `dvc` and `inpaint` and whose SHELL (which DVC
+    runs stage commands with) is /bin/sh."""
 
     def copy(edit) -> tuple[Path, dict]:
         work = tmp_path_factory.mktemp("repo")
@@ -57,6 +76,7 @@ def repo_copy(tmp_path_factory):
         (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
         env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "RAY_ADDRESS", "INPAINT_ROOT")}
         env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+        env["SHELL"] = "/bin/sh"  # DVC runs stages with $SHELL: the shell of a CI machine, not the developer's
         return work, env
 
     return copy

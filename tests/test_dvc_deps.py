@@ -22,9 +22,18 @@ def _stages() -> dict[str, tuple[str, list[str]]]:
     for file in DVC_FILES:
         for name, stage in _dvc(file).items():
             body = stage.get("do", stage)
-            script = body["cmd"].split()[1]  # python pipelines/<function>.py ...
+            script = body["cmd"].split()[2]  # exec python pipelines/<function>.py ...
             out[f"{file}:{name}"] = (Path(script).stem, body.get("deps", []))
     return out
+
+
+@pytest.mark.parametrize("file", DVC_FILES)
+def test_every_stage_execs_its_script_so_it_dies_with_dvc(file):
+    """/bin/sh (dash) keeps itself between DVC and a lone command; without `exec` the stage's parent is the
+    shell, which outlives a `kill -9` of DVC, and so does the stage (PR_SET_PDEATHSIG watches the parent)."""
+    cmds = {name: stage.get("do", stage)["cmd"] for name, stage in _dvc(file).items()}
+    bad = {name: cmd for name, cmd in cmds.items() if not cmd.startswith("exec python pipelines/")}
+    assert not bad, f"{file}: these stage cmds do not start with `exec python pipelines/`: {bad}"
 
 
 def _covered(path: str, deps: list[str]) -> bool:

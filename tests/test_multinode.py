@@ -26,7 +26,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import run_checked
+from conftest import registered_checkpoint, run_checked
 
 RAY = str(Path(sys.executable).parent / "ray")
 VARIANT = "gdn_weight"
@@ -205,18 +205,6 @@ def test_two_workers_on_two_nodes_train_like_two_on_one_node(pipeline, cluster):
     _assert_same_parameters(spread, _generator(work))
 
 
-def _registered_checkpoint(storage: Path) -> bool:
-    """Ray Train's controller has registered a checkpoint (a folder alone may still be uploading); a Tune
-    trial's Ray run is a folder of `storage`, a train run's attempts are two levels down (inpaint/checkpoints.py)."""
-    for snapshot in storage.rglob("checkpoint_manager_snapshot.json"):
-        try:
-            if json.loads(snapshot.read_text()).get("latest_checkpoint_result"):
-                return True
-        except (OSError, ValueError):  # being written right now
-            continue
-    return False
-
-
 @pytest.mark.e2e
 def test_a_study_stopped_on_one_driver_resumes_from_another_on_the_shared_path(pipeline, cluster):
     """The first driver dies once its trial has a checkpoint; a second process (another machine of the
@@ -229,7 +217,7 @@ def test_a_study_stopped_on_one_driver_resumes_from_another_on_the_shared_path(p
                              stderr=subprocess.STDOUT, text=True)
     stopped, deadline = False, time.monotonic() + 300
     while not stopped and first.poll() is None and time.monotonic() < deadline:
-        if _registered_checkpoint(study_dir / "trials") and list((study_dir / "study").glob("experiment_state*")):
+        if registered_checkpoint(study_dir / "trials") and list((study_dir / "study").glob("experiment_state*")):
             first.send_signal(signal.SIGKILL)
             stopped = True
         time.sleep(0.05)
@@ -258,7 +246,7 @@ def test_removing_a_workers_node_resumes_on_the_node_left_and_does_every_step_on
                                 stderr=subprocess.STDOUT, text=True)
         removed, deadline = False, time.monotonic() + 300
         while not removed and proc.poll() is None and time.monotonic() < deadline:
-            if _registered_checkpoint(storage / VARIANT):
+            if registered_checkpoint(storage / VARIANT):
                 cluster.remove_node()
                 removed = True
             time.sleep(0.05)

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import run_checked
+from conftest import registered_checkpoint, run_checked
 from inpaint import bins
 
 pytestmark = pytest.mark.e2e
@@ -230,15 +230,8 @@ def test_a_finished_run_is_trained_again_and_a_killed_dvc_repro_resumes_once(pip
     params["train"] = {"steps": 12, "checkpoint_every": 2, "image_every": 100}
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     try:
-        storage, started = work / "checkpoints" / "gdn_adv", time.time()
-        proc = subprocess.Popen([dvc, "repro", "train@gdn_adv"], cwd=work, env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True)
-        deadline = time.monotonic() + 300
-        while not _registered_checkpoint_since(storage, started) and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert proc.poll() is None, "the run ended before it could be interrupted"
-        stage = [c for c in psutil.Process(proc.pid).children() if "pipelines/train.py" in " ".join(c.cmdline())]
-        assert stage, "no train stage process under dvc"
+        storage = work / "checkpoints" / "gdn_adv"
+        proc, stage = _dvc_repro_until_checkpoint([dvc, "repro", "train@gdn_adv"], work, env, storage)
         proc.kill()  # dvc alone, as `kill -9 <dvc pid>` does
         proc.communicate(timeout=60)
         _, alive = psutil.wait_procs(stage, timeout=60)
@@ -248,14 +241,8 @@ def test_a_finished_run_is_trained_again_and_a_killed_dvc_repro_resumes_once(pip
         # Ray's num_to_keep=2, plus the one the worker was writing at the kill; the next attempt prunes to KEEP
         assert 0 < len(checkpoints.on_disk(run)) <= checkpoints.KEEP + 1, f"{run.name}:\n{_tree(storage)}"
         # Ctrl-C in a terminal: SIGINT to dvc's whole process group, once the resumed run has checkpointed
-        started = time.time()
-        proc = subprocess.Popen([dvc, "repro", "train@gdn_adv"], cwd=work, env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True, start_new_session=True)
-        deadline = time.monotonic() + 300
-        while not _registered_checkpoint_since(storage, started) and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert proc.poll() is None, "the resumed run ended before it could be interrupted"
-        stage = [c for c in psutil.Process(proc.pid).children() if "pipelines/train.py" in " ".join(c.cmdline())]
+        proc, stage = _dvc_repro_until_checkpoint([dvc, "repro", "train@gdn_adv"], work, env, storage,
+                                                  start_new_session=True)
         os.killpg(proc.pid, signal.SIGINT)
         interrupted_log = proc.communicate(timeout=120)[0]
         _, alive = psutil.wait_procs(stage, timeout=60)
@@ -327,20 +314,23 @@ def _ray_processes_of(work, driver_pid: int) -> list:
     return list(found.values())
 
 
-def _registered_checkpoint_since(storage: Path, started: float) -> bool:
-    """Whether Ray Train's controller has registered a checkpoint of a run started at `started`: its checkpoint
-    manager snapshot names one and that checkpoint is on disk. A checkpoint folder alone is not enough: it
-    appears while the worker is still uploading, and a worker killed then restarts from the previous
-    registered checkpoint (or from step 0)."""
-    for snapshot in storage.glob("*/attempt-*/checkpoint_manager_snapshot.json"):  # inpaint/checkpoints.py
-        try:
-            fresh = snapshot.stat().st_mtime >= started
-            latest = fresh and json.loads(snapshot.read_text()).get("latest_checkpoint_result")
-        except (OSError, ValueError):  # being written right now: look again on the next poll
-            continue
-        if latest and (snapshot.parent / latest["checkpoint_dir_name"]).is_dir():
-            return True
-    return False
+def _dvc_repro_until_checkpoint(cmd: list[str], work: Path, env: dict, storage: Path, **popen) -> tuple:
+    """Start `cmd` (a `dvc repro` of one train stage) and return (its Popen, [its stage process]) once the
+    stage has registered a checkpoint, with both still running. The stage must be dvc's own child, a Python
+    process (dvc.yaml execs it), or it would not die with dvc."""
+    import psutil
+
+    started = time.time()
+    proc = subprocess.Popen(cmd, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            **popen)
+    deadline = time.monotonic() + 300
+    while not registered_checkpoint(storage, since=started) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, f"the run ended before it could be interrupted:\n{proc.communicate()[0][-3000:]}"
+    children = psutil.Process(proc.pid).children()
+    stage = [c for c in children if c.name().startswith("python") and "pipelines/train.py" in " ".join(c.cmdline())]
+    assert stage, f"no train stage (python pipelines/train.py) is a child of dvc: {[c.cmdline() for c in children]}"
+    return proc, stage
 
 
 def _tree(folder: Path) -> str:
@@ -371,7 +361,7 @@ def test_a_killed_worker_is_survived_and_every_step_is_done_once(pipeline):
         killed = None
         deadline = time.monotonic() + 300
         while killed is None and proc.poll() is None and time.monotonic() < deadline:
-            if _registered_checkpoint_since(storage, started):
+            if registered_checkpoint(storage, since=started):
                 workers = [p for p in _ray_processes_of(work, proc.pid)
                            if any("RayTrainWorker" in part for part in p.cmdline())]
                 for worker in workers:
