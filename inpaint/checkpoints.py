@@ -7,6 +7,10 @@ and the checkpoints to resume from are whatever complete checkpoints the folder 
 
     <storage_path>/<variant>/<variant>-<fingerprint>/attempt-<UTC time>/checkpoint_<local time>/state.pt
 
+Each fingerprint (code, data, params) is a run folder of its own. The variant keeps the `ray.keep_runs`
+most recently used ones (the driver touches its run's folder at each start), so switching between two
+branches finds both results, while a long series of code edits does not fill the disk with old models.
+
 Loading is the completeness test (a truncated state.pt does not load), so the newest is tried first and an
 older one is the fallback. Before an attempt the run keeps its two newest checkpoints (the newest may be
 the truncated one); once the run has finished none is kept: its result (model.pt and finished.json in the
@@ -14,6 +18,7 @@ run's folder, inpaint/train.py) is all a re-run needs.
 """
 from __future__ import annotations
 
+import re
 import shutil
 import time
 from pathlib import Path
@@ -21,6 +26,7 @@ from pathlib import Path
 PREFIX = "checkpoint_"
 ATTEMPT = "attempt-"
 KEEP = 2  # the newest may be the one a crash truncated: keep the one before it
+RUN_NAME = re.compile(r".+-[0-9a-f]{12}")  # <variant>-<fingerprint> (inpaint/fingerprint.py)
 
 
 def new_attempt() -> str:
@@ -44,4 +50,15 @@ def prune(run: Path, keep: list[Path] | None = None, newest: int = KEEP) -> list
     for attempt in Path(run).glob(f"{ATTEMPT}*"):
         if attempt.is_dir() and not any(attempt.glob(f"{PREFIX}*")):
             shutil.rmtree(attempt, ignore_errors=True)
+    return removed
+
+
+def prune_runs(variant_dir: Path, current: Path, keep: int) -> list[Path]:
+    """Delete the run folders of a variant beyond the `keep` most recently used (a folder's mtime), never
+    `current`, and return them. Only the holder of the variant's training lock may call this."""
+    runs = [p for p in Path(variant_dir).iterdir() if p.is_dir() and RUN_NAME.fullmatch(p.name)]
+    runs.sort(key=lambda p: (p == Path(current), p.stat().st_mtime), reverse=True)
+    removed = runs[max(keep, 1):]
+    for p in removed:
+        shutil.rmtree(p, ignore_errors=True)
     return removed

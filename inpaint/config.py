@@ -288,6 +288,7 @@ class RayConfig(Strict):
     address: str | None = None  # None: RAY_ADDRESS, else a local Ray on 127.0.0.1
     storage_path: str = "checkpoints"  # Ray Train's checkpoints, one folder per variant; relative to the repo root
     keep_alive_s: Annotated[int, Field(ge=0)] = 0  # > 0: stages share a local head that stops after this idle time
+    keep_runs: Annotated[int, Field(ge=1)] = 3  # run folders (one per fingerprint) kept per variant, most recent use first
 
 
 class SearchDomain(Strict):

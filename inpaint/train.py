@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import itertools
 import json
+import os
 import shutil
 import signal
 import tempfile
@@ -324,6 +325,12 @@ def _train(params: Params, variant: str, out_dir: Path, storage: Path) -> dict:
     fp = fingerprint.fingerprint(params, variant)
     client, experiment_id = tracking.open_experiment(params.tracking)
     run = storage / f"{variant}-{fp}"  # the run's attempts, checkpoints and result (inpaint/checkpoints.py)
+    run.mkdir(parents=True, exist_ok=True)
+    os.utime(run)  # its last use: what ray.keep_runs keeps
+    removed = checkpoints.prune_runs(storage, run, params.ray.keep_runs)
+    if removed:
+        print(f"train {variant}: removed {len(removed)} run folder(s) of older fingerprints beyond ray.keep_runs="
+              f"{params.ray.keep_runs}: {', '.join(p.name for p in removed)}", flush=True)
     run_id = _find_or_start_run(client, experiment_id, variant, fp, params, run)
     summary = _finished(run, variant, fp)
     trained, seconds = summary is None, 0.0

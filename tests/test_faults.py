@@ -94,6 +94,26 @@ def test_checkpoints_on_disk_newest_first_and_pruned_across_attempts(tmp_path, f
     assert checkpoints.on_disk(run) == [c] and not (run / "attempt-1").exists()
 
 
+def test_a_variant_keeps_its_most_recently_used_run_folders(tmp_path):
+    """ray.keep_runs: the run folders (one per fingerprint) beyond the most recently used are deleted, the
+    current one always stays (even if older), and nothing else in the variant's folder is touched."""
+    import os
+
+    variant = tmp_path / "gdn_weight"
+    runs = [variant / f"gdn_weight-{i:012x}" for i in range(5)]
+    for age, run in enumerate(runs):
+        (run / "attempt-1").mkdir(parents=True)
+        (run / "model.pt").write_bytes(b"x")
+        os.utime(run, (1_000_000 - age * 100, 1_000_000 - age * 100))  # runs[0] the most recently used
+    (variant / "train.lock").write_text("1\n")
+    (variant / "notes").mkdir()  # not a run folder
+    removed = checkpoints.prune_runs(variant, current=runs[4], keep=3)
+    assert sorted(removed) == sorted(runs[2:4])
+    assert [r.exists() for r in runs] == [True, True, False, False, True]
+    assert (variant / "train.lock").is_file() and (variant / "notes").is_dir()
+    assert checkpoints.prune_runs(variant, current=runs[4], keep=3) == []
+
+
 class _NoRayCheckpoint:
     """What RaySession.restore needs of ray.train: no checkpoint of Ray's own (a fresh attempt), and
     Checkpoint(path) for the ones found on disk."""

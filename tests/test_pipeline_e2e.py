@@ -182,13 +182,19 @@ def _steps_logged(work, run_id: str) -> list[int]:
 
 def test_a_code_change_retrains_from_step_0_under_a_new_run(pipeline):
     """One edited line of inpaint/losses/ changes the run fingerprint: DVC marks every train stage stale and
-    the re-run trains every step again under a new MLflow run, instead of restoring the finished checkpoint."""
+    the re-run trains every step again under a new MLflow run, instead of restoring the finished checkpoint.
+    With ray.keep_runs=1 the new run's driver deletes the old fingerprint's run folder."""
     work, env, _ = pipeline
     dvc = str(Path(sys.executable).parent / "dvc")
     (before,) = _train_runs(work, "gdn_weight")
-    loss_file = work / "inpaint" / "losses" / "reconstruction.py"
-    original = loss_file.read_text()
+    storage = work / "checkpoints" / "gdn_weight"
+    assert (storage / f"gdn_weight-{before.data.tags['fingerprint']}" / "model.pt").is_file()  # its result
+    loss_file, params_file = work / "inpaint" / "losses" / "reconstruction.py", work / "params.yaml"
+    original, original_params = loss_file.read_text(), params_file.read_text()
     loss_file.write_text(original + "\n# an edited line\n")
+    params = yaml.safe_load(original_params)
+    params["ray"] = {**(params.get("ray") or {}), "keep_runs": 1}
+    params_file.write_text(yaml.safe_dump(params, sort_keys=False))
     env = {**env, "PYTHONPATH": str(work)}  # the copy's own inpaint package, edited
     try:
         status = run_checked([dvc, "status", "dvc.yaml"], work, env)
@@ -197,6 +203,7 @@ def test_a_code_change_retrains_from_step_0_under_a_new_run(pipeline):
         log = run_checked([dvc, "repro", "train@gdn_weight"], work, env)
     finally:
         loss_file.write_text(original)
+        params_file.write_text(original_params)
     assert "resumed" not in log, log[-3000:]
     runs = _train_runs(work, "gdn_weight")
     assert [r.info.run_id for r in runs][0] == before.info.run_id and len(runs) == 2
@@ -206,6 +213,9 @@ def test_a_code_change_retrains_from_step_0_under_a_new_run(pipeline):
     model = __import__("torch").load(work / "runs" / "gdn_weight" / "model.pt", weights_only=True)
     assert model["meta"]["fingerprint"] == after.data.tags["fingerprint"]
     assert model["meta"]["run_id"] == after.info.run_id
+    old_run = f"gdn_weight-{before.data.tags['fingerprint']}"
+    assert f"removed 1 run folder(s) of older fingerprints beyond ray.keep_runs=1: {old_run}" in log, log[-3000:]
+    assert sorted(p.name for p in storage.iterdir()) == [f"gdn_weight-{after.data.tags['fingerprint']}", "train.lock"]
 
 
 def test_a_finished_run_is_trained_again_and_a_killed_dvc_repro_resumes_once(pipeline):
