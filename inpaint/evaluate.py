@@ -3,8 +3,9 @@ streamed in batches, scored on the composite at the working resolution.
 
 Memory stays flat in the number of pairs: images are read batch by batch, the per-image scores (a few numbers
 a pair) are kept, and the Inception features FID and KID need go to a temporary file, with FID's mean and
-covariance accumulated batch by batch. A test image's ground-truth features are computed once and reused in
-every bin that pairs it with a mask (a test image appears once per bin). The scoring runs in the stage's
+covariance accumulated batch by batch (a set of fewer images than dimensions gets its FID from its features
+instead). A test image's ground-truth features are computed once and reused in every bin that pairs it with
+a mask (a test image appears once per bin). The scoring runs in the stage's
 process or as a Ray task on the cluster (`evaluate.on_ray`), on `evaluate.device`.
 """
 from __future__ import annotations
@@ -161,7 +162,11 @@ class PairFeatures:
 
     def _distances(self, moments: dict, start: int, stop: int, cfg: EvaluateConfig) -> dict[str, float]:
         rows = {s: self.files[s].rows(start, stop) for s in self.files}
-        return {"fid": metrics.frechet_distance(*moments["real"].stats(), *moments["fake"].stats()),
+        if stop - start < self.dims:  # fewer images than dimensions: the features are smaller than a covariance
+            fid = metrics.frechet_distance_of_features(rows["real"][:], rows["fake"][:])
+        else:
+            fid = metrics.frechet_distance(*moments["real"].stats(), *moments["fake"].stats())
+        return {"fid": fid,
                 "kid": metrics.kernel_inception_distance(rows["real"], rows["fake"], cfg.kid_subsets, cfg.seed)}
 
     def end_bin(self, cfg: EvaluateConfig) -> dict[str, float]:

@@ -88,34 +88,43 @@ class CountingFeatures:
         return torch.nn.functional.adaptive_avg_pool2d(images, 2).flatten(1).numpy().astype(np.float64)
 
 
-def test_pair_features_give_fid_and_kid_of_the_arrays_and_score_each_ground_truth_once(tmp_path):
+def _fid(real: np.ndarray, fake: np.ndarray) -> float:
+    """The evaluator's FID route: from the features when a set has fewer images than features, else from
+    the moments (the two agree within 1e-7, tests/test_metrics.py)."""
+    if min(len(real), len(fake)) < real.shape[1]:
+        return metrics.frechet_distance_of_features(real, fake)
+    return metrics.frechet_distance(*metrics.feature_stats(real), *metrics.feature_stats(fake))
+
+
+@pytest.mark.parametrize("n", [20, 6])
+def test_pair_features_give_fid_and_kid_of_the_arrays_and_score_each_ground_truth_once(tmp_path, n):
+    """n = 20 images (more than the 12 features: the moments' route everywhere); n = 6: each bin's FID from its
+    features (fewer images than features), the FID over all 18 pairs from the moments."""
     rng = np.random.default_rng(4)
-    truths = torch.rand(20, 3, 16, 16)  # more images than features: full-rank covariances, a well-posed FID
+    truths = torch.rand(n, 3, 16, 16)
     feats = CountingFeatures()
     store = PairFeatures(tmp_path, 12, feats)
     cfg = EvaluateConfig(kid_subsets=4, seed=1)
     expected, all_real, all_fake = [], [], []
-    for _ in range(3):  # three bins of 20 pairs, each pairing every image once, in batches of 6
-        order = rng.permutation(20)
-        comps = (truths[order] + 0.1 * torch.rand(20, 3, 16, 16)).clamp(0, 1)
-        for start in range(0, 20, 6):
+    for _ in range(3):  # three bins of n pairs, each pairing every image once, in batches of 6
+        order = rng.permutation(n)
+        comps = (truths[order] + 0.1 * torch.rand(n, 3, 16, 16)).clamp(0, 1)
+        for start in range(0, n, 6):
             ids = order[start: start + 6]
             store.add(ids, truths[ids], comps[start: start + 6])
         real, fake = feats(truths[order]), feats(comps)
-        feats.images -= 40  # the reference's own calls do not count
+        feats.images -= 2 * n  # the reference's own calls do not count
         expected.append((real, fake))
         got = store.end_bin(cfg)
-        assert got["fid"] == pytest.approx(metrics.frechet_distance(*metrics.feature_stats(real),
-                                                                    *metrics.feature_stats(fake)), rel=1e-9)
+        assert got["fid"] == pytest.approx(_fid(real, fake), rel=1e-8)  # 18 x 12 for n = 6: ill-conditioned
         assert got["kid"] == pytest.approx(metrics.kernel_inception_distance(real, fake, 4, 1), rel=1e-9)
         all_real.append(real)
         all_fake.append(fake)
     real, fake = np.concatenate(all_real), np.concatenate(all_fake)
     got = store.over_all(cfg)
-    assert got["fid"] == pytest.approx(metrics.frechet_distance(*metrics.feature_stats(real),
-                                                                *metrics.feature_stats(fake)), rel=1e-9)
+    assert got["fid"] == pytest.approx(_fid(real, fake), rel=1e-8)  # 18 x 12 for n = 6: ill-conditioned
     assert got["kid"] == pytest.approx(metrics.kernel_inception_distance(real, fake, 4, 1), rel=1e-9)
-    assert feats.images == 60 + 20  # 60 composites, 20 ground truths (not 60)
+    assert feats.images == 3 * n + n  # 3n composites, n ground truths (not 3n)
 
 
 def test_device_auto_is_the_cpu_here_and_cuda_without_a_gpu_is_refused():

@@ -52,6 +52,20 @@ def test_frechet_distance_matches_pytorch_fid():
                                                                        rel=1e-6)
 
 
+@pytest.mark.parametrize("n_real, n_fake", [(10, 14), (2, 5), (300, 200)])
+def test_frechet_distance_of_features_equals_the_moments_route(n_real, n_fake):
+    """Fewer images than dimensions (rank-deficient covariances, the smoke profile's case) and more. Within
+    1e-7: with rank-deficient covariances the moments' route adds the square roots of rounding-level eigenvalues
+    (about 1e-8 relative here)."""
+    rng = np.random.default_rng(5)
+    a, b = rng.normal(size=(n_real, 32)), rng.normal(size=(n_fake, 32)) * 1.3 + 0.2
+    assert metrics.frechet_distance_of_features(a, b) == pytest.approx(
+        metrics.frechet_distance(*metrics.feature_stats(a), *metrics.feature_stats(b)), rel=1e-7)
+    assert metrics.frechet_distance_of_features(a, a) == pytest.approx(0, abs=1e-9)
+    with pytest.raises(ValueError, match="at least 2 images per set, got 1 fake"):
+        metrics.frechet_distance_of_features(a, b[:1])
+
+
 def test_fid_of_a_set_with_itself_is_zero_and_grows_with_noise():
     torch.manual_seed(0)
     feats = metrics.InceptionFeatures(64, weights_path=None)  # random weights: tests only

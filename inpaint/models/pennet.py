@@ -6,12 +6,14 @@ generator maps its input with x * 2 - 1 at entry and every tanh output back with
 itself computes exactly what the authors' does (holes filled with 1 stay 1, the white the authors use).
 The ATN is the authors' formulation (per sample: matching as conv2d with the normalised key patches as
 filters, transfer as conv_transpose2d with x1's raw patches as filters); the numerics (key masking, scaled
-softmax, clamp, transfer / 4) are theirs. Convolutions beat the equivalent unfold / bmm / fold (the
-previous formulation, kept in tests/test_pennet.py as the reference), and one conv per sample beats one
-grouped conv over the batch: measured in bench/pennet.py.
+softmax, clamp, transfer / 4) are theirs, computed over the valid keys only (the keys in the hole add a
+known constant to the softmax's denominator and to the transfer: `ATN.attend`). Convolutions beat the
+equivalent unfold / bmm / fold (the previous formulation, kept in tests/test_pennet.py as the reference),
+and one conv per sample beats one grouped conv over the batch: measured in bench/pennet.py.
 """
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import torch
@@ -60,30 +62,52 @@ class ATN(nn.Module):
             )
 
     def valid_keys(self, mask: Tensor, size: tuple[int, int]) -> Tensor:
-        """B x keys x 1 x 1: 1 where the key's patch of the resized mask is exactly 0."""
+        """B x keys, bool: True where the key's patch of the resized mask is exactly 0."""
         align = True if self.mask_resize == "bilinear" else None
         m = F.interpolate(mask, size=size, mode=self.mask_resize, align_corners=align)
-        return (F.unfold(m, self.ksize, padding=self.ksize // 2).mean(1) == 0).to(mask.dtype)[..., None, None]
+        return F.unfold(m, self.ksize, padding=self.ksize // 2).mean(1) == 0
 
     def attend(self, x2: Tensor, valid: Tensor) -> Tensor:
-        """One sample's attention weights, 1 x keys x H x W (keys row-major over x2's positions, queries as
-        pixels): scores = conv2d of x2 with its own normalised patches as filters."""
+        """One sample's attention weights over its valid keys only, 1 x valid keys x H x W (keys in row-major
+        order of x2's positions, queries as pixels); every invalid key's weight is exactly 1e-8.
+
+        The authors score every key, set the invalid keys' scores to 0 before the softmax (so each still adds
+        exp(0) to the denominator) and their weights to 0 after it (then 1e-8 by the clamp). The same
+        numbers come from scoring the valid keys only, plus one constant channel log(#invalid) standing in for
+        their share of the denominator: the matching and transfer convolutions shrink by the hole's share of
+        the keys, and the softmax scale rides on the filters instead of a pass over the scores."""
         c, h, w = x2.shape[1:]
         k, pad = self.ksize, self.ksize // 2
-        keys = F.unfold(x2, k, padding=pad)[0]  # C*k*k x L, zero padded as the authors'
-        keys = keys / keys.norm(dim=0, keepdim=True).clamp_min(1e-4)
-        scores = F.conv2d(x2, keys.t().reshape(h * w, c, k, k), padding=pad)
-        # Invalid keys score 0 before the softmax and are zeroed after it, so the weights over the valid
-        # keys do not quite sum to 1: the authors' numerics, kept. The scale is folded into the mask and
-        # the two steps autograd allows run in place (neither tensor is saved for the backward): one pass
-        # and two allocations of keys x H x W less than the authors', same values.
-        attn = F.softmax(scores.mul_(valid * self.softmax_scale), dim=1) * valid
-        return attn.clamp_min_(1e-8)
+        keys = F.unfold(x2, k, padding=pad)[0][:, valid]  # C*k*k x valid keys, zero padded as the authors'
+        keys = keys * (self.softmax_scale / keys.norm(dim=0, keepdim=True).clamp_min(1e-4))
+        n_valid = keys.shape[1]
+        filters, bias = keys.t().reshape(n_valid, c, k, k), None
+        invalid = h * w - n_valid
+        if invalid:
+            filters = torch.cat([filters, filters.new_zeros(1, c, k, k)])
+            bias = filters.new_zeros(len(filters))
+            bias[-1] = math.log(invalid)
+        scores = F.conv2d(x2, filters, bias, padding=pad)
+        return F.softmax(scores, dim=1)[:, :n_valid].clamp_min(1e-8)
 
     def attention(self, x2: Tensor, mask: Tensor) -> Tensor:
-        """Attention weights B x keys x queries over the positions of x2 (row-major)."""
+        """Attention weights B x keys x queries over the positions of x2 (row-major), invalid keys included."""
         valid = self.valid_keys(mask, x2.shape[-2:])
-        return torch.cat([self.attend(x2[n:n + 1], valid[n:n + 1]) for n in range(len(x2))]).flatten(2)
+        full = x2.new_full((len(x2), valid.shape[1], x2.shape[-2] * x2.shape[-1]), 1e-8)
+        for n in range(len(x2)):
+            full[n, valid[n]] = self.attend(x2[n:n + 1], valid[n])[0].flatten(1)
+        return full
+
+    def transfer(self, x2: Tensor, valid: Tensor, raw: Tensor) -> Tensor:
+        """One sample: each query pastes the keys' raw 4x4 patches (raw: keys x C1 x 4 x 4) weighted by its
+        attention, overlaps averaged (/ 4); the invalid keys' 1e-8 weights add one constant patch."""
+        y = 0
+        if valid.any():
+            y = F.conv_transpose2d(self.attend(x2, valid), raw[valid], stride=RATE, padding=1)
+        if not valid.all():
+            constant = x2.new_full((1, 1, *x2.shape[-2:]), 1e-8)
+            y = y + F.conv_transpose2d(constant, raw[~valid].sum(0, keepdim=True), stride=RATE, padding=1)
+        return y / 4
 
     def forward(self, x1: Tensor, x2: Tensor, mask: Tensor) -> Tensor:
         if x1.shape[-2:] != (RATE * x2.shape[-2], RATE * x2.shape[-1]):
@@ -92,10 +116,9 @@ class ATN(nn.Module):
         k = 2 * RATE
         valid = self.valid_keys(mask, x2.shape[-2:])
         raw = F.unfold(x1, k, stride=RATE, padding=1).transpose(1, 2).reshape(b, -1, c, k, k)  # a 4x4 patch per key
-        # Each query pastes the keys' raw patches weighted by its attention; overlaps are averaged (/ 4).
-        # Per sample, as the authors: one conv per sample beats one grouped conv over the batch on CPU.
-        y = torch.cat([F.conv_transpose2d(self.attend(x2[n:n + 1], valid[n:n + 1]), raw[n], stride=RATE, padding=1)
-                       for n in range(b)]) / 4
+        # Per sample, as the authors: one conv per sample beats one grouped conv over the batch on CPU, and
+        # each sample has its own valid keys.
+        y = torch.cat([self.transfer(x2[n:n + 1], valid[n], raw[n]) for n in range(b)])
         if self.fuse is not None:
             y = torch.cat([branch(y) for branch in self.fuse], dim=1)
         return y
