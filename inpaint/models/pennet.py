@@ -67,9 +67,10 @@ class ATN(nn.Module):
         m = F.interpolate(mask, size=size, mode=self.mask_resize, align_corners=align)
         return F.unfold(m, self.ksize, padding=self.ksize // 2).mean(1) == 0
 
-    def attend(self, x2: Tensor, valid: Tensor) -> Tensor:
-        """One sample's attention weights over its valid keys only, 1 x valid keys x H x W (keys in row-major
-        order of x2's positions, queries as pixels); every invalid key's weight is exactly 1e-8.
+    def attend(self, x2: Tensor, valid: Tensor | None) -> Tensor:
+        """One sample's attention weights over its valid keys only (`valid`: bool per key, None when every key
+        is valid), 1 x valid keys x H x W (keys in row-major order of x2's positions, queries as pixels);
+        every invalid key's weight is exactly 1e-8.
 
         The authors score every key, set the invalid keys' scores to 0 before the softmax (so each still adds
         exp(0) to the denominator) and their weights to 0 after it (then 1e-8 by the clamp). The same
@@ -78,7 +79,9 @@ class ATN(nn.Module):
         the keys, and the softmax scale rides on the filters instead of a pass over the scores."""
         c, h, w = x2.shape[1:]
         k, pad = self.ksize, self.ksize // 2
-        keys = F.unfold(x2, k, padding=pad)[0][:, valid]  # C*k*k x valid keys, zero padded as the authors'
+        keys = F.unfold(x2, k, padding=pad)[0]  # C*k*k x keys, zero padded as the authors'
+        if valid is not None:
+            keys = keys[:, valid]
         keys = keys * (self.softmax_scale / keys.norm(dim=0, keepdim=True).clamp_min(1e-4))
         n_valid = keys.shape[1]
         filters, bias = keys.t().reshape(n_valid, c, k, k), None
@@ -101,12 +104,13 @@ class ATN(nn.Module):
     def transfer(self, x2: Tensor, valid: Tensor, raw: Tensor) -> Tensor:
         """One sample: each query pastes the keys' raw 4x4 patches (raw: keys x C1 x 4 x 4) weighted by its
         attention, overlaps averaged (/ 4); the invalid keys' 1e-8 weights add one constant patch."""
+        if valid.is_meta or valid.all():  # meta device: shapes only (models/summary.py counts an empty mask)
+            return F.conv_transpose2d(self.attend(x2, None), raw, stride=RATE, padding=1) / 4
         y = 0
         if valid.any():
             y = F.conv_transpose2d(self.attend(x2, valid), raw[valid], stride=RATE, padding=1)
-        if not valid.all():
-            constant = x2.new_full((1, 1, *x2.shape[-2:]), 1e-8)
-            y = y + F.conv_transpose2d(constant, raw[~valid].sum(0, keepdim=True), stride=RATE, padding=1)
+        constant = x2.new_full((1, 1, *x2.shape[-2:]), 1e-8)
+        y = y + F.conv_transpose2d(constant, raw[~valid].sum(0, keepdim=True), stride=RATE, padding=1)
         return y / 4
 
     def forward(self, x1: Tensor, x2: Tensor, mask: Tensor) -> Tensor:
