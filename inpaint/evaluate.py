@@ -5,8 +5,8 @@ Memory stays flat in the number of pairs: images are read batch by batch, the pe
 a pair) are kept, and the Inception features FID and KID need go to a temporary file, with FID's mean and
 covariance accumulated batch by batch (a set of fewer images than dimensions gets its FID from its features
 instead). A test image's ground-truth features are computed once and reused in every bin that pairs it with
-a mask (a test image appears once per bin). The scoring runs in the stage's
-process or as a Ray task on the cluster (`evaluate.on_ray`), on `evaluate.device`.
+a mask (a test image appears once per bin). The scoring runs in the stage's process or as a Ray task on the
+cluster (`evaluate.on_ray`), on `evaluate.device`.
 """
 from __future__ import annotations
 

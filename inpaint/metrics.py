@@ -130,10 +130,10 @@ def frechet_distance_of_features(real: np.ndarray, fake: np.ndarray) -> float:
     for name, x in (("real", real), ("fake", fake)):
         if len(x) < 2:
             raise ValueError(f"FID needs at least 2 images per set, got {len(x)} {name}")
-    a = (real - real.mean(axis=0)) / np.sqrt(len(real) - 1)
-    b = (fake - fake.mean(axis=0)) / np.sqrt(len(fake) - 1)
+    mu1, mu2 = real.mean(axis=0), fake.mean(axis=0)
+    a, b = (real - mu1) / np.sqrt(len(real) - 1), (fake - mu2) / np.sqrt(len(fake) - 1)
     tr_covmean = np.linalg.svd(a @ b.T, compute_uv=False).sum()
-    diff = real.mean(axis=0) - fake.mean(axis=0)
+    diff = mu1 - mu2
     return float(diff @ diff + (a * a).sum() + (b * b).sum() - 2 * tr_covmean)
 
 

@@ -157,9 +157,10 @@ def _unfold_bmm_atn(atn: ATN, x1: torch.Tensor, x2: torch.Tensor, mask: torch.Te
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("ksize", [1, 3])
 def test_conv_atn_equals_the_unfold_bmm_formulation_with_gradients(ksize: int, dtype: torch.dtype) -> None:
-    """Batch of 4 with a different hole each (one without a hole, one all hole), fuse on: outputs and every gradient within 1e-5. In float32 the
-    fuse weights' gradients (sums over every pixel) differ by float rounding (up to 4e-5 relative), so the
-    gradients are compared in float64, where rounding is far below the tolerance."""
+    """Batch of 4 with a different hole each (one without a hole, one all hole), fuse on: outputs and every
+    gradient within 1e-5. In float32 the fuse weights' gradients (sums over every pixel) differ by float
+    rounding (up to 4e-5 relative), so the gradients are compared in float64, where rounding is far below the
+    tolerance."""
     g = torch.Generator().manual_seed(3)
     x1 = torch.randn(4, 8, 32, 32, generator=g, dtype=dtype)
     x2 = torch.randn(4, 12, 16, 16, generator=g, dtype=dtype)
