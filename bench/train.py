@@ -41,7 +41,8 @@ def bench_config(params, variant: str, data: Path, steps: int, window: int) -> d
     config = train.loop_config(params, variant, None, f"bench-{variant}")
     config["prepared"], config["masks"] = str(data / "prepared"), str(data / "masks" / "train")
     config["train"] = {**config["train"], "steps": steps, "log_every": window, "checkpoint_every": steps,
-                       "image_every": steps + 1}
+                       "image_every": steps + 1,
+                       "num_workers": 1}  # the Ray side: one worker (not the smoke profile's in-process 0)
     return config
 
 

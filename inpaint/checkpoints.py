@@ -11,6 +11,10 @@ Each fingerprint (code, data, params) is a run folder of its own. The variant ke
 most recently used ones (the driver touches its run's folder at each start), so switching between two
 branches finds both results, while a long series of code edits does not fill the disk with old models.
 
+A run trained in-process (`train.num_workers: 0`, Ray Train's local mode) has no Ray to store its
+checkpoints: the loop writes them into the same layout, named as Ray names them, each complete before it
+gets its name (`publish`).
+
 Loading is the completeness test (a truncated state.pt does not load), so the newest is tried first and an
 older one is the fallback. Before an attempt the run keeps its two newest checkpoints (the newest may be
 the truncated one); once the run has finished none is kept: its result (model.pt and finished.json in the
@@ -20,8 +24,11 @@ from __future__ import annotations
 
 import re
 import shutil
+import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
+from typing import Callable
 
 PREFIX = "checkpoint_"
 ATTEMPT = "attempt-"
@@ -31,6 +38,19 @@ RUN_NAME = re.compile(r".+-[0-9a-f]{12}")  # <variant>-<fingerprint> (inpaint/fi
 
 def new_attempt() -> str:
     return ATTEMPT + time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + f"-{time.time_ns() % 10**9:09d}"
+
+
+def publish(attempt: Path, write: Callable[[Path], None]) -> Path:
+    """A new checkpoint of `attempt`: `write` fills a hidden folder, which then takes a checkpoint's name
+    (a kill leaves a hidden folder, never a partial checkpoint), and the run keeps its KEEP newest, as
+    Ray's `num_to_keep` would. Only the holder of the variant's training lock may call this."""
+    attempt.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix=".partial-", dir=attempt))
+    write(partial)
+    checkpoint = attempt / (PREFIX + datetime.now().strftime("%Y-%m-%d_%H-%M-%S.%f"))  # Ray's own naming
+    partial.rename(checkpoint)
+    prune(attempt.parent)
+    return checkpoint
 
 
 def on_disk(run: Path) -> list[Path]:

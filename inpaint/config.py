@@ -233,7 +233,9 @@ FRAMEWORKS = tuple(get_args(cls.model_fields["framework"].annotation)[0] for cls
 class TrainConfig(Strict):
     steps: Annotated[int, Field(ge=1)] = 100
     batch_size: Annotated[int, Field(ge=1)] = 8  # global: split across Ray workers
-    num_workers: Annotated[int, Field(ge=1)] = 1
+    # Ray Train workers (DDP); 0 trains in the driver's own process (Ray Train's local mode): no worker
+    # group to start (~16 s a stage on 2 cores), no worker to lose, checkpoints written by the loop itself.
+    num_workers: Annotated[int, Field(ge=0)] = 1
     use_gpu: bool = False
     seed: int = 10
     log_every: Annotated[int, Field(ge=1)] = 10
@@ -258,7 +260,7 @@ class TrainConfig(Strict):
 
     @model_validator(mode="after")
     def _batch_splits(self):
-        if self.batch_size % self.num_workers:
+        if self.batch_size % max(self.num_workers, 1):
             raise ValueError(
                 f"train.batch_size ({self.batch_size}) must be divisible by train.num_workers ({self.num_workers})")
         return self

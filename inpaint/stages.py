@@ -72,10 +72,9 @@ def _log_masks_run(params: Params, summary: dict, pictures: list[Path]) -> None:
     run = client.create_run(experiment_id, run_name="masks", tags={tracking.TAG_KIND: "masks", **tracking.provenance()})
     rid = run.info.run_id
     tracking.log_params(client, rid, params.masks.model_dump(mode="json"), prefix="masks.")
-    for split in ("train", "test"):
-        for key, count in summary[split]["per_bin"].items():
-            client.log_metric(rid, tracking.metric_key("masks", split, key), count)
-    client.log_metric(rid, "masks/masks_per_s", summary["masks_per_s"])
+    counts = {tracking.metric_key("masks", split, key): count
+              for split in ("train", "test") for key, count in summary[split]["per_bin"].items()}
+    tracking.log_metrics(client, rid, {**counts, "masks/masks_per_s": summary["masks_per_s"]})
     for p in pictures:
         client.log_artifact(rid, str(p), artifact_path="pictures")
     client.set_terminated(rid)
@@ -154,9 +153,8 @@ def evaluate(params: Params, variant: str) -> dict:
         per_bin.insert(1, "hole_ratio_bin", [bins.label(b) for b in per_bin.bin])
         per_bin.to_csv(tmp, index=False)
     client = MlflowClient(tracking.tracking_uri(params.tracking.uri))
-    for k, v in record["complexity"].items():
-        if math.isfinite(v):
-            client.log_metric(meta["run_id"], tracking.metric_key("complexity", k), v)
+    tracking.log_metrics(client, meta["run_id"],
+                         {tracking.metric_key("complexity", k): v for k, v in record["complexity"].items()})
     client.log_artifact(meta["run_id"], str(per_bin_csv), artifact_path="evaluation")
     return record
 
@@ -167,6 +165,7 @@ def evaluate_model(params: Params, model: Path, name: str, meta: dict) -> tuple[
     settings, and log to the MLflow run that trained it (meta["run_id"]) the metrics per bin with their
     confidence intervals (`test/...`), the headline means and the metrics-per-hole-ratio figure. Returns the
     evaluation record (evals/<variant>.json's layout, without the complexity) and the per-image scores."""
+    from mlflow.entities import RunTag
     from mlflow.tracking import MlflowClient
 
     from inpaint import evaluate as ev
@@ -185,14 +184,11 @@ def evaluate_model(params: Params, model: Path, name: str, meta: dict) -> tuple[
     client, run_id = MlflowClient(tracking.tracking_uri(params.tracking.uri)), meta["run_id"]
     logged = {tracking.metric_key("test", *k.split("/")): v for k, v in results.items()}
     logged["evaluate/pairs_per_s"] = pairs_per_s
-    for k, v in logged.items():
-        if math.isfinite(v):
-            client.log_metric(run_id, k, v)
-    client.set_tag(run_id, "eval.pretrained", str(set_metrics.pretrained).lower())
-    for metric, status in set_metrics.status.items():
-        client.set_tag(run_id, f"eval.{metric}", status[:5000])
-    for k, v in record["settings"].items():
-        client.set_tag(run_id, f"eval.setting.{k}", str(v))
+    tracking.log_metrics(client, run_id, logged)
+    tags = {"eval.pretrained": str(set_metrics.pretrained).lower(),
+            **{f"eval.{metric}": status[:5000] for metric, status in set_metrics.status.items()},
+            **{f"eval.setting.{k}": str(v) for k, v in record["settings"].items()}}
+    client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
     _log_headline(client, run_id, name, results)
     return record, per_image
 
@@ -229,9 +225,7 @@ def _log_headline(client, run_id: str, variant: str, results: dict[str, float]) 
     from inpaint import figures
 
     means = headline(results, steps=None)
-    for m in ("psnr", "ssim", "l1"):
-        if m in means:
-            client.log_metric(run_id, f"{m}_mean", means[m])
+    tracking.log_metrics(client, run_id, {f"{m}_mean": means[m] for m in ("psnr", "ssim", "l1") if m in means})
     figures.log_figure(client, run_id, figures.run_curves(results, f"{variant}: test metrics per hole ratio"),
                        "evaluation/metrics_vs_ratio.png")
 
@@ -304,8 +298,7 @@ def _log_report_run(params: Params, head, tables: list, skipped: list[str]) -> s
     tracking.log_params(client, rid, {"profile": params.profile, "dataset": params.data.dataset,
                                       "image_size": params.data.image_size, "weights": params.weights,
                                       "variants": ",".join(params.variants)})
-    for k, v in rp.headline_metrics(head).items():
-        client.log_metric(rid, k, v)
+    tracking.log_metrics(client, rid, rp.headline_metrics(head))
     for folder in ("tables", "plots", "figures"):
         client.log_artifacts(rid, str(paths.REPORTS / folder), artifact_path=folder)
     for table in (head, *tables):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import itertools
 import json
+import logging
 import os
 import shutil
 import signal
@@ -84,13 +85,16 @@ def load_state(path: Path, expect: dict | None = None) -> dict:
 
 
 class RaySession:
-    """What the loop needs from Ray Train: rank, world size, device, DDP wrapping, checkpoints and reports."""
+    """What the loop needs from Ray Train: rank, world size, device, DDP wrapping, checkpoints and reports.
+    `attempt`: the attempt's folder when the loop runs in the driver's process (Ray Train's local mode),
+    where Ray stores no checkpoint and the loop writes its own there."""
 
-    def __init__(self):
+    def __init__(self, attempt: str | None = None):
         import ray.train
         import ray.train.torch
 
         self._train, self._torch = ray.train, ray.train.torch
+        self.attempt = Path(attempt) if attempt else None
         ctx = ray.train.get_context()
         self.rank, self.world = ctx.get_world_rank(), ctx.get_world_size()
         self.device = ray.train.torch.get_device()
@@ -113,12 +117,15 @@ class RaySession:
 
     def report(self, metrics: dict, framework=None, step: int = 0, meta: dict | None = None) -> None:
         """Every rank reports (Ray needs all of them); rank 0 attaches the checkpoint when one is due."""
-        with tempfile.TemporaryDirectory() as d:
-            checkpoint = None
-            if framework is not None and self.rank == 0:
+        if framework is None or self.rank != 0:
+            self._train.report(metrics)
+        elif self.attempt is not None:
+            written = checkpoints.publish(self.attempt, lambda d: save_state(d, framework, step, meta))
+            self._train.report(metrics, checkpoint=self._train.Checkpoint(str(written)))
+        else:  # Ray copies it into the attempt's folder
+            with tempfile.TemporaryDirectory() as d:
                 save_state(Path(d), framework, step, meta)
-                checkpoint = self._train.Checkpoint.from_directory(d)
-            self._train.report(metrics, checkpoint=checkpoint)
+                self._train.report(metrics, checkpoint=self._train.Checkpoint.from_directory(d))
 
 
 class LocalSession:
@@ -160,7 +167,7 @@ class ResumableSampler(torch.utils.data.DistributedSampler):
 def train_func(config: dict) -> None:
     """The per-worker entry point of Ray Train. `config` is plain data so that it crosses process and node
     boundaries."""
-    train_loop(config, RaySession())
+    train_loop(config, RaySession(config.get("attempt")))
 
 
 def train_loop(config: dict, session) -> None:
@@ -384,10 +391,15 @@ def _fit(params: Params, variant: str, run: Path, run_id: str, fp: str) -> tuple
     cfg, tcfg = params.variants[variant], params.train_for(variant)
     checkpoints.prune(run)
     config = {**loop_config(params, variant, run_id, fp), "resume_from": [str(p) for p in checkpoints.on_disk(run)]}
-    cluster.connect(params.ray.address, params.ray.keep_alive_s)
+    attempt = checkpoints.new_attempt()
+    if tcfg.num_workers == 0:  # in this process: no Ray to connect to, and the loop stores its checkpoints
+        config["attempt"] = str(run / attempt)
+        logging.getLogger("ray.train").setLevel(logging.WARNING)  # its INFO line per report breaks the progress bar
+    else:
+        cluster.connect(params.ray.address, params.ray.keep_alive_s)
     start, driver_s = time.perf_counter(), time.time() - _process_start()
     try:
-        result = make_trainer(params, config, name=checkpoints.new_attempt(), storage_path=run).fit()
+        result = make_trainer(params, config, name=attempt, storage_path=run).fit()
     except SystemExit:  # Ctrl-C: Ray Train's SIGINT handler aborts the run, then its `ray.get` exits the process
         raise KeyboardInterrupt from None
     finally:  # Ray leaves that handler installed, and it would call the aborted controller on the next Ctrl-C
@@ -423,7 +435,8 @@ def loop_config(params: Params, variant: str, run_id: str | None, fp: str) -> di
 def make_trainer(params: Params, config: dict, name: str, storage_path: Path | None = None, callbacks=None):
     """A TorchTrainer of `train_func` with the scaling, failure and checkpoint settings of `params`. A run
     with the same `name` under the same storage path resumes from its last checkpoint. `callbacks`: Ray
-    Train callbacks, e.g. Tune's TuneReportCallback that forwards the workers' reports to a Tune trial."""
+    Train callbacks, e.g. Tune's TuneReportCallback that forwards the workers' reports to a Tune trial (Ray
+    calls none in local mode, `train.num_workers: 0`, where `fit` runs the loop in this process)."""
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 

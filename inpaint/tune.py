@@ -90,9 +90,13 @@ def trial_params(params: Params, name: str, overrides: dict[str, Any]) -> Params
     for key, value in overrides.items():
         raw = merge(raw, _nest(_path(variant, key), value))
     try:
-        return Params.model_validate(raw)
+        trial = Params.model_validate(raw)
     except ValidationError as e:
         raise ParamsError(f"the trial settings {overrides} are invalid:\n" + "\n".join(explain(e))) from None
+    if trial.train.num_workers == 0:
+        raise ParamsError("train.num_workers 0 trains in the driver's process, where Tune receives no report; "
+                          "a trial needs Ray Train workers (1 or more)")
+    return trial
 
 
 def check_study(params: Params, name: str) -> Study:

@@ -14,7 +14,7 @@ from inpaint import checkpoints, cluster
 from inpaint.config import Variant
 from inpaint.frameworks import build_framework, build_networks
 from inpaint.lifetime import Busy, exclusive
-from inpaint.train import STATE_FILE, RaySession, save_state
+from inpaint.train import STATE_FILE, RaySession, load_state, save_state
 
 HOLD = ("import sys, time; from pathlib import Path; from inpaint.lifetime import exclusive\n"
         "with exclusive(Path(sys.argv[1]), 'training of variant x'):\n"
@@ -92,6 +92,30 @@ def test_checkpoints_on_disk_newest_first_and_pruned_across_attempts(tmp_path, f
     assert checkpoints.on_disk(run) == [c, b] and not (run / "attempt-3").exists()
     checkpoints.prune(run, keep=[c])
     assert checkpoints.on_disk(run) == [c] and not (run / "attempt-1").exists()
+
+
+def test_an_in_process_checkpoint_is_named_only_when_complete_and_the_run_keeps_two(tmp_path, framework):
+    """`publish` (train.num_workers 0, where Ray stores nothing): a write that fails half-way leaves a hidden
+    folder that no listing takes for a checkpoint; complete ones sort after Ray's older ones, and the run
+    keeps its two newest across attempts, as Ray's num_to_keep=2 would."""
+    run = tmp_path / "gdn_weight" / "gdn_weight-abc"
+    ray_s = _checkpoint(run, "attempt-1", "2026-12-01_10-00-00.000001", framework, 10)  # an earlier attempt
+    attempt = run / "attempt-2"
+
+    def killed_half_way(d):
+        (d / STATE_FILE).write_bytes(b"half")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        checkpoints.publish(attempt, killed_half_way)
+    assert checkpoints.on_disk(run) == [ray_s] and len(list(attempt.glob(".partial-*"))) == 1
+    first = checkpoints.publish(attempt, lambda d: save_state(d, framework, 20, META))
+    assert checkpoints.on_disk(run) == [first, ray_s]
+    second = checkpoints.publish(attempt, lambda d: save_state(d, framework, 30, META))
+    assert checkpoints.on_disk(run) == [second, first] and not ray_s.exists()
+    assert load_state(second / STATE_FILE, expect=META)["step"] == 30
+    checkpoints.prune(run, keep=[])  # the finished run: nothing left, the hidden leftover included
+    assert not run.exists() or not any(run.iterdir())
 
 
 def test_a_variant_keeps_its_most_recently_used_run_folders(tmp_path):

@@ -348,15 +348,90 @@ def _tree(folder: Path) -> str:
     return "\n".join(str(p.relative_to(folder)) for p in sorted(folder.rglob("*")))
 
 
+def _uninterrupted(work, variant: str) -> dict:
+    """The networks after the steps of `work`'s params.yaml, trained in this process without Ray (LocalSession):
+    what an interrupted and resumed run must end with."""
+    from inpaint import train
+    from inpaint.config import load_params
+    from inpaint.fingerprint import fingerprint
+
+    loaded = load_params(work / "params.yaml")
+    config = train.loop_config(loaded, variant, None, fingerprint(loaded, variant))
+    config["prepared"], config["masks"] = str(work / "data" / "prepared"), str(work / "data" / "masks" / "train")
+    session = train.LocalSession()
+    train.train_loop(config, session)
+    return session.state["networks"]
+
+
+def _in_process_checkpoint(storage: Path, since: float) -> Path | None:
+    """A checkpoint an in-process run wrote since `since`: it takes its name only once complete."""
+    from inpaint import checkpoints
+
+    for run in storage.glob("*-*"):
+        found = [p for p in checkpoints.on_disk(run) if p.stat().st_mtime >= since]
+        if found:
+            return found[0]
+    return None
+
+
+def test_in_process_training_survives_ctrl_c_and_kill_9_and_does_every_step_once(pipeline):
+    """`train.num_workers: 0` (the smoke profile's): the loop runs in the driver's process (Ray Train's local
+    mode) and writes its own checkpoints. Ctrl-C after the first checkpoint exits 130 with one line; the
+    re-run resumes from it, is killed with -9 after a later one, and the third run finishes. The result
+    equals the same steps run without interruption, each step is logged once, no checkpoint is left, and
+    no Ray was started for it."""
+    import torch
+
+    from inpaint import checkpoints
+
+    work, env, _ = pipeline
+    original = (work / "params.yaml").read_text()
+    params = yaml.safe_load(original)
+    params["train"] = {"num_workers": 0, "steps": 24, "checkpoint_every": 4, "image_every": 100}
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    storage, cmd = work / "checkpoints" / "gdn_weight", [str(Path(sys.executable).parent / "inpaint"), "train",
+                                                         "gdn_weight"]
+    try:
+        resumed = []
+        for stop in (signal.SIGINT, signal.SIGKILL):
+            started = time.time()
+            proc = subprocess.Popen(cmd, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                    text=True)
+            deadline = time.monotonic() + 300
+            while not _in_process_checkpoint(storage, started) and proc.poll() is None:
+                assert time.monotonic() < deadline, "no checkpoint within 300 s"
+                time.sleep(0.05)
+            assert proc.poll() is None, f"the run ended before it could be stopped:\n{proc.communicate()[0][-3000:]}"
+            proc.send_signal(stop)
+            log = proc.communicate(timeout=120)[0]
+            assert "ray: started a local head" not in log and "Connecting to existing Ray" not in log, log[-3000:]
+            resumed += [int(line.rsplit(" ", 1)[1]) for line in log.splitlines() if "resumed from the checkpoint" in line]
+            if stop == signal.SIGINT:
+                assert proc.returncode == 130, log[-3000:]
+                assert "interrupted: inpaint train" in log and "Traceback" not in log, log[-3000:]
+        log = run_checked(cmd, work, env)
+        resumed += [int(line.rsplit(" ", 1)[1]) for line in log.splitlines() if "resumed from the checkpoint" in line]
+        assert len(resumed) == 2 and 0 < resumed[0] < resumed[1] < 24, log[-3000:]
+        reference = _uninterrupted(work, "gdn_weight")
+    finally:
+        (work / "params.yaml").write_text(original)
+    summary = json.loads((work / "runs" / "gdn_weight" / "train_metrics.json").read_text())
+    assert summary["steps"] == 24 and summary["startup_ray_s"] < 1.0, summary
+    (run,) = [p for p in storage.glob("gdn_weight-*") if (p / "model.pt").is_file() and
+              torch.load(p / "model.pt", weights_only=True)["meta"]["steps"] == 24]
+    assert checkpoints.on_disk(run) == [] and not list(run.rglob(".partial-*"))
+    (train_run,) = [r for r in _train_runs(work, "gdn_weight") if r.data.tags["fingerprint"] in run.name]
+    assert sorted(_steps_logged(work, train_run.info.run_id)) == list(range(1, 25))  # each step once
+    finished = torch.load(work / "runs" / "gdn_weight" / "model.pt", weights_only=True)
+    for k, v in reference["generator"].items():
+        assert torch.equal(finished["generator"][k], v), k
+
+
 def test_a_killed_worker_is_survived_and_every_step_is_done_once(pipeline):
     """SIGKILL the Ray Train worker after its first checkpoint: FailureConfig restarts the worker group, the
     run resumes from that checkpoint and finishes, and the final generator equals the one of the same steps
     run without interruption and without Ray (LocalSession): no step lost, none applied twice."""
     import torch
-
-    from inpaint import train
-    from inpaint.config import load_params
-    from inpaint.fingerprint import fingerprint
 
     work, env, _ = pipeline
     original = (work / "params.yaml").read_text()
@@ -383,13 +458,7 @@ def test_a_killed_worker_is_survived_and_every_step_is_done_once(pipeline):
         assert proc.returncode == 0, log[-6000:]
         resumed = [int(line.rsplit(" ", 1)[1]) for line in log.splitlines() if "resumed from the checkpoint of step" in line]
         assert resumed and 0 < resumed[-1] < 24, log[-4000:]
-
-        loaded = load_params(work / "params.yaml")
-        config = train.loop_config(loaded, "gdn_weight", None, fingerprint(loaded, "gdn_weight"))
-        config["prepared"], config["masks"] = str(work / "data" / "prepared"), str(work / "data" / "masks" / "train")
-        session = train.LocalSession()
-        train.train_loop(config, session)
-        reference = session.state["networks"]
+        reference = _uninterrupted(work, "gdn_weight")
     finally:
         (work / "params.yaml").write_text(original)
     survived = torch.load(work / "runs" / "gdn_weight" / "model.pt", weights_only=True)

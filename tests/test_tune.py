@@ -48,6 +48,19 @@ def test_a_malformed_domain_is_refused_on_load_naming_the_key(domain, reason):
     assert reason in str(e.value)
 
 
+def test_a_trial_without_ray_train_workers_is_refused_naming_the_key():
+    """train.num_workers 0 trains in the driver's process (Ray Train's local mode), which reports nothing to
+    Tune: refused for the study's trials, whether set under tune.train or swept."""
+    base = _params({"s": {"variant": "gdn_det", "space": {"train.seed": {"grid": [1]}}}})
+    base.tune.train["num_workers"] = 0
+    with pytest.raises(ParamsError, match=r"tune\.train: train\.num_workers 0 .* Tune receives no report"):
+        tune.check_study(base, "s")
+    swept = _params({"s": {"variant": "gdn_det", "space": {"train.num_workers": {"grid": [1, 0]}}}})
+    with pytest.raises(ParamsError, match=r"tune\.studies\.s\.space\.train\.num_workers: value 0 is refused"):
+        tune.check_study(swept, "s")
+    tune.check_study(_params({"s": {"variant": "gdn_det", "space": {"train.num_workers": {"grid": [1, 2]}}}}), "s")
+
+
 def test_unknown_study_and_unknown_variant_are_named():
     with pytest.raises(ParamsError, match="unknown study 'nope'"):
         tune.check_study(_params({}), "nope")
