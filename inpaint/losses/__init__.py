@@ -1,0 +1,1 @@
+"""The training losses: reconstruction, adversarial, perceptual and style, and the detector's."""
