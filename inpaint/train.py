@@ -70,9 +70,11 @@ def save_state(directory: Path, framework, step: int, meta: dict) -> None:
 
 
 def load_state(path: Path, expect: dict | None = None) -> dict:
-    """Read a checkpoint file; refuse one that is corrupt or belongs to another variant/config."""
+    """Read a checkpoint file; refuse one that is corrupt or belongs to another variant/config. Memory-mapped:
+    a tensor is read when used, so checking a finished run's meta or taking the generator out of a 1.4 GB
+    LGNet checkpoint does not read the rest (the mapping is private: nothing written goes to the file)."""
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as e:  # noqa: BLE001 - any unpickling failure means the same thing to the user
         raise ValueError(f"{path}: not a readable checkpoint ({type(e).__name__}: {e})") from None
     if not isinstance(state, dict) or "meta" not in state:

@@ -13,7 +13,6 @@ passes (seeded by train.seed, epoch and index in TrainPairs), never from a globa
 from __future__ import annotations
 
 import numpy as np
-import torchvision.transforms.functional as TF
 from PIL import Image, ImageFilter
 
 from inpaint.config import Augment
@@ -24,6 +23,10 @@ def augment_image(rgb: np.ndarray, cfg: Augment, rng: np.random.Generator) -> np
     if cfg.image_flip and rng.random() < cfg.image_flip:
         rgb = rgb[:, ::-1]
     if cfg.color_jitter:
+        # here, not at the top: torchvision imports torch._dynamo (2 s), which the evaluate stage, that
+        # imports this module for the test pairs, does not need when FID and LPIPS are off
+        import torchvision.transforms.functional as TF
+
         x = cfg.color_jitter
         image = Image.fromarray(np.ascontiguousarray(rgb))
         factors = {"brightness": rng.uniform(1 - x, 1 + x), "contrast": rng.uniform(1 - x, 1 + x),

@@ -16,7 +16,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
-import torchvision
 from torch import Tensor, nn
 
 from inpaint import weights
@@ -51,6 +50,10 @@ class VGG16Features(nn.Module):
     """Frozen VGG-16 up to pool3; returns [pool1, pool2, pool3] for images in [0, 1]."""
 
     def __init__(self, weights_path: Path | None) -> None:
+        # torchvision here, not at the top: it imports torch._dynamo (2 s), which a stage that imports this
+        # module without building the loss (evaluate, through the frameworks) does not need
+        import torchvision
+
         super().__init__()
         # Built on the meta device so the 124 M-parameter classifier is never allocated; only features[:17]
         # is materialised, then loaded or initialised as torchvision's VGG initialises its convs.
