@@ -7,6 +7,8 @@ After a run, per variant: model.pt once (runs/, the run's folder and DVC's cache
 .dvc/config); MLflow keeps a pointer only (docs/faults.md). While a variant trains: its
 Ray checkpoints (every network plus Adam's two moments per optimised weight), at most `checkpoints.KEEP`
 of an earlier attempt and Ray's own `num_to_keep` of this one, plus the worker's temporary copy of one.
+In-process (`train.num_workers: 0`) a run keeps two in all and writes the next beside them, so the peak
+printed is an upper bound there.
 Compare with `du -sh` of the repository after a real run.
 """
 from __future__ import annotations

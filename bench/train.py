@@ -2,6 +2,7 @@
 
     python bench/train.py                                  # the smoke profile, every model family
     python bench/train.py --window-s 20 --variants gdn_det lgnet_light
+    python bench/train.py --variants pennet --torch-threads 1     # both sides on one intra-op thread
 
 Both sides run `inpaint.train.train_loop` (the plain side with `LocalSession`, in this process; the Ray side
 through `TorchTrainer` with one CPU worker), on the same prepared data and masks, with the smoke profile's
@@ -37,12 +38,14 @@ from inpaint.paths import REPO_ROOT  # noqa: E402
 FAMILIES = ("gdn_weight", "gdn_adv", "gdn_det", "lgnet_c_l_g_att", "pennet")  # GDN's three frameworks, LGNet, PEN-Net
 
 
-def bench_config(params, variant: str, data: Path, steps: int, window: int) -> dict:
+def bench_config(params, variant: str, data: Path, steps: int, window: int, threads: int | None = None) -> dict:
     config = train.loop_config(params, variant, None, f"bench-{variant}")
     config["prepared"], config["masks"] = str(data / "prepared"), str(data / "masks" / "train")
     config["train"] = {**config["train"], "steps": steps, "log_every": window, "checkpoint_every": steps,
                        "image_every": steps + 1,
                        "num_workers": 1}  # the Ray side: one worker (not the smoke profile's in-process 0)
+    if threads:
+        config["train"]["torch_threads"] = threads
     return config
 
 
@@ -60,9 +63,9 @@ def through_ray(params, config: dict, storage: Path) -> tuple[float, float, floa
     return result.metrics["images_per_s"], result.metrics["images_per_cpu_s"], time.perf_counter() - start
 
 
-def window_steps(params, variant: str, data: Path, window_s: float) -> int:
+def window_steps(params, variant: str, data: Path, window_s: float, threads: int | None) -> int:
     """Steps that fill about `window_s` seconds of the plain loop, from a short timed run."""
-    images_per_s, _ = plain(bench_config(params, variant, data, 4, 2))
+    images_per_s, _ = plain(bench_config(params, variant, data, 4, 2, threads))
     return max(2, round(window_s * images_per_s / params.train.batch_size))
 
 
@@ -72,17 +75,22 @@ def main() -> None:
     ap.add_argument("--window-s", type=float, default=6.0,
                     help="seconds of plain training the measured window should last (sets its steps)")
     ap.add_argument("--rounds", type=int, default=3, help="alternating plain / Ray rounds (the ratio is their median)")
+    ap.add_argument("--torch-threads", type=int, default=None,
+                    help="intra-op threads of both sides (default: the profile's train.torch_threads)")
     args = ap.parse_args()
     if args.window_s <= 0:
         ap.error(f"--window-s must be positive, got {args.window_s}")
     if args.rounds < 1:
         ap.error(f"--rounds must be at least 1, got {args.rounds}")
+    if args.torch_threads is not None and args.torch_threads < 1:
+        ap.error(f"--torch-threads must be at least 1, got {args.torch_threads}")
     params = load_params(REPO_ROOT / "params.yaml")
     unknown = set(args.variants) - set(params.variants)
     if unknown:
         ap.error(f"unknown variants {sorted(unknown)}; params.yaml has {', '.join(params.variants)}")
     print(f"profile {params.profile}: {params.data.image_size} px, global batch {params.train.batch_size}, "
-          f"{params.train.torch_threads} threads, windows of ~{args.window_s:g} s after a warm-up window, "
+          f"{args.torch_threads or params.train.torch_threads} threads, "
+          f"windows of ~{args.window_s:g} s after a warm-up window, "
           f"{args.rounds} rounds")
     # variant -> per round: (plain img/s, plain img/CPU s, Ray img/s, Ray img/CPU s, Ray start-up s)
     runs = {v: [] for v in args.variants}
@@ -91,13 +99,13 @@ def main() -> None:
         prepare(params.data, data / "prepared")
         build_mask_sets(params.masks.model_copy(update={"train_per_bin": 100, "test_per_bin": 4}),
                         params.data.image_size, data / "masks")
-        windows = {v: window_steps(params, v, data, args.window_s) for v in args.variants}
+        windows = {v: window_steps(params, v, data, args.window_s, args.torch_threads) for v in args.variants}
         print("window steps: " + ", ".join(f"{v} {n}" for v, n in windows.items()), flush=True)
         cluster.connect(params.ray.address)
         for r in range(args.rounds):
             for variant in args.variants:
                 steps = 2 * windows[variant]
-                config = bench_config(params, variant, data, steps, windows[variant])
+                config = bench_config(params, variant, data, steps, windows[variant], args.torch_threads)
                 ray_first = r % 2 == 1
                 if ray_first:
                     ray_rate, ray_cpu, fit_s = through_ray(params, config, data / "ray" / str(r))

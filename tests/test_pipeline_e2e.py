@@ -391,6 +391,10 @@ def test_in_process_training_survives_ctrl_c_and_kill_9_and_does_every_step_once
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     storage, cmd = work / "checkpoints" / "gdn_weight", [str(Path(sys.executable).parent / "inpaint"), "train",
                                                          "gdn_weight"]
+
+    def resumed_from(log: str) -> list[int]:
+        return [int(line.rsplit(" ", 1)[1]) for line in log.splitlines() if "resumed from the checkpoint" in line]
+
     try:
         resumed = []
         for stop in (signal.SIGINT, signal.SIGKILL):
@@ -405,12 +409,12 @@ def test_in_process_training_survives_ctrl_c_and_kill_9_and_does_every_step_once
             proc.send_signal(stop)
             log = proc.communicate(timeout=120)[0]
             assert "ray: started a local head" not in log and "Connecting to existing Ray" not in log, log[-3000:]
-            resumed += [int(line.rsplit(" ", 1)[1]) for line in log.splitlines() if "resumed from the checkpoint" in line]
+            resumed += resumed_from(log)
             if stop == signal.SIGINT:
                 assert proc.returncode == 130, log[-3000:]
                 assert "interrupted: inpaint train" in log and "Traceback" not in log, log[-3000:]
         log = run_checked(cmd, work, env)
-        resumed += [int(line.rsplit(" ", 1)[1]) for line in log.splitlines() if "resumed from the checkpoint" in line]
+        resumed += resumed_from(log)
         assert len(resumed) == 2 and 0 < resumed[0] < resumed[1] < 24, log[-3000:]
         reference = _uninterrupted(work, "gdn_weight")
     finally:
