@@ -23,8 +23,8 @@ def augment_image(rgb: np.ndarray, cfg: Augment, rng: np.random.Generator) -> np
     if cfg.image_flip and rng.random() < cfg.image_flip:
         rgb = rgb[:, ::-1]
     if cfg.color_jitter:
-        # here, not at the top: torchvision imports torch._dynamo (2 s), which the evaluate stage, that
-        # imports this module for the test pairs, does not need when FID and LPIPS are off
+        # here, not at the top: torchvision imports torch._dynamo (2 s), and the stages that import this
+        # module only for the test pairs (baselines, report, evaluate) do not use torchvision
         import torchvision.transforms.functional as TF
 
         x = cfg.color_jitter

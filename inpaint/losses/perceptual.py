@@ -51,7 +51,7 @@ class VGG16Features(nn.Module):
 
     def __init__(self, weights_path: Path | None) -> None:
         # torchvision here, not at the top: it imports torch._dynamo (2 s), which a stage that imports this
-        # module without building the loss (evaluate, through the frameworks) does not need
+        # module through the frameworks without building the loss (baselines, report) need not load
         import torchvision
 
         super().__init__()
