@@ -24,7 +24,7 @@ class Strict(BaseModel):
 
 
 class DataConfig(Strict):
-    """Which images, at which working resolution, split how (protocol.md section 1).
+    """Which images, at which working resolution, split how (docs/protocol.md section 1).
 
     Every dataset but `sample` is read from data.folder; the layout each one expects is described in
     inpaint/data/presets.py (LAYOUTS).
@@ -160,8 +160,8 @@ class DetFramework(VariantBase):
 
 
 class LGNetFramework(VariantBase):
-    """LGNet (reference.md 2.7-2.9): coarse + refinement stages, per-image masked L1 at every stage, perceptual,
-    style and TV on the refinement stages, LSGAN on the stage-1 composite; D first, then G."""
+    """LGNet (docs/authors_code.md 2.7-2.9): coarse + refinement stages, per-image masked L1 at every stage,
+    perceptual, style and TV on the refinement stages, LSGAN on the stage-1 composite; D first, then G."""
 
     framework: Literal["lgnet"]
     generator: str = "lgnet"  # any registered LGNet builder: lgnet, lgnet_c_l, lgnet_light, lgnet_share, ...
@@ -179,7 +179,7 @@ class LGNetFramework(VariantBase):
 
 
 class PENFramework(VariantBase):
-    """PEN-Net (reference.md 3.4-3.6): batch-normalised masked L1 + pyramid L1 + SN-PatchGAN (hinge) on the
+    """PEN-Net (docs/authors_code.md 3.4-3.6): batch-normalised masked L1 + pyramid L1 + SN-PatchGAN (hinge) on the
     composite; D first, then G; lr = lr0 * 0.1^(min(step, decay_steady) // decay_every)."""
 
     framework: Literal["pen"]
@@ -378,7 +378,7 @@ class TuneConfig(Strict):
 
 class Params(Strict):
     profile: Literal["smoke", "ci", "paper"]
-    # protocol.md section 4: what a missing pretrained file (FID Inception, LPIPS backbone, VGG-16) does
+    # docs/protocol.md section 4: what a missing pretrained file (FID Inception, LPIPS backbone, VGG-16) does
     weights: Literal["auto", "required", "random"] = "auto"
     data: DataConfig = DataConfig()
     masks: MaskSettings = MaskSettings()

@@ -1,5 +1,5 @@
-"""Published numbers (shared/spec/paper_tables.md, copied to tests/data/), stored as data so that the report
-prints them beside ours. tests/test_paper_tables.py checks every number against the markdown.
+"""Published numbers (the papers' own tables, transcribed in tests/data/paper_tables.md), stored as data so that
+the report prints them beside ours. tests/test_paper_tables.py checks every number against the markdown.
 
 Shapes: a *method table* is metric -> row label -> six values, one per hole-ratio bin (0.01, 0.1] ...
 (0.5, 0.6] (inpaint/bins.py). Datasets are named as `data.dataset` names them, with both Places2 splits

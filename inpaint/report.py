@@ -1,4 +1,4 @@
-"""Tables in the papers' layouts, from the DVC outputs of the variants in params.yaml (protocol.md section 5).
+"""Tables in the papers' layouts, from the DVC outputs of the variants in params.yaml (docs/protocol.md section 5).
 
 The source is the files DVC tracks: evals/<variant>.json and runs/<variant>/train_metrics.json of each
 variant params.yaml names, and evals/baselines/<name>.json (the classical fills, inpaint/baselines.py); a

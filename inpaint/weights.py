@@ -1,4 +1,4 @@
-"""Pretrained weight files (protocol.md section 4): looked up in the torch cache, never downloaded here.
+"""Pretrained weight files (docs/protocol.md section 4): looked up in the torch cache, never downloaded here.
 
 `weights` setting: `auto` skips what needs a missing file (loudly, recorded), `required` stops before any
 work naming the file and the fix, `random` (tests only) builds the same networks with random weights and

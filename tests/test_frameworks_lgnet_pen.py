@@ -1,6 +1,6 @@
 """LGNet and PEN-Net training recipes: one step trains every network, D sees what the authors' D sees, the G
 loss is the authors' sum (recomputed here independently, in their [-1, 1] range), the VGG-16 weights setting
-behaves as protocol.md section 4 says, the lr schedules, and checkpoints carry the schedulers.
+behaves as docs/protocol.md section 4 says, the lr schedules, and checkpoints carry the schedulers.
 
 Cost: one LGNet (C+L) step and one PEN-Net step at 64x64, batch 2, shared by several tests (module fixtures).
 """

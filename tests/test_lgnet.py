@@ -37,7 +37,8 @@ def test_parameter_count_at_256(name: str) -> None:
 
 
 def test_light_reading() -> None:
-    """67.10 M needs Net_L at ngf 64: the U-Nets at 48 are reference.md's 30.61 M each, plus scaled attention."""
+    """67.10 M needs Net_L at ngf 64: the U-Nets at 48 are 30.61 M each (docs/authors_code.md 2.10), plus scaled
+    attention."""
     with torch.device("meta"):
         assert count_parameters(lg.lgnet(variant="C", light=True)) == 30_612_195
         light_l48 = count_parameters(lg.lgnet(variant="C", light=True)) * 2 + count_parameters(
@@ -152,7 +153,8 @@ def test_init() -> None:
 
 
 def _naive_attention(module: SelfAttention, x: torch.Tensor) -> torch.Tensor:
-    """reference.md 2.6 as the authors compute it: per sample, keys as 1x1 conv filters, transposed conv back."""
+    """docs/authors_code.md 2.6 as the authors compute it: per sample, keys as 1x1 conv filters, transposed conv
+    back."""
     out = []
     for feat in x.split(1):
         c = feat.shape[1]

@@ -1,4 +1,5 @@
-"""The mask subsystem (protocol.md section 2): recipe, bins, margin, determinism, stores, leak check, Liu import."""
+"""The mask subsystem (docs/protocol.md section 2): recipe, bins, margin, determinism, stores, leak check, Liu
+import."""
 from __future__ import annotations
 
 import hashlib

@@ -1,5 +1,5 @@
 """The published numbers in inpaint/paper_tables.py against the transcription they were typed from
-(tests/data/paper_tables.md, a copy of shared/spec/paper_tables.md), parsed here independently."""
+(tests/data/paper_tables.md: the tables as the papers published them), parsed here independently."""
 import re
 from pathlib import Path
 
@@ -79,7 +79,7 @@ def test_lgnet_table4_complexity(md):
 
 
 def test_lgnet_table5_first_block_is_l1_not_fid(md):
-    """paper_tables.md: Table V's first block is labelled FID but repeats Table III's l1 (%) for LGNet."""
+    """tests/data/paper_tables.md: Table V's first block is labelled FID but repeats Table III's l1 (%) for LGNet."""
     order = ["l1", "psnr", "ssim", "fid", "lpips"]
     for k, ((_, model), values) in enumerate(md["V"]):
         assert pt.LGNET_TABLE5[order[k // 3]][model] == values, (order[k // 3], model)

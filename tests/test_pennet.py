@@ -1,4 +1,4 @@
-"""PEN-Net generator and ATN against reference.md 3.2-3.3."""
+"""PEN-Net generator and ATN against docs/authors_code.md 3.2-3.3."""
 from __future__ import annotations
 
 import pytest

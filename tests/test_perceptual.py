@@ -1,4 +1,4 @@
-"""VGG-16 perceptual and style losses against reference.md 2.8."""
+"""VGG-16 perceptual and style losses against docs/authors_code.md 2.8."""
 from __future__ import annotations
 
 from pathlib import Path

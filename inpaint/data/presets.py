@@ -1,4 +1,4 @@
-"""Datasets: where each one's files sit under data.folder and how they split (protocol.md section 1).
+"""Datasets: where each one's files sit under data.folder and how they split (docs/protocol.md section 1).
 
 A preset is one function `(cfg) -> Plan`: it lists the files of its layout, validates them (pass 1 of the
 prepare stage: decodable, RGB or convertible, at least data.min_size) and assigns each usable one to a split.

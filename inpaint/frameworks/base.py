@@ -69,7 +69,7 @@ class Framework:
     def __init__(self, cfg, networks: dict[str, nn.Module], *, weights_mode: str = "auto"):
         self.cfg = cfg
         self.networks = networks
-        self.weights_mode = weights_mode  # the `weights` setting: auto | required | random (protocol.md 4)
+        self.weights_mode = weights_mode  # the `weights` setting: auto | required | random (docs/protocol.md section 4)
         self.optimisers: dict[str, torch.optim.Optimizer] = {}
         self.schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler] = {}
         self.notes: dict[str, str] = {}

@@ -1,4 +1,4 @@
-"""LGNet's training recipe (Quan et al., TIP 2022; reference.md 2.7-2.9) over any LGNet chain of the zoo.
+"""LGNet's training recipe (Quan et al., TIP 2022; docs/authors_code.md 2.7-2.9) over any LGNet chain of the zoo.
 
 One iteration, in the authors' order:
 1. forward: the generator once, giving every stage's raw output out_k and composite merged_k;
@@ -26,7 +26,7 @@ Decisions, each against the authors' code:
   constant for the first C steps, then linear, reaching 0 at step T. This is the authors' lambda rule
   (epoch_count 1, n_epochs 100, n_epochs_decay 100) with epochs read as steps. Both G and D follow it.
 - Perceptual and style terms need VGG-16 (vgg16-397923af.pth). The `weights` setting decides
-  (protocol.md section 4): `required` raises MissingWeights when the file is missing; `auto` switches both
+  (docs/protocol.md section 4): `required` raises MissingWeights when the file is missing; `auto` switches both
   terms off for the run and says so in `notes["perceptual_style"]`; `random` uses a randomly initialised VGG
   and notes the run as uncalibrated.
 
@@ -110,7 +110,7 @@ class LGNetFramework(DiscriminatorFirst):
         return terms
 
     def fake_for_discriminator(self, result, image, mask):
-        """The authors' D judges merged1, the Net_C composite, not the final output (reference.md 2.7)."""
+        """The authors' D judges merged1, the Net_C composite, not the final output (docs/authors_code.md 2.7)."""
         return to_authors_range(result["merged"][0])
 
     def loss_weights(self):

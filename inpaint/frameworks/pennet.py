@@ -1,4 +1,4 @@
-"""PEN-Net's training recipe (Zeng et al., CVPR 2019; reference.md 3.4-3.6, the PyTorch trainer).
+"""PEN-Net's training recipe (Zeng et al., CVPR 2019; docs/authors_code.md 3.4-3.6, the PyTorch trainer).
 
 One iteration, in the authors' order:
 1. forward G once: the output and the pyramid; comp = out * m + gt * (1 - m);

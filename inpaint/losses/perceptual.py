@@ -1,4 +1,4 @@
-"""VGG-16 perceptual and style losses as LGNet's code computes them (reference.md 2.8).
+"""VGG-16 perceptual and style losses as LGNet's code computes them (docs/authors_code.md 2.8).
 
 Features are the outputs of pool1, pool2 and pool3 (torchvision vgg16 features[0:5], [5:10], [10:17]).
 perceptual = sum over layers of mean|phi(gt) - phi(x)|; style = sum over layers of mean(|G_gt - G_x| / (C*H*W))
@@ -7,7 +7,7 @@ with the unnormalised Gram matrix G = F F^T. The VGG is frozen and always in eva
 VGG input: the authors feed their raw [-1, 1] images, with neither (x + 1) / 2 nor ImageNet mean/std
 normalisation. Our images are in [0, 1], so mapping x * 2 - 1 reproduces the authors' input exactly.
 
-Weights are never downloaded here: the caller passes a torchvision vgg16 state dict file (protocol.md
+Weights are never downloaded here: the caller passes a torchvision vgg16 state dict file (docs/protocol.md
 section 4 decides where it comes from), or None for random weights (the tests-only `random` mode).
 """
 from __future__ import annotations
@@ -118,7 +118,7 @@ class PerceptualStyleLoss(nn.Module):
 
 
 def from_weights_setting(mode: str, device: torch.device | str = "cpu") -> tuple[PerceptualStyleLoss | None, str]:
-    """The loss as the `weights` setting allows (protocol.md section 4) and the note the run records:
+    """The loss as the `weights` setting allows (docs/protocol.md section 4) and the note the run records:
     `required` raises MissingWeights without vgg16-397923af.pth; `auto` gives None (the terms are switched off,
     loudly); `random` a randomly initialised VGG, noted as uncalibrated."""
     path = weights.resolve("vgg16", mode)

@@ -1,4 +1,4 @@
-"""Masks (protocol.md section 2): QD-IMD-style stroke canvases processed as GDN's `mask_processing.py`,
+"""Masks (docs/protocol.md section 2): QD-IMD-style stroke canvases processed as GDN's `mask_processing.py`,
 binned into the six hole-ratio bins of `inpaint.bins`, stored as packed-bit shards with a manifest.
 
     settings.py  MaskSettings, the `masks:` section of params.yaml

@@ -1,6 +1,6 @@
 """One mask from one seeded generator: QD-IMD's raw canvas recipe followed by GDN's `mask_processing.py`.
 
-The recipe (protocol.md section 2; reference.md sections 1.8 and 4), with the draws in this order:
+The recipe (docs/protocol.md section 2; docs/authors_code.md sections 1.8 and 4), with the draws in this order:
 
 1. strokes: n = round(N(4, 2)), at least 1, taken from the stroke source (256-unit box, scaled x2 to 512).
    With bin steering (settings.steer, the default) a candidate made for target bin t uses N(STEER_MEAN[t], 2)
@@ -10,7 +10,7 @@ The recipe (protocol.md section 2; reference.md sections 1.8 and 4), with the dr
 3. the canvas upscaled by U(1.0, 1.5) about its centre and centre-cropped back to 512 (the raw canvas);
 4. rotation: an integer angle uniform in [-180, 180] degrees about (256, 256), scale 1.5;
 5. erosion of the valid region by a k x k square (= dilation of the strokes). `erosion="code"`: k uniform
-   in 14..27, which is what the authors' code does for every raw mask (reference.md 1.8: its `hr` is a
+   in 14..27, which is what the authors' code does for every raw mask (docs/authors_code.md 1.8: its `hr` is a
    fraction compared with 14 and 28). `erosion="ratio"`: the range the code evidently meant, with p the raw
    canvas' hole percentage: low = int(15 - p) if p < 14 else 1, high = int(28 - p) if p < 28 else 1
    (p >= 28: no erosion). The uniform draw for k is taken before p is known, so both modes draw alike;

@@ -1,4 +1,4 @@
-"""The `masks:` section of params.yaml (protocol.md section 2), validated once at the edge."""
+"""The `masks:` section of params.yaml (docs/protocol.md section 2), validated once at the edge."""
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,4 +1,4 @@
-"""Stroke sources for the raw QD-IMD-style canvases (protocol.md section 2, reference.md section 4).
+"""Stroke sources for the raw QD-IMD-style canvases (docs/protocol.md section 2, docs/authors_code.md section 4).
 
 A stroke is a float32 array of shape (n, 2) holding (x, y) points in Quick Draw's 256-unit box. Two sources,
 both split into disjoint train and test "categories":

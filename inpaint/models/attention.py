@@ -1,4 +1,5 @@
-"""LGNet's self-attention module (reference.md 2.6), batched with `bmm` instead of the authors' per-sample loop.
+"""LGNet's self-attention module (docs/authors_code.md 2.6), batched with `bmm` instead of the authors'
+per-sample loop.
 
 Every spatial position is both a query and a key (1x1 patches, no mask: holes are keys too). Keys are the
 feature vectors plus 1e-7, L2-normalised; queries are not normalised, so the softmax runs at a

@@ -1,5 +1,5 @@
 """GDN (Zhang et al., "Pixel-wise Dense Detector for Image Inpainting", 2020): the EdgeConnect-like
-generator and the 7-layer pixel detector (reference.md 1.3-1.4).
+generator and the 7-layer pixel detector (docs/authors_code.md 1.3-1.4).
 
 Parameter parity with the authors' TensorFlow graph (10,779,328 for the generator at any input size)
 needs two facts the layer table hides: the authors call TF's `instance_norm` with `center=True,
@@ -125,6 +125,6 @@ def gdn_generator(*, image_size: int = 256, base_channels: int = 64, res_blocks:
     return GDNGenerator(base_channels, res_blocks)
 
 
-@register("gdn_detector", role="detector", paper_params=2_270_000, source="reference.md 1.4 (about 2.27 M)")
+@register("gdn_detector", role="detector", paper_params=2_270_000, source="docs/authors_code.md 1.4 (about 2.27 M)")
 def gdn_detector(*, image_size: int = 256, base_channels: int = 32) -> PixelDetector:
     return PixelDetector(base_channels)

@@ -1,6 +1,6 @@
 """LGNet (Quan et al., TIP 2022): a coarse network followed by local and global refinement stages.
 
-Networks (reference.md 2.4-2.6), all from two classes:
+Networks (docs/authors_code.md 2.4-2.6), all from two classes:
 - Net_C: pix2pix U-Net (`UNet`), depth log2(image_size), channels min(ngf * 2^i, ngf * 8).
 - Net_L: pix2pix ResnetGenerator (`ResnetGenerator`), 2 downsamplings, 4 residual blocks.
 - Net_G: the same `UNet` with `attention_at=(16, 8, 4)`: a `SelfAttention` on the decoder features at 1/16, 1/8
@@ -8,13 +8,14 @@ Networks (reference.md 2.4-2.6), all from two classes:
   ngf = 48; here each module takes the channels of the feature it sits on, min(ngf * 2^(i-1), ngf * 8) at 1/2^i,
   i.e. 512/256/128 at ngf 64 and 384/192/96 at ngf 48.
 
-Chaining (reference.md 2.3): out_k = stage_k([merged_{k-1}, m]), merged_k = masked * (1 - m) + out_k * m, with
+Chaining (docs/authors_code.md 2.3): out_k = stage_k([merged_{k-1}, m]), merged_k = masked * (1 - m) + out_k * m, with
 merged_0 = masked; no detach between stages. The authors' networks work in [-1, 1] with tanh outputs, so each
 stage maps its input with x * 2 - 1 and its output back with (y + 1) / 2; the project's tensors stay in [0, 1].
 Merging uses the project's masked image (holes = 1): identical to the authors' img * (1 - m) for binary masks.
 
 Parameter counts at 256 (exact; the published figures are rounded to 0.01 M):
-  Net_C 54,414,979 (54.42 M in reference.md: presumably the code's "%.3f" print, 54.415, rounded again),
+  Net_C 54,414,979 (54.42 M in docs/authors_code.md 2.4: presumably the code's "%.3f" print, 54.415, rounded
+  again),
   Net_L 5,483,203 (5.48 M), Net_G 55,104,003 (55.10 M), LGNet 115,002,185 (115.00 M).
   light: ngf 48 in Net_C and Net_G, attention scaled with it, Net_L kept at ngf 64:
   30,612,195 + 5,483,203 + 30,999,939 = 67,095,337 (67.10 M). Net_L at ngf 48 too would give 64,701,561
@@ -154,7 +155,7 @@ class ResnetGenerator(nn.Module):
 
 
 class LGNet(nn.Module):
-    """Stages chained as reference.md 2.3; `forward(masked, mask)` follows the zoo's [0, 1] convention.
+    """Stages chained as docs/authors_code.md 2.3; `forward(masked, mask)` follows the zoo's [0, 1] convention.
 
     Returns {"output": the final merged image, "stages": each stage's raw output, "merged": each stage's merged
     image}, all B x 3 x H x W in [0, 1]. With `zoo_coarse`, stage 0 is a registered generator called as
@@ -182,7 +183,7 @@ class LGNet(nn.Module):
 
 
 def init_weights(module: nn.Module) -> None:
-    """reference.md 2.9: conv weights N(0, 0.02), BatchNorm weights N(1, 0.02), biases 0. Use with `.apply`."""
+    """docs/authors_code.md 2.9: conv weights N(0, 0.02), BatchNorm weights N(1, 0.02), biases 0. Use with `.apply`."""
     if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
         nn.init.normal_(module.weight, 0.0, 0.02)
     elif isinstance(module, nn.BatchNorm2d):
@@ -229,17 +230,17 @@ def lgnet(*, variant: str = "C+L+G_att", light: bool = False, share: bool = Fals
 register("lgnet", role="generator", paper_params=115_000_000, source="LGNet Table IV", paper_gflops=69.62)(lgnet)
 
 
-@register("net_c", role="generator", paper_params=54_420_000, source="reference.md 2.4")
+@register("net_c", role="generator", paper_params=54_420_000, source="docs/authors_code.md 2.4")
 def net_c(*, norm: str = "batch", image_size: int = 256) -> LGNet:
     return lgnet(variant="C", norm=norm, image_size=image_size)
 
 
-@register("net_l", role="generator", paper_params=5_480_000, source="reference.md 2.5")
+@register("net_l", role="generator", paper_params=5_480_000, source="docs/authors_code.md 2.5")
 def net_l(*, norm: str = "batch", image_size: int = 256) -> LGNet:
     return lgnet(variant="L", norm=norm, image_size=image_size)
 
 
-@register("net_g", role="generator", paper_params=55_100_000, source="reference.md 2.6")
+@register("net_g", role="generator", paper_params=55_100_000, source="docs/authors_code.md 2.6")
 def net_g(*, norm: str = "batch", image_size: int = 256) -> LGNet:
     return lgnet(variant="G_att", norm=norm, image_size=image_size)
 

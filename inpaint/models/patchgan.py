@@ -77,11 +77,12 @@ class SNPatchGAN(nn.Module):
         return self.net(image)
 
 
-@register("sn_patchgan", role="discriminator", paper_params=4_320_000, source="reference.md 2.7 (4.32 M)")
+@register("sn_patchgan", role="discriminator", paper_params=4_320_000, source="docs/authors_code.md 2.7 (4.32 M)")
 def sn_patchgan(*, image_size: int = 256, base_channels: int = 64,
                 spectral_norm: SpectralNormKind = "authors") -> SNPatchGAN:
     return SNPatchGAN(3, base_channels, spectral_norm)
 
 
 register("sn_patchgan_torch", role="discriminator", paper_params=4_320_000,
-         source="reference.md 2.7 (4.32 M); PyTorch's spectral norm")(partial(sn_patchgan, spectral_norm="torch"))
+         source="docs/authors_code.md 2.7 (4.32 M); PyTorch's spectral norm")(
+    partial(sn_patchgan, spectral_norm="torch"))

@@ -1,5 +1,5 @@
 """PEN-Net (Zeng et al., CVPR 2019): a pyramid-context encoder whose attention transfer networks (ATN) fill
-each encoder level from the level below it, as the authors' PyTorch code does (reference.md 3.2-3.3).
+each encoder level from the level below it, as the authors' PyTorch code does (docs/authors_code.md 3.2-3.3).
 
 Zoo conventions versus the authors: our images are in [0, 1], theirs in [-1, 1] with tanh outputs. The
 generator maps its input with x * 2 - 1 at entry and every tanh output back with (y + 1) / 2, so the network
@@ -26,7 +26,7 @@ MaskResize = Literal["bilinear", "nearest"]
 
 LEVELS = 6  # stride-2 encoder levels
 MIN_SIZE = 2**LEVELS  # every level must halve exactly so the decoder's skip connections line up
-RATE = 2  # x1 has twice x2's resolution; raw patches are 2 * RATE wide with stride RATE (reference 3.3)
+RATE = 2  # x1 has twice x2's resolution; raw patches are 2 * RATE wide with stride RATE (docs/authors_code.md 3.3)
 
 
 def _up2(x: Tensor) -> Tensor:
@@ -196,7 +196,7 @@ class PENNet(nn.Module):
         return {"output": (up + 1) / 2, "pyramid": pyramid}
 
 
-@register("pennet", role="generator", paper_params=10_230_000, source="reference.md 3.2", paper_gflops=48.07)
+@register("pennet", role="generator", paper_params=10_230_000, source="docs/authors_code.md 3.2", paper_gflops=48.07)
 def pennet(*, cnum: int = 32, mask_resize: MaskResize = "bilinear", image_size: int = 256) -> PENNet:
     """`image_size` is accepted like every builder's; PEN-Net's depth is fixed (the forward checks the size)."""
     return PENNet(cnum=cnum, mask_resize=mask_resize)

@@ -19,7 +19,7 @@ class ModelInfo:
     builder: Callable[..., nn.Module]
     role: str  # "generator", "detector" or "discriminator"
     paper_params: int | None  # parameter count of the authors' model at 256x256, None if unpublished
-    source: str  # where the count comes from (reference.md section or paper table)
+    source: str  # where the count comes from (docs/authors_code.md section or paper table)
     paper_gflops: float | None = None  # FLOPs at 256x256 as the paper's Table IV gives them
 
 
