@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -178,9 +179,15 @@ def memory(args, size: int) -> None:
                    "--threads", str(args.threads)]
             cmd += ["--batch-size", str(args.batch_size)] if args.batch_size else []
             cmd += ["--fid-dims", str(args.fid_dims)] if args.fid_dims else []
-            out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
+            env = {**os.environ, **({"MALLOC_MMAP_THRESHOLD_": str(args.malloc_threshold),
+                                     "MALLOC_TRIM_THRESHOLD_": str(args.malloc_threshold)}
+                                    if args.malloc_threshold else {})}
+            out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
+            out = out.strip().splitlines()[-1]
             rows[per_bin].append(json.loads(out))
-    print(f"\npeak RSS of one evaluation, a fresh process per size ({args.generator}, {size}px), "
+    allocator = (f"glibc thresholds fixed at {args.malloc_threshold} B" if args.malloc_threshold
+                 else "glibc's adaptive thresholds")
+    print(f"\npeak RSS of one evaluation, a fresh process per size ({args.generator}, {size}px, {allocator}), "
           f"median [range] over {args.rss_rounds} rounds:")
     print(f"{'pairs':>7s} {'before MB':>22s} {'peak MB':>22s} {'growth MB':>22s} {'pairs/s':>22s}")
     for per_bin, runs in rows.items():
@@ -250,9 +257,11 @@ def main() -> None:
     ap.add_argument("--generator", default="gdn_generator")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--rss-pairs", type=int, nargs="*", default=[16, 64],
+    ap.add_argument("--rss-pairs", type=int, nargs="*", default=[16, 64, 128],
                     help="pairs per bin, one process each (multiples of the batch size: full batches at every size)")
     ap.add_argument("--rss-rounds", type=int, default=3)
+    ap.add_argument("--malloc-threshold", type=int, default=None, metavar="BYTES",
+                    help="fix glibc's mmap and trim thresholds in the memory runs (e.g. 131072): no adaptive heap")
     ap.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     settings, image_size = smoke_settings()

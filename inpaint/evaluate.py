@@ -1,4 +1,4 @@
-"""One evaluator for every model (protocol.md section 4): the fixed test pairs of every hole-ratio bin,
+"""One evaluator for every model (docs/protocol.md section 4): the fixed test pairs of every hole-ratio bin,
 streamed in batches, scored on the composite at the working resolution.
 
 Memory stays flat in the number of pairs: images are read batch by batch, the per-image scores (a few numbers
@@ -131,17 +131,25 @@ def composites(generator: torch.nn.Module, image: torch.Tensor, mask: torch.Tens
 
 class PairFeatures:
     """The Inception features of every pair's ground truth and composite, for FID and KID per bin and over all
-    bins: the rows in files (KID reads back only its subsets), FID's moments in memory (d x d each, for the
-    current bin and for all bins). Ground-truth features are kept per test image (computed once, reused in
-    every bin): bounded by the test split, not by the number of pairs."""
+    bins. The rows go to files (KID reads back only its subsets). FID's moments (a d x d matrix a set) are
+    accumulated only for a set of at least d images: a smaller set gets its FID from its rows. Ground-truth
+    features are kept per test image (computed once, reused in every bin): bounded by the test split, not by
+    the number of pairs."""
 
-    def __init__(self, directory: Path, dims: int, inception: metrics.InceptionFeatures):
+    def __init__(self, directory: Path, dims: int, inception: metrics.InceptionFeatures, pairs: int):
+        """`pairs`: the number of pairs over all bins, known before the first batch."""
         self.inception, self.dims = inception, dims
         self.files = {s: metrics.FeatureFile(directory / f"{s}.f32", dims) for s in ("real", "fake")}
-        self.bin = {s: metrics.Moments(dims) for s in self.files}
-        self.all = {s: metrics.Moments(dims) for s in self.files}
+        self.all = self._moments(pairs)
+        self.bin: dict[str, metrics.Moments] | None = None
         self.truths: dict[int, np.ndarray] = {}
         self.bin_start = 0
+
+    def _moments(self, images: int) -> dict[str, metrics.Moments] | None:
+        return {s: metrics.Moments(self.dims) for s in self.files} if images >= self.dims else None
+
+    def start_bin(self, pairs: int) -> None:
+        self.bin = self._moments(pairs)
 
     def add(self, image_ids: np.ndarray, image: torch.Tensor, comp: torch.Tensor) -> None:
         """One batch: the composites and the not yet seen ground truths in one Inception pass."""
@@ -154,11 +162,13 @@ class PairFeatures:
         real = np.stack([self.truths[i] for i in image_ids.tolist()]).astype(np.float64)
         for s, x in (("real", real), ("fake", feats[: len(comp)])):
             self.files[s].append(x)
-            self.bin[s].add(x)
+            for moments in (self.bin, self.all):
+                if moments:
+                    moments[s].add(x)
 
-    def _distances(self, moments: dict, start: int, stop: int, cfg: EvaluateConfig) -> dict[str, float]:
+    def _distances(self, moments: dict | None, start: int, stop: int, cfg: EvaluateConfig) -> dict[str, float]:
         rows = {s: self.files[s].rows(start, stop) for s in self.files}
-        if stop - start < self.dims:  # fewer images than dimensions: the features are smaller than a covariance
+        if moments is None:  # fewer images than dimensions: the features are smaller than a covariance
             fid = metrics.frechet_distance_of_features(rows["real"][:], rows["fake"][:])
         else:
             fid = metrics.frechet_distance(*moments["real"].stats(), *moments["fake"].stats())
@@ -166,13 +176,10 @@ class PairFeatures:
                 "kid": metrics.kernel_inception_distance(rows["real"], rows["fake"], cfg.kid_subsets, cfg.seed)}
 
     def end_bin(self, cfg: EvaluateConfig) -> dict[str, float]:
-        """FID and KID of the bin just scored; its moments join those of all bins."""
+        """FID and KID of the bin just scored."""
         stop = self.files["real"].written
         out = self._distances(self.bin, self.bin_start, stop, cfg)
-        for s in self.files:
-            self.all[s].merge(self.bin[s])
-            self.bin[s] = metrics.Moments(self.dims)
-        self.bin_start = stop
+        self.bin, self.bin_start = None, stop
         return out
 
     def over_all(self, cfg: EvaluateConfig) -> dict[str, float]:
@@ -221,11 +228,14 @@ def evaluate(generator: torch.nn.Module, images, masks, pairs: pd.DataFrame, cfg
     moves to the metrics' device."""
     generator.to(set_metrics.device)
     results, tables = {}, []
+    selected = [bin_pairs(pairs, b, cfg) for b in range(len(bins.BINS))]
     with tempfile.TemporaryDirectory(prefix="inpaint-evaluate-") as tmp:
-        features = PairFeatures(Path(tmp), cfg.fid_dims, set_metrics.fid) if set_metrics.fid else None
-        for b in range(len(bins.BINS)):
-            scores = score_bin(generator, images, masks, bin_pairs(pairs, b, cfg), cfg, set_metrics, features,
-                               bins.label(b))
+        features = (PairFeatures(Path(tmp), cfg.fid_dims, set_metrics.fid, sum(map(len, selected)))
+                    if set_metrics.fid else None)
+        for b, sel in enumerate(selected):
+            if features:
+                features.start_bin(len(sel))
+            scores = score_bin(generator, images, masks, sel, cfg, set_metrics, features, bins.label(b))
             tables.append(scores.assign(bin=b))
             per_bin = mean_and_ci(scores, cfg, b)
             if features:

@@ -1,4 +1,4 @@
-"""The one set of metrics every model is scored with (protocol.md section 4).
+"""The one set of metrics every model is scored with (docs/protocol.md section 4).
 
 Per-image metrics score a batch of composites against their ground truths, both with uint8 values (rounded
 as saved): l1 (%) = mean |a - b| / 255 x 100; PSNR with data range 255, capped at 100 dB for identical images;
@@ -174,24 +174,20 @@ def feature_stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 class Moments:
     """Mean and covariance of a feature set seen batch by batch (Chan, Golub and LeVeque's pairwise update of
-    the mean and the centred scatter matrix, stable in float64): FID's statistics without the features."""
+    the mean and the centred scatter matrix, stable in float64): FID's statistics without the features. The
+    d x d scatter is updated in place, so a set holds one d x d matrix however many batches it sees."""
 
     def __init__(self, dims: int):
         self.n, self.mean, self.scatter = 0, np.zeros(dims), np.zeros((dims, dims))
 
     def add(self, features: np.ndarray) -> None:
-        batch = Moments(features.shape[1])
-        centred = features - features.mean(axis=0)
-        batch.n, batch.mean, batch.scatter = len(features), features.mean(axis=0), centred.T @ centred
-        self.merge(batch)
-
-    def merge(self, other: Moments) -> None:
-        if other.n == 0:
-            return
-        n = self.n + other.n
-        delta = other.mean - self.mean
-        self.scatter = self.scatter + other.scatter + np.outer(delta, delta) * (self.n * other.n / n)
-        self.mean = self.mean + delta * (other.n / n)
+        batch_n, batch_mean = len(features), features.mean(axis=0)
+        centred = features - batch_mean
+        n = self.n + batch_n
+        delta = batch_mean - self.mean
+        self.scatter += centred.T @ centred
+        self.scatter += np.outer(delta, delta * (self.n * batch_n / n))
+        self.mean += delta * (batch_n / n)
         self.n = n
 
     def stats(self) -> tuple[np.ndarray, np.ndarray]:

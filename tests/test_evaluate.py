@@ -48,13 +48,9 @@ def test_ssim_window_larger_than_the_image_is_refused():
 def test_running_moments_equal_numpy_mean_and_covariance():
     rng = np.random.default_rng(1)
     x = rng.normal(3.0, 2.0, size=(101, 7))  # an offset mean: the naive sum of squares would lose digits
-    total, parts = metrics.Moments(7), []
+    total = metrics.Moments(7)
     for chunk in np.split(x, [1, 17, 50, 51]):  # a batch of one included
-        part = metrics.Moments(7)
-        part.add(chunk)
-        parts.append(part)
-    for part in parts:
-        total.merge(part)
+        total.add(chunk)
     mean, cov = total.stats()
     assert np.allclose(mean, x.mean(0), rtol=1e-12, atol=1e-12)
     assert np.allclose(cov, np.cov(x, rowvar=False), rtol=1e-10, atol=1e-12)
@@ -96,17 +92,20 @@ def _fid(real: np.ndarray, fake: np.ndarray) -> float:
     return metrics.frechet_distance(*metrics.feature_stats(real), *metrics.feature_stats(fake))
 
 
-@pytest.mark.parametrize("n", [20, 6])
+@pytest.mark.parametrize("n", [20, 6, 3])
 def test_pair_features_give_fid_and_kid_of_the_arrays_and_score_each_ground_truth_once(tmp_path, n):
     """n = 20 images (more than the 12 features: the moments' route everywhere); n = 6: each bin's FID from its
-    features (fewer images than features), the FID over all 18 pairs from the moments."""
+    features (fewer images than features), the FID over all 18 pairs from the moments; n = 3: from the
+    features everywhere. Moments (d x d) are held only for the sets whose FID uses them."""
     rng = np.random.default_rng(4)
     truths = torch.rand(n, 3, 16, 16)
     feats = CountingFeatures()
-    store = PairFeatures(tmp_path, 12, feats)
+    store = PairFeatures(tmp_path, 12, feats, 3 * n)
     cfg = EvaluateConfig(kid_subsets=4, seed=1)
     expected, all_real, all_fake = [], [], []
     for _ in range(3):  # three bins of n pairs, each pairing every image once, in batches of 6
+        store.start_bin(n)
+        assert (store.bin is None) == (n < 12) and (store.all is None) == (3 * n < 12)
         order = rng.permutation(n)
         comps = (truths[order] + 0.1 * torch.rand(n, 3, 16, 16)).clamp(0, 1)
         for start in range(0, n, 6):
