@@ -4,6 +4,7 @@ same run, at the smoke profile's evaluation settings.
     python bench/evaluate.py                                   # smoke profile: 64 px, 16 pairs per bin, FID 2048-d
     python bench/evaluate.py --rounds 5 --generator pennet --rss-pairs 16 128
     python bench/evaluate.py --rounds 0 --rss-pairs 16 96 --rss-rounds 3  # memory only
+    python bench/evaluate.py --rounds 0 --malloc-threshold 131072          # memory, glibc's heap not adaptive
 
 Both sides score the same pairs with the same metrics (l1, PSNR, SSIM, LPIPS, FID and KID per bin and over all
 bins, bootstrap intervals of the per-image metrics) and every number is checked to agree. The baseline is a
@@ -19,7 +20,10 @@ Memory: the evaluator alone, in a fresh process per size (`--rss-pairs`, pairs p
 demand (a test split on disk is a memmap, paged in as read): the resident set once the networks are built, and
 its peak during the evaluation (Linux's VmHWM, reset just before), so the printed growth is what evaluation
 itself holds. Flat = the growth does not depend on the number of pairs. The sizes are interleaved over
-`--rss-rounds` rounds (median and range): one process's peak varies by ~100 MB from run to run.
+`--rss-rounds` rounds (median and range): with glibc's adaptive mmap and trim thresholds, one process's peak
+varies by up to 150 MB from run to run. `--malloc-threshold` fixes both thresholds in the measured processes,
+so that large blocks are mapped and returned on release: the peaks are then steady to the MB, and what is
+left is what the evaluator holds (slower: every large tensor is a fresh mapping).
 """
 from __future__ import annotations
 
@@ -171,7 +175,7 @@ def memory_mb(field: str) -> float:
 
 def memory(args, size: int) -> None:
     """Peak RSS per size, a fresh process each, the sizes interleaved over `--rss-rounds` rounds: the
-    allocator makes one process's peak vary by ~100 MB, so one sample per size cannot show flatness."""
+    allocator makes one process's peak vary by up to 150 MB, so one sample per size cannot show flatness."""
     rows: dict[int, list[dict]] = {n: [] for n in args.rss_pairs}
     for _ in range(args.rss_rounds):
         for per_bin in args.rss_pairs:
