@@ -4,8 +4,9 @@
     python bench/train.py --window-s 20 --variants gdn_det lgnet_light
     python bench/train.py --variants pennet --torch-threads 1     # both sides on one intra-op thread
 
-Both sides run `inpaint.train.train_loop` (the plain side with `LocalSession`, in this process; the Ray side
-through `TorchTrainer` with one CPU worker), on the same prepared data and masks, with the smoke profile's
+Both sides run `inpaint.train.train_loop` (the plain side with `LocalSession` in a fresh Python process of its
+own; the Ray side through `TorchTrainer` with one CPU worker, also a fresh process each fit), on the same
+prepared data and masks, with the smoke profile's
 resolution, batch and thread count. Throughput is the images per second of wall time and per second of the
 process's CPU time over a window of steps, which both loops measure the same way (`RunLog`'s log window):
 each run is two windows, the first one warms up (first-call allocations, thread pools) and the second,
@@ -14,6 +15,10 @@ seconds of the plain loop (timed once per variant before the rounds), so fast an
 measured over comparable stretches. Ray's start-up (cluster connection, worker group, imports) is printed apart, since
 it is paid once per run, not per step. Goal: Ray costs at most 5 % per step.
 
+The plain side once ran in the bench's own process, which also holds the Ray driver and the previous rounds'
+heap: the same PEN-Net loop measured 0.81x in one session and 1.16x in the next. A fresh process per run is
+what the Ray worker gets, so both sides now start from the same state.
+
 Run to run, a 2-core machine's throughput drifts by more than 5 % (other processes, clocks), so the two sides
 alternate for `--rounds` rounds (the side that goes first alternates too) and each ratio is the median of the
 rounds' ratios, printed with its range.
@@ -21,7 +26,9 @@ rounds' ratios, printed with its range.
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -50,10 +57,20 @@ def bench_config(params, variant: str, data: Path, steps: int, window: int, thre
 
 
 def plain(config: dict) -> tuple[float, float]:
-    """images per wall second and per CPU second over the window, in this process."""
+    """images per wall second and per CPU second over the window, in a fresh process (`plain_child`)."""
+    out = subprocess.run([sys.executable, __file__, "--plain-child"], input=json.dumps(config), text=True,
+                         capture_output=True)
+    if out.returncode:
+        sys.exit(f"the plain loop failed:\n{out.stderr[-3000:]}")
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    return report["images_per_s"], report["images_per_cpu_s"]
+
+
+def plain_child() -> None:
+    """The plain side's process: the loop config on stdin, the last report as JSON on stdout."""
     session = train.LocalSession()
-    train.train_loop(config, session)
-    return session.reports[-1]["images_per_s"], session.reports[-1]["images_per_cpu_s"]
+    train.train_loop(json.loads(sys.stdin.read()), session)
+    print(json.dumps({k: session.reports[-1][k] for k in ("images_per_s", "images_per_cpu_s")}))
 
 
 def through_ray(params, config: dict, storage: Path) -> tuple[float, float, float]:
@@ -64,12 +81,16 @@ def through_ray(params, config: dict, storage: Path) -> tuple[float, float, floa
 
 
 def window_steps(params, variant: str, data: Path, window_s: float, threads: int | None) -> int:
-    """Steps that fill about `window_s` seconds of the plain loop, from a short timed run."""
-    images_per_s, _ = plain(bench_config(params, variant, data, 4, 2, threads))
-    return max(2, round(window_s * images_per_s / params.train.batch_size))
+    """Steps that fill about `window_s` seconds of the plain loop, from a short timed run whose second window
+    of 6 steps is measured (the first steps of a process run at a third of the steady rate or less, so a
+    shorter calibration gives windows several times too short)."""
+    images_per_s, _ = plain(bench_config(params, variant, data, 12, 6, threads))
+    return max(4, round(window_s * images_per_s / params.train.batch_size))
 
 
 def main() -> None:
+    if sys.argv[1:] == ["--plain-child"]:
+        return plain_child()
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--variants", nargs="+", default=list(FAMILIES))
     ap.add_argument("--window-s", type=float, default=6.0,
