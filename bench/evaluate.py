@@ -177,15 +177,15 @@ def memory(args, size: int) -> None:
     """Peak RSS per size, a fresh process each, the sizes interleaved over `--rss-rounds` rounds: the
     allocator makes one process's peak vary by up to 150 MB, so one sample per size cannot show flatness."""
     rows: dict[int, list[dict]] = {n: [] for n in args.rss_pairs}
+    env = dict(os.environ)
+    if args.malloc_threshold:
+        env.update(MALLOC_MMAP_THRESHOLD_=str(args.malloc_threshold), MALLOC_TRIM_THRESHOLD_=str(args.malloc_threshold))
     for _ in range(args.rss_rounds):
         for per_bin in args.rss_pairs:
             cmd = [sys.executable, __file__, "--child", str(per_bin), "--generator", args.generator, "--size", str(size),
                    "--threads", str(args.threads)]
             cmd += ["--batch-size", str(args.batch_size)] if args.batch_size else []
             cmd += ["--fid-dims", str(args.fid_dims)] if args.fid_dims else []
-            env = {**os.environ, **({"MALLOC_MMAP_THRESHOLD_": str(args.malloc_threshold),
-                                     "MALLOC_TRIM_THRESHOLD_": str(args.malloc_threshold)}
-                                    if args.malloc_threshold else {})}
             out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
             out = out.strip().splitlines()[-1]
             rows[per_bin].append(json.loads(out))
