@@ -434,11 +434,13 @@ def loop_config(params: Params, variant: str, run_id: str | None, fp: str) -> di
             "fingerprint": fp, "weights": params.weights}
 
 
-def make_trainer(params: Params, config: dict, name: str, storage_path: Path | None = None, callbacks=None):
-    """A TorchTrainer of `train_func` with the scaling, failure and checkpoint settings of `params`. A run
-    with the same `name` under the same storage path resumes from its last checkpoint. `callbacks`: Ray
-    Train callbacks, e.g. Tune's TuneReportCallback that forwards the workers' reports to a Tune trial (Ray
-    calls none in local mode, `train.num_workers: 0`, where `fit` runs the loop in this process)."""
+def make_trainer(params: Params, config: dict, name: str, storage_path: Path | None = None, callbacks=None,
+                 train_fn=train_func):
+    """A TorchTrainer of `train_fn` (the loop's `train_func` unless bench/train.py wraps it) with the scaling,
+    failure and checkpoint settings of `params`. A run with the same `name` under the same storage path
+    resumes from its last checkpoint. `callbacks`: Ray Train callbacks, e.g. Tune's TuneReportCallback that
+    forwards the workers' reports to a Tune trial (Ray calls none in local mode, `train.num_workers: 0`,
+    where `fit` runs the loop in this process)."""
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
@@ -448,7 +450,7 @@ def make_trainer(params: Params, config: dict, name: str, storage_path: Path | N
     t = TrainConfig.model_validate(config["train"])  # the variant's merged train settings (Params.train_for)
     torch_config = LoopbackTorchConfig if cluster.is_local() else TorchConfig
     return TorchTrainer(
-        train_func, train_loop_config={**config, "fit_started_at": time.time()},  # startup_ray_s counts from here
+        train_fn, train_loop_config={**config, "fit_started_at": time.time()},  # startup_ray_s counts from here
         scaling_config=ScalingConfig(num_workers=t.num_workers, use_gpu=t.use_gpu, resources_per_worker=(
             {"GPU": t.gpus_per_worker} if t.use_gpu else {"CPU": 1}), placement_strategy=t.placement_strategy),
         torch_config=torch_config(backend="nccl" if t.use_gpu else "gloo"),
