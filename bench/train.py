@@ -138,8 +138,7 @@ def bench_config(params, variant: str, data: Path, steps: int, window: int, thre
 
 def plain_env() -> dict:
     """The plain side's environment: this one with the OMP_NUM_THREADS that Ray gives a worker of 1 CPU when
-    it is unset (1). Without it the plain PEN-Net loop ran about 10 % slower than the Ray worker, a
-    difference of environments, not a cost of Ray."""
+    it is unset (1), so that the two sides differ by Ray and not by their environments."""
     return {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
 
 
@@ -225,17 +224,15 @@ def turns(params, config: dict, directory: Path, warmup: int, pairs: int) -> lis
     return windows
 
 
-def paired(windows: list[dict]) -> list[tuple[dict, dict]]:
+def paired(counted: list[dict]) -> list[tuple[dict, dict]]:
     """The counted windows as (plain, Ray) pairs, in the order they ran."""
-    counted = [w for w in windows if w["counted"]]
     pairs = [counted[i:i + 2] for i in range(0, len(counted), 2)]
     return [tuple(sorted(p, key=lambda w: SIDES.index(w["side"]))) for p in pairs]
 
 
-def neighbours(windows: list[dict]) -> list[float]:
+def neighbours(counted: list[dict]) -> list[float]:
     """Rate ratios of the counted windows that ran back to back on the same side (the ABBA order's middles):
     how much this machine moves between two neighbouring windows of identical work."""
-    counted = [w for w in windows if w["counted"]]
     return [rate(counted[i + 1]) / rate(counted[i]) for i in range(1, len(counted) - 1, 2)]
 
 
@@ -285,8 +282,9 @@ def main() -> None:
             config = bench_config(params, variant, data, (args.warmup + args.pairs) * steps_per_window,
                                   steps_per_window, args.torch_threads)
             windows = turns(params, config, data / "turns" / variant, args.warmup, args.pairs)
-            pairs = paired(windows)
-            results[variant] = pairs, neighbours(windows)
+            counted = [w for w in windows if w["counted"]]
+            pairs = paired(counted)
+            results[variant] = pairs, neighbours(counted)
             for i, (p, r) in enumerate(pairs):
                 print(f"{variant} pair {i + 1} ({steps_per_window} steps a window): plain {rate(p):.2f} img/s, "
                       f"Ray {rate(r):.2f} img/s, Ray/plain {rate(r) / rate(p):.3f} wall, "
