@@ -2,6 +2,7 @@
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -37,6 +38,24 @@ def run_checked(cmd, cwd, env, timeout=900) -> str:
     out = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     assert out.returncode == 0, f"{' '.join(map(str, cmd))} failed:\n{out.stdout[-4000:]}\n{out.stderr[-6000:]}"
     return out.stdout + out.stderr
+
+
+def as_from_a_terminal(cmd: list) -> list[str]:
+    """`cmd` started the way a terminal starts a command: SIGINT at its default and not blocked, whatever this
+    test process inherited. A runner that starts the suite as a background job (`.ci/run &` in a script)
+    passes SIGINT down ignored, and Python keeps ignoring it: a Ctrl-C test would then measure its runner. A
+    small Python resets SIGINT and execs `cmd`, so the Popen's pid is `cmd`'s."""
+    reset = ("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+             "signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT}); os.execv(sys.argv[1], sys.argv[1:])")
+    return [sys.executable, "-c", reset, *map(str, cmd)]
+
+
+def catches_sigint(pid: int) -> bool:
+    """Whether process `pid` has a handler for SIGINT that is not blocked (/proc/<pid>/status bit masks)."""
+    fields = dict(line.split(":\t", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+                  if line.startswith(("SigCgt", "SigBlk")))
+    bit = 1 << (signal.SIGINT - 1)
+    return bool(int(fields["SigCgt"], 16) & bit) and not int(fields["SigBlk"], 16) & bit
 
 
 def registered_checkpoint(storage: Path, since: float = 0.0) -> bool:

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import registered_checkpoint, run_checked
+from conftest import as_from_a_terminal, catches_sigint, registered_checkpoint, run_checked
 from inpaint import bins
 
 pytestmark = pytest.mark.e2e
@@ -251,8 +251,8 @@ def test_a_finished_run_is_trained_again_and_a_killed_dvc_repro_resumes_once(pip
         # Ray's num_to_keep=2, plus the one the worker was writing at the kill; the next attempt prunes to KEEP
         assert 0 < len(checkpoints.on_disk(run)) <= checkpoints.KEEP + 1, f"{run.name}:\n{_tree(storage)}"
         # Ctrl-C in a terminal: SIGINT to dvc's whole process group, once the resumed run has checkpointed
-        proc, stage = _dvc_repro_until_checkpoint([dvc, "repro", "train@gdn_adv"], work, env, storage,
-                                                  start_new_session=True)
+        proc, stage = _dvc_repro_until_checkpoint(as_from_a_terminal([dvc, "repro", "train@gdn_adv"]), work, env,
+                                                  storage, start_new_session=True)
         os.killpg(proc.pid, signal.SIGINT)
         interrupted_log = proc.communicate(timeout=120)[0]
         _, alive = psutil.wait_procs(stage, timeout=60)
@@ -399,13 +399,14 @@ def test_in_process_training_survives_ctrl_c_and_kill_9_and_does_every_step_once
         resumed = []
         for stop in (signal.SIGINT, signal.SIGKILL):
             started = time.time()
-            proc = subprocess.Popen(cmd, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                    text=True)
+            proc = subprocess.Popen(as_from_a_terminal(cmd), cwd=work, env=env, stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT, text=True)
             deadline = time.monotonic() + 300
             while not _in_process_checkpoint(storage, started) and proc.poll() is None:
                 assert time.monotonic() < deadline, "no checkpoint within 300 s"
                 time.sleep(0.05)
             assert proc.poll() is None, f"the run ended before it could be stopped:\n{proc.communicate()[0][-3000:]}"
+            assert stop != signal.SIGINT or catches_sigint(proc.pid), "the run ignores or blocks SIGINT"
             proc.send_signal(stop)
             log = proc.communicate(timeout=120)[0]
             assert "ray: started a local head" not in log and "Connecting to existing Ray" not in log, log[-3000:]
