@@ -1,5 +1,5 @@
-"""Does each training recipe learn? Overfit one fixed batch and check that it does (issue: evidence that
-training learns).
+"""Does each training recipe learn? Overfit one fixed batch and check that it does: the cheapest evidence
+that a recipe's losses, masks and optimisers are wired to learn.
 
     python bench/learning.py                       # every framework family, 200 steps
     python bench/learning.py --variants gdn_det --steps 100

@@ -15,8 +15,8 @@ Ray window next to it; its ratio is Ray's images per second over plain's. Printe
 pairs and their range, for wall time and for each process's CPU time.
 
 Why turns rather than runs: on this 2-core virtual machine the same plain loop runs at 12 images a second
-one minute and 17 the next, per CPU second too (the host, not the process). Separate runs a minute apart,
-this bench's earlier design, gave ratios from 0.5 to 1.2 for unchanged code. Windows seconds apart, in two
+one minute and 17 the next, per CPU second too (the host, not the process). Separate runs a minute apart
+give ratios from 0.5 to 1.2 for unchanged code (docs/performance.md). Windows seconds apart, in two
 warm processes, see the same machine.
 
 A window counts its steps and its own process's wall and CPU time, from the moment the bench lets it go to

@@ -19,6 +19,11 @@ Loading is the completeness test (a truncated state.pt does not load), so the ne
 older one is the fallback. Before an attempt the run keeps its two newest checkpoints (the newest may be
 the truncated one); once the run has finished none is kept: its result (model.pt and finished.json in the
 run's folder, inpaint/train.py) is all a re-run needs.
+
+This module also owns both file formats: a checkpoint's state.pt (networks, optimisers, schedulers, step, RNG,
+and a meta that names the variant and fingerprint) and a finished run's model.pt (the generator, the Det
+detector, and the meta that rebuilds them). The trainer writes them; evaluation, `inpaint fill` and Tune's
+scoring read them through here, without importing the trainer.
 """
 from __future__ import annotations
 
@@ -30,10 +35,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Callable
 
+from inpaint.io import atomic_path
+
 PREFIX = "checkpoint_"
 ATTEMPT = "attempt-"
 KEEP = 2  # the newest may be the one a crash truncated: keep the one before it
 RUN_NAME = re.compile(r".+-[0-9a-f]{12}")  # <variant>-<fingerprint> (inpaint/fingerprint.py)
+STATE_FILE = "state.pt"  # a checkpoint's one file
+MODEL_POINTER = "checkpoint/model.json"  # where a local MLflow store keeps the path of a run's model.pt
 
 
 def new_attempt() -> str:
@@ -82,3 +91,64 @@ def prune_runs(variant_dir: Path, current: Path, keep: int) -> list[Path]:
     for p in removed:
         shutil.rmtree(p, ignore_errors=True)
     return removed
+
+
+def save_state(directory: Path, framework, step: int, meta: dict) -> None:
+    """Networks, optimisers, schedulers, step and torch's RNG (the data order depends only on seed and step)."""
+    import torch
+
+    state = {"meta": meta, "step": step, "framework": framework.state_dict(), "rng": torch.get_rng_state()}
+    with atomic_path(Path(directory) / STATE_FILE) as tmp:
+        torch.save(state, tmp)
+
+
+def load_state(path: Path, expect: dict | None = None) -> dict:
+    """Read a checkpoint or model file; refuse one that is corrupt or belongs to another variant/config.
+    Memory-mapped: a tensor is read when used, so checking a finished run's meta or taking the generator out
+    of a 1.4 GB LGNet checkpoint does not read the rest (the mapping is private: nothing written goes to the
+    file)."""
+    import torch
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as e:  # noqa: BLE001 - any unpickling failure means the same thing to the user
+        raise ValueError(f"{path}: not a readable checkpoint ({type(e).__name__}: {e})") from None
+    if not isinstance(state, dict) or "meta" not in state:
+        raise ValueError(f"{path}: not an inpaint checkpoint (no 'meta' entry)")
+    for key, want in (expect or {}).items():
+        got = state["meta"].get(key)
+        if got != want:
+            raise ValueError(f"{path}: checkpoint is for {key}={got!r}, expected {want!r}")
+    return state
+
+
+def model_content(state: dict, cfg, image_size: int, run_id: str) -> dict:
+    """A model.pt's content from a checkpoint's state: what evaluation and `inpaint fill` need of a finished
+    run, the generator (and, for Det, the detector, whose heat maps the report draws), with enough metadata
+    to rebuild them."""
+    from inpaint import fingerprint
+
+    networks = state["framework"]["networks"]
+    meta = {**state["meta"], "generator": cfg.generator, "image_size": image_size, "steps": state["step"],
+            "run_id": run_id, **fingerprint.data_hashes()}
+    model = {"meta": meta, "generator": networks["generator"]}
+    if "detector" in networks:
+        meta["detector"] = cfg.detector
+        model["detector"] = networks["detector"]
+    return model
+
+
+def checkpoint_model(checkpoint, variant: str, cfg, image_size: int, run_id: str, fp: str | None = None) -> dict:
+    """model_content from a Ray checkpoint of `variant` (and of fingerprint `fp`, when given)."""
+    with checkpoint.as_directory() as d:
+        state = load_state(Path(d) / STATE_FILE, expect={"variant": variant, **({"fingerprint": fp} if fp else {})})
+    return model_content(state, cfg, image_size, run_id)
+
+
+def write_model(model: dict, path: Path) -> None:
+    """Write a model.pt atomically (a kill leaves the previous file or none, never half of one)."""
+    import torch
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        torch.save(model, tmp)

@@ -21,7 +21,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from inpaint import bins, metrics, weights
+from inpaint import bins, checkpoints, metrics, weights
 from inpaint.config import EvaluateConfig, Params
 from inpaint.data.pairs import TestPairs
 from inpaint.frameworks.base import composite, masked_input
@@ -34,9 +34,7 @@ COMPLEXITY_SIZE = 256  # LGNet Table IV counts parameters and FLOPs at 256 x 256
 def load_networks(model_path: Path) -> tuple[dict[str, torch.nn.Module], dict]:
     """The trained networks of runs/<variant>/model.pt: always the generator, and the detector of a Det
     variant when the file holds one (meta["detector"] names its builder)."""
-    from inpaint.train import load_state
-
-    state = load_state(model_path)
+    state = checkpoints.load_state(model_path)
     if "generator" not in state:
         raise ValueError(f"{model_path}: holds no generator weights (not written by the train stage?)")
     meta = state["meta"]

@@ -1,6 +1,6 @@
 """Object removal: a trained generator fills the holes of a user's own photo, at any size.
 
-    fill("models/gdn_weight/model.pt", Path("photo.jpg"), Path("mask.png"), Path("result.png"))
+    fill("runs/gdn_weight/model.pt", Path("photo.jpg"), Path("mask.png"), Path("result.png"))
     fill("3f2a...c9", ...)  # an MLflow run id: its model.pt (downloaded, or the one it points to on disk)
 
 The mask is a grayscale or RGB image of exactly the photo's width and height: white (255) marks what to
@@ -36,12 +36,11 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from inpaint import paths, tracking
+from inpaint import checkpoints, paths, tracking
 from inpaint.data.sources import BadImage, decode
 from inpaint.evaluate import load_generator
 from inpaint.frameworks.base import masked_input
 from inpaint.io import atomic_path
-from inpaint.train import MODEL_POINTER
 
 RUN_ID = re.compile(r"[0-9a-f]{32}")
 ARTIFACT = "checkpoint/model.pt"  # where the train stage logs model.pt (inpaint/train.py)
@@ -157,16 +156,16 @@ def _load(checkpoint: str, tracking_uri: str | None) -> tuple[torch.nn.Module, d
 
 
 def _pointed_to(client, run_id: str) -> tuple[torch.nn.Module, dict]:
-    """The model.pt a local store's train run points to (checkpoint/model.json, inpaint/train.py), if that
+    """The model.pt a local store's train run points to (checkpoint/model.json, inpaint/checkpoints.py), if that
     file still holds this run's model (a later training of the variant replaces it)."""
     from mlflow.exceptions import MlflowException
 
     try:
         with tempfile.TemporaryDirectory(prefix="inpaint-fill-") as d:
-            pointer = json.loads(Path(client.download_artifacts(run_id, MODEL_POINTER, d)).read_text())
+            pointer = json.loads(Path(client.download_artifacts(run_id, checkpoints.MODEL_POINTER, d)).read_text())
     except (MlflowException, OSError, ValueError) as e:
-        raise FillError(f"MLflow run {run_id}: neither {ARTIFACT} nor {MODEL_POINTER} (not a train run, or its "
-                        f"train stage has not finished): {e}") from None
+        raise FillError(f"MLflow run {run_id}: neither {ARTIFACT} nor {checkpoints.MODEL_POINTER} (not a train run, "
+                        f"or its train stage has not finished): {e}") from None
     path = paths.REPO_ROOT / pointer["path"]
     if not path.is_file():
         raise FillError(f"MLflow run {run_id}: its model {path} is missing (`dvc checkout {pointer['path']}` "

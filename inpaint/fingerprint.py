@@ -16,7 +16,7 @@ import json
 
 from inpaint import codegraph, paths, weights
 from inpaint.config import Params
-from inpaint.tracking import file_hash
+from inpaint.io import file_hash
 
 # train settings that change how a run is watched or fed, not what it computes: a resumed run may change them
 NOT_IN_FINGERPRINT = {"log_every", "image_every", "max_failures", "loader_workers", "pin_memory", "resume",

@@ -1,6 +1,8 @@
-"""Atomic writes: a stage killed half-way never leaves a half-written file under a final name."""
+"""Atomic writes (a stage killed half-way never leaves a half-written file under a final name) and the short
+content hash that provenance records of a file."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -54,3 +56,11 @@ def write_text(path: Path, text: str) -> None:
 
 def write_json(path: Path, obj) -> None:
     write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def file_hash(path: Path) -> str:
+    """The first 12 hex digits of the file's SHA-1, or "absent"."""
+    path = Path(path)
+    if not path.is_file():
+        return "absent"
+    return hashlib.sha1(path.read_bytes()).hexdigest()[:12]

@@ -296,8 +296,9 @@ def complexity_table(ours: pd.DataFrame, dataset: str, base: pd.DataFrame) -> tu
     sizes = sorted({int(_num(r, "complexity/infer_size")) for _, r in ours.iterrows()
                     if math.isfinite(_num(r, "complexity/infer_size"))})
     ours_rows = tuple(dict.fromkeys(frame.method[frame.kind == "ours"]))
-    notes = [Note(f"CPU time: batch 1 at {', '.join(map(str, sizes))} px on this machine (median of 2 after a warm-up); "
-                  "the published times are at 256 px on the authors' CPU", ours_rows, ("infer_ms_cpu",)),
+    notes = [Note(f"CPU time: batch 1 at {', '.join(map(str, sizes))} px on this machine (the faster of 2 passes, "
+                  "the first of which warms up); the published times are at 256 px on the authors' CPU", ours_rows,
+                  ("infer_ms_cpu",)),
              Note("Table IV's count is the thop profiler's layer hooks: conv and BatchNorm modules only, a stride-2 "
                   "transposed conv counted 4x, functional attention not counted; it reproduces LGNet 69.62, "
                   "LGNet_light 53.73 and LGNet_share 69.62 exactly. PEN-Net in that count is 4.81, not the "

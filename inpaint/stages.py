@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from inpaint import bins, lifetime, paths, tracking, weights
+from inpaint import bins, io, lifetime, paths, tracking, weights
 from inpaint.config import Params, ParamsError, load_params
 from inpaint.io import atomic_dir, atomic_path, write_json, write_text
 
@@ -214,7 +214,7 @@ def evaluation_provenance(params: Params, meta: dict, set_metrics) -> dict:
     return {"git_commit": git["git_sha"], "git_dirty": git["git_dirty"], "profile": params.profile,
             "weights": params.weights, "fingerprint": meta.get("fingerprint", "unknown"),
             "data_manifest": meta.get("data", "unknown"), "mask_manifest": meta.get("masks", "unknown"),
-            "test_pairs": tracking.file_hash(paths.TEST_PAIRS), "train_run_id": meta.get("run_id"),
+            "test_pairs": io.file_hash(paths.TEST_PAIRS), "train_run_id": meta.get("run_id"),
             "train_steps": meta.get("steps"), "switched_off": meta.get("switched_off", {}),
             "metric_networks": set_metrics.status}
 

@@ -1,7 +1,6 @@
 """MLflow conventions: where the store is, how keys are named, what provenance every run carries."""
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 import platform
@@ -10,6 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from inpaint.io import file_hash
 from inpaint.paths import REPO_ROOT
 
 TAG_KIND = "inpaint.kind"  # "train" or "report"
@@ -58,12 +58,6 @@ def log_metrics(client, run_id: str, values: dict[str, float]) -> None:
     batch = [Metric(k, float(v), now, 0) for k, v in values.items() if math.isfinite(v)]
     for i in range(0, len(batch), 1000):
         client.log_batch(run_id, metrics=batch[i:i + 1000])
-
-
-def file_hash(path: Path) -> str:
-    if not path.is_file():
-        return "absent"
-    return hashlib.sha1(path.read_bytes()).hexdigest()[:12]
 
 
 def git_sha() -> str:

@@ -31,12 +31,10 @@ from inpaint import checkpoints, fingerprint, lifetime, paths, tracking
 from inpaint.config import Params, TrainConfig, Variant
 from inpaint.io import atomic_path, write_json
 
-STATE_FILE = "state.pt"
 # Ray Train retries a worker group that cannot start (no free CPU, 60 s each) forever by default: a run or
 # Tune trial whose CPUs never come would hang; after this many retries it fails, saying why.
 STARTUP_RETRIES = 5
 FINISHED, FINISHED_MODEL = "finished.json", "model.pt"  # a finished run's train metrics and result, in its folder
-MODEL_POINTER = "checkpoint/model.json"  # where a local MLflow store keeps the path of model.pt
 
 
 def _grid(visuals: dict[str, torch.Tensor], rows: int = 4) -> np.ndarray:
@@ -60,30 +58,6 @@ def _grid(visuals: dict[str, torch.Tensor], rows: int = 4) -> np.ndarray:
     for c, name in enumerate(visuals):
         draw.text((2 + c * width + width // 2, 10), name, fill="black", font=font, anchor="mm")
     return np.concatenate([np.asarray(header), body])
-
-
-def save_state(directory: Path, framework, step: int, meta: dict) -> None:
-    """Networks, optimisers, schedulers, step and torch's RNG (the data order depends only on seed and step)."""
-    state = {"meta": meta, "step": step, "framework": framework.state_dict(), "rng": torch.get_rng_state()}
-    with atomic_path(directory / STATE_FILE) as tmp:
-        torch.save(state, tmp)
-
-
-def load_state(path: Path, expect: dict | None = None) -> dict:
-    """Read a checkpoint file; refuse one that is corrupt or belongs to another variant/config. Memory-mapped:
-    a tensor is read when used, so checking a finished run's meta or taking the generator out of a 1.4 GB
-    LGNet checkpoint does not read the rest (the mapping is private: nothing written goes to the file)."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception as e:  # noqa: BLE001 - any unpickling failure means the same thing to the user
-        raise ValueError(f"{path}: not a readable checkpoint ({type(e).__name__}: {e})") from None
-    if not isinstance(state, dict) or "meta" not in state:
-        raise ValueError(f"{path}: not an inpaint checkpoint (no 'meta' entry)")
-    for key, want in (expect or {}).items():
-        got = state["meta"].get(key)
-        if got != want:
-            raise ValueError(f"{path}: checkpoint is for {key}={got!r}, expected {want!r}")
-    return state
 
 
 class RaySession:
@@ -111,7 +85,7 @@ class RaySession:
         for checkpoint in [own] * bool(own) + [self._train.Checkpoint(p) for p in on_disk]:
             try:
                 with checkpoint.as_directory() as d:
-                    return load_state(Path(d) / STATE_FILE, expect=meta)
+                    return checkpoints.load_state(Path(d) / checkpoints.STATE_FILE, expect=meta)
             except ValueError as e:
                 if self.rank == 0:
                     print(f"WARNING train: {e}; trying an older checkpoint", flush=True)
@@ -122,11 +96,11 @@ class RaySession:
         if framework is None or self.rank != 0:
             self._train.report(metrics)
         elif self.attempt is not None:
-            written = checkpoints.publish(self.attempt, lambda d: save_state(d, framework, step, meta))
+            written = checkpoints.publish(self.attempt, lambda d: checkpoints.save_state(d, framework, step, meta))
             self._train.report(metrics, checkpoint=self._train.Checkpoint(str(written)))
         else:  # Ray copies it into the attempt's folder
             with tempfile.TemporaryDirectory() as d:
-                save_state(Path(d), framework, step, meta)
+                checkpoints.save_state(Path(d), framework, step, meta)
                 self._train.report(metrics, checkpoint=self._train.Checkpoint.from_directory(d))
 
 
@@ -191,10 +165,8 @@ def train_loop(config: dict, session) -> None:
     framework = build_framework(cfg, networks, weights_mode=config["weights"])
     framework.make_optimisers()
     framework.make_schedulers(tcfg.steps)
-    # `switched_off`: loss terms this run trains without, or with random weights, and why (e.g. no VGG-16)
-    switched_off = {k: v for k, v in framework.notes.items() if v.startswith(("off", "uncalibrated"))}
     meta = {"variant": config["variant"], "framework": cfg.framework, "fingerprint": config["fingerprint"],
-            "switched_off": switched_off}
+            "switched_off": switched_off(config["variant"], framework, say=session.rank == 0)}
 
     step = 0
     state = session.restore(meta, config.get("resume_from", []))
@@ -252,6 +224,16 @@ def train_loop(config: dict, session) -> None:
             if step >= tcfg.steps:
                 break
     log.close()
+
+
+def switched_off(variant: str, framework, say: bool = True) -> dict[str, str]:
+    """The loss terms this run trains without, or with random weights, and why (e.g. no VGG-16 in the torch
+    cache): recorded in the checkpoint's meta (the report footnotes them) and, when `say`, one warning line
+    per term naming it and the missing file."""
+    found = {k: v for k, v in framework.notes.items() if v.startswith(("off", "uncalibrated"))}
+    for term, why in found.items() if say else ():
+        print(f"WARNING train {variant}: loss terms {term} {why}", flush=True)
+    return found
 
 
 class RunLog:
@@ -345,8 +327,7 @@ def _train(params: Params, variant: str, out_dir: Path, storage: Path) -> dict:
     trained, seconds = summary is None, 0.0
     if trained:
         model, summary, seconds = _fit(params, variant, run, run_id, fp)
-        with atomic_path(run / FINISHED_MODEL) as tmp:
-            torch.save(model, tmp)
+        checkpoints.write_model(model, run / FINISHED_MODEL)
         write_json(run / FINISHED, summary)  # the marker: the run's result is complete
         checkpoints.prune(run, keep=[])  # what a re-run needs is the result, not the checkpoints (GBs)
     else:  # `train.resume: always` on a finished run, or a driver stopped after its result was written
@@ -366,7 +347,7 @@ def _finished(run: Path, variant: str, fp: str) -> dict | None:
     if not marker.is_file():
         return None
     try:
-        load_state(model, expect={"variant": variant, "fingerprint": fp})
+        checkpoints.load_state(model, expect={"variant": variant, "fingerprint": fp})
     except ValueError as e:
         print(f"WARNING train: {e}; training again", flush=True)
         marker.unlink()
@@ -409,7 +390,7 @@ def _fit(params: Params, variant: str, run: Path, run_id: str, fp: str) -> tuple
     seconds = time.perf_counter() - start
     if result.checkpoint is None:
         raise RuntimeError(f"variant {variant}: training finished without a checkpoint")
-    model = checkpoint_model(result.checkpoint, variant, cfg, params.data.image_size, run_id, fp)
+    model = checkpoints.checkpoint_model(result.checkpoint, variant, cfg, params.data.image_size, run_id, fp)
     summary = {"variant": variant, "framework": cfg.framework, "steps": model["meta"]["steps"],
                "seconds": round(seconds, 1), "startup_driver_s": round(driver_s, 1),
                "images_per_s_with_startup": round(tcfg.steps * tcfg.batch_size / max(seconds, 1e-9), 2),
@@ -460,26 +441,6 @@ def make_trainer(params: Params, config: dict, name: str, storage_path: Path | N
                              checkpoint_config=CheckpointConfig(num_to_keep=2), callbacks=callbacks))
 
 
-def model_file(state: dict, cfg, image_size: int, run_id: str) -> dict:
-    """What evaluation and `inpaint fill` need from a finished run: the generator (and, for Det, the
-    detector, whose heat maps the report draws), with enough metadata to rebuild them."""
-    networks = state["framework"]["networks"]
-    meta = {**state["meta"], "generator": cfg.generator, "image_size": image_size, "steps": state["step"],
-            "run_id": run_id, **fingerprint.data_hashes()}
-    model = {"meta": meta, "generator": networks["generator"]}
-    if "detector" in networks:
-        meta["detector"] = cfg.detector
-        model["detector"] = networks["detector"]
-    return model
-
-
-def checkpoint_model(checkpoint, variant: str, cfg, image_size: int, run_id: str, fp: str | None = None) -> dict:
-    """model_file's content from a Ray checkpoint of `variant` (and of fingerprint `fp`, when given)."""
-    with checkpoint.as_directory() as d:
-        state = load_state(Path(d) / STATE_FILE, expect={"variant": variant, **({"fingerprint": fp} if fp else {})})
-    return model_file(state, cfg, image_size, run_id)
-
-
 def _find_or_start_run(client, experiment_id: str, variant: str, fp: str, params: Params, ray_run: Path) -> str:
     """The MLflow run to train under, by `train.resume`: the interrupted run of this fingerprint (its Ray run
     `ray_run` resumes from its last checkpoint), or a new run from step 0 (the Ray run folder of a finished
@@ -515,7 +476,7 @@ def _log_model(client, run_id: str, model: Path) -> None:
         return
     model = model.resolve()
     where = model.relative_to(paths.REPO_ROOT).as_posix() if model.is_relative_to(paths.REPO_ROOT) else str(model)
-    client.log_dict(run_id, {"path": where, "run_id": run_id}, MODEL_POINTER)
+    client.log_dict(run_id, {"path": where, "run_id": run_id}, checkpoints.MODEL_POINTER)
 
 
 def _write_loss_curve(client, run_id: str, path: Path) -> None:

@@ -352,18 +352,15 @@ def _shown(path: Path) -> str:
 
 
 def trial_model(trial: Params, checkpoint: str, run_id: str, path: Path) -> dict:
-    """The model file of a trial's checkpoint (train.model_file's content); returns its meta."""
+    """The model file of a trial's checkpoint (as the train stage writes model.pt); returns its meta."""
     import ray.train
-    import torch
 
-    from inpaint import train
+    from inpaint import checkpoints
 
     (variant,) = trial.variants
-    model = train.checkpoint_model(ray.train.Checkpoint(checkpoint), variant, trial.variants[variant],
-                                   trial.data.image_size, run_id)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        torch.save(model, tmp)
+    model = checkpoints.checkpoint_model(ray.train.Checkpoint(checkpoint), variant, trial.variants[variant],
+                                         trial.data.image_size, run_id)
+    checkpoints.write_model(model, path)
     return model["meta"]
 
 

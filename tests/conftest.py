@@ -33,6 +33,21 @@ def square_hole_batch(n: int = 2, size: int = 64):
     return image, mask
 
 
+def untrained_model_file(path: Path) -> Path:
+    """A model.pt as the train stage writes it, with GDN's generator untrained (seeded): its fills are noise,
+    but fills, for the tests of what reads a model file."""
+    import torch
+
+    from inpaint import checkpoints
+    from inpaint.models.registry import build
+
+    torch.manual_seed(0)
+    meta = {"variant": "v", "framework": "weight", "generator": "gdn_generator", "image_size": 64, "steps": 0,
+            "run_id": "r"}
+    checkpoints.write_model({"meta": meta, "generator": build("gdn_generator").state_dict()}, path)
+    return path
+
+
 def run_checked(cmd, cwd, env, timeout=900) -> str:
     """Run a command; on failure, fail the test with the ends of its output."""
     out = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)

@@ -1,4 +1,4 @@
-"""`python bench/gpu.py` on a machine without CUDA: says so and exits 0 (issue 14), without importing the
+"""`python bench/gpu.py` on a machine without CUDA: says so and exits 0, without importing the
 training code it would exercise on a GPU."""
 import subprocess
 import sys

@@ -3,13 +3,12 @@ run under the machine-wide lock (`flock /tmp/inpaint-ray.lock ...`)."""
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
+from conftest import untrained_model_file
 from inpaint import bins
 from inpaint.config import load_params
 from inpaint.evaluate import score
 from inpaint.masks.store import write_store
-from inpaint.models.registry import build
 
 
 @pytest.fixture
@@ -22,11 +21,7 @@ def files(tmp_path):
     write_store(tmp_path / "masks", masks, np.arange(len(bins.BINS)), ["test"] * len(bins.BINS))
     pd.DataFrame([{"bin": b, "image": k, "mask": b} for b in range(len(bins.BINS)) for k in range(3)]).to_csv(
         tmp_path / "pairs.csv", index=False)
-    torch.manual_seed(0)
-    meta = {"variant": "v", "framework": "weight", "config_hash": "x", "generator": "gdn_generator",
-            "image_size": 64, "steps": 0, "run_id": "r"}
-    (tmp_path / "v").mkdir()
-    torch.save({"meta": meta, "generator": build("gdn_generator").state_dict()}, tmp_path / "v" / "model.pt")
+    untrained_model_file(tmp_path / "v" / "model.pt")
     return tmp_path
 
 

@@ -11,10 +11,11 @@ import pytest
 from pydantic import TypeAdapter
 
 from inpaint import checkpoints, cluster
+from inpaint.checkpoints import STATE_FILE, load_state, save_state
 from inpaint.config import Variant
 from inpaint.frameworks import build_framework, build_networks
 from inpaint.lifetime import Busy, exclusive
-from inpaint.train import STATE_FILE, RaySession, load_state, save_state
+from inpaint.train import RaySession
 
 HOLD = ("import sys, time; from pathlib import Path; from inpaint.lifetime import exclusive\n"
         "with exclusive(Path(sys.argv[1]), 'training of variant x'):\n"

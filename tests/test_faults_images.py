@@ -6,11 +6,11 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import untrained_model_file
 from inpaint.config import DataConfig
 from inpaint.data.prepare import prepare
 from inpaint.data.sources import decode
 from inpaint.fill import FillError, fill
-from inpaint.models.registry import build
 
 ORIENTATION = 0x0112
 
@@ -75,11 +75,7 @@ def test_exif_orientation_is_applied_by_prepare_and_upscaling_is_reported(tmp_pa
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
-    path = tmp_path_factory.mktemp("model") / "model.pt"
-    meta = {"variant": "v", "framework": "weight", "config_hash": "x", "generator": "gdn_generator",
-            "image_size": 64, "steps": 0, "run_id": "r"}
-    torch.save({"meta": meta, "generator": build("gdn_generator").state_dict()}, path)
-    return path
+    return untrained_model_file(tmp_path_factory.mktemp("model") / "model.pt")
 
 
 def _photo_and_mask(tmp_path, hole_value=255, all_hole=False):

@@ -17,7 +17,7 @@ import pytest
 from conftest import run_checked
 from inpaint import checkpoints, cluster
 from inpaint import train
-from inpaint.train import STATE_FILE, load_state
+from inpaint.checkpoints import STATE_FILE, load_state
 
 VARIANT = "gdn_weight"
 STEPS = 16

@@ -4,8 +4,8 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import untrained_model_file
 from inpaint.fill import FillError, fill, model_mask
-from inpaint.models.registry import build
 
 W, H = 100, 70
 HOLE = (slice(25, 45), slice(40, 70))  # rows, columns: a 30 x 20 hole
@@ -14,12 +14,7 @@ HOLE = (slice(25, 45), slice(40, 70))  # rows, columns: a 30 x 20 hole
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
     """A tiny model.pt as the train stage writes it (untrained weights: the fill is noise, but a fill)."""
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("model") / "model.pt"
-    meta = {"variant": "v", "framework": "weight", "config_hash": "x", "generator": "gdn_generator",
-            "image_size": 64, "steps": 0, "run_id": "r"}
-    torch.save({"meta": meta, "generator": build("gdn_generator").state_dict()}, path)
-    return path
+    return untrained_model_file(tmp_path_factory.mktemp("model") / "model.pt")
 
 
 @pytest.fixture

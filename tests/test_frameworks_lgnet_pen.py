@@ -17,6 +17,7 @@ from inpaint.frameworks import build_framework, build_networks
 from inpaint.frameworks.base import masked_input
 from inpaint.frameworks.lgnet import linear_decay_factor
 from inpaint.frameworks.pennet import step_decay_factor
+from inpaint.train import switched_off
 
 TOTAL_STEPS = 10
 
@@ -208,13 +209,17 @@ def c_l():
     return variant, build_networks(variant, 64)
 
 
-def test_auto_without_vgg16_switches_perceptual_and_style_off(c_l, tmp_path, monkeypatch):
+def test_auto_without_vgg16_switches_perceptual_and_style_off(c_l, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
     variant, nets = c_l
     fw = build_framework(variant, nets, weights_mode="auto")
     assert fw.perceptual is None
     note = fw.notes["perceptual_style"]
     assert note.startswith("off: ") and "vgg16-397923af.pth" in note and str(tmp_path) in note
+    assert switched_off("c_l", fw) == {"perceptual_style": note}  # recorded in the checkpoint's meta
+    (line,) = capsys.readouterr().out.splitlines()  # and said once, naming the terms and the file
+    assert line.startswith("WARNING train c_l: loss terms perceptual_style off: vgg16-397923af.pth")
+    assert switched_off("c_l", fw, say=False) and not capsys.readouterr().out  # the other ranks say nothing
     image, mask = _batch()
     stages = [torch.rand_like(image), torch.rand_like(image)]
     terms = fw.generator_terms({"stages": stages, "merged": stages}, image, mask)

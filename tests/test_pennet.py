@@ -18,7 +18,8 @@ def generator() -> PENNet:
 def test_parameter_count_matches_the_reference(generator: PENNet) -> None:
     info = registered()["pennet"]
     n = count_parameters(generator)
-    assert round(n / 1e4) == round(info.paper_params / 1e4)  # 10.23 M to the 0.01 M shown
+    assert n == 10_231_538  # docs/authors_code.md
+    assert round(n / 1e4) == round(info.paper_params / 1e4)  # LGNet Table IV's 10.23 M
     fuse = [count_parameters(atn) for atn in generator.atn]  # at1 .. at5
     assert [round(fuse[0], -3), round(fuse[1], -3), round(fuse[2], -3), round(fuse[3], -4), fuse[4]] == [
         9_000, 37_000, 148_000, 590_000, 0]

@@ -123,6 +123,7 @@ def from_weights_setting(mode: str, device: torch.device | str = "cpu") -> tuple
     loudly); `random` a randomly initialised VGG, noted as uncalibrated."""
     path = weights.resolve("vgg16", mode)
     if path is None and mode == "auto":
-        return None, "off: " + weights.missing_message(weights.FILES["vgg16"])
+        f = weights.FILES["vgg16"]
+        return None, f"off: {f.filename} is not in the torch cache ({f.path.parent}); `inpaint weights status`"
     note = f"on: {path.name}" if path is not None else "uncalibrated: VGG-16 with random weights (weights: random)"
     return PerceptualStyleLoss(path).to(device), note
