@@ -11,12 +11,12 @@ the second decimal may be noise.
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
 from pathlib import Path
-from unittest import mock
 
 import numpy as np
 import torch
+
+from inpaint import weights
 
 PSNR_CAP = 100.0
 SSIM_K1, SSIM_K2 = 0.01, 0.03
@@ -232,10 +232,13 @@ class FeatureFile:
         return out
 
 
-@contextmanager
-def _inception_weights(path: Path | None):
-    """pytorch-fid fetches its weights by URL; point it at the local file, or (path None, tests only) at
-    the freshly built network's own random weights, so that nothing is ever downloaded."""
+def fid_inception_random_state() -> dict:
+    """The state dict of pytorch-fid's Inception with its random initial weights (seeded by torch's RNG), for
+    `weights: random` (tests only). pytorch-fid has no public way to skip its weight file: this and
+    `_random_fid_inception` are the one place that patches its module, so that its URL loader hands back
+    random weights instead of fetching anything."""
+    from unittest import mock
+
     import pytorch_fid.inception as pfi
 
     built = {}
@@ -245,21 +248,38 @@ def _inception_weights(path: Path | None):
         built["model"] = make(*args, **kwargs)
         return built["model"]
 
-    def local(*_args, **_kwargs):
-        return torch.load(path, map_location="cpu", weights_only=True) if path else built["model"].state_dict()
+    with mock.patch.object(pfi, "_inception_v3", capture), \
+            mock.patch.object(pfi, "load_state_dict_from_url", lambda *_a, **_k: built["model"].state_dict()):
+        pfi.fid_inception_v3()
+    return built["model"].state_dict()
 
-    with mock.patch.object(pfi, "_inception_v3", capture), mock.patch.object(pfi, "load_state_dict_from_url", local):
-        yield
+
+def _random_fid_inception(dims: int):
+    from unittest import mock
+
+    import pytorch_fid.inception as pfi
+
+    state = fid_inception_random_state()
+    with mock.patch.object(pfi, "load_state_dict_from_url", lambda *_a, **_k: state):
+        return pfi.InceptionV3([pfi.InceptionV3.BLOCK_INDEX_BY_DIM[dims]])
 
 
 class InceptionFeatures:
     """pytorch-fid's InceptionV3 (pt_inception-2015-12-05) up to the block of `dims` features."""
 
     def __init__(self, dims: int, weights_path: Path | None, device: str = "cpu"):
+        """`weights_path`: the weight file in the torch cache (inpaint/weights.py), which pytorch-fid's own
+        loader (torch.hub) reads instead of downloading; None: random weights (tests only)."""
         from pytorch_fid.inception import InceptionV3
 
-        with _inception_weights(weights_path):
-            self.model = InceptionV3([InceptionV3.BLOCK_INDEX_BY_DIM[dims]]).to(device).eval()
+        if weights_path is None:
+            model = _random_fid_inception(dims)
+        elif Path(weights_path) != weights.FILES["fid_inception"].path or not Path(weights_path).is_file():
+            raise FileNotFoundError(f"{weights_path}: pytorch-fid reads its weights from the torch cache only, "
+                                    f"{weights.FILES['fid_inception'].path}")
+        else:
+            model = InceptionV3([InceptionV3.BLOCK_INDEX_BY_DIM[dims]])
+        self.model = model.to(device).eval()
         self.device = device
 
     @torch.no_grad()

@@ -66,6 +66,27 @@ def test_frechet_distance_of_features_equals_the_moments_route(n_real, n_fake):
         metrics.frechet_distance_of_features(a, b[:1])
 
 
+def test_fid_inception_loads_the_torch_cache_file_through_pytorch_fid_own_loader(tmp_path, monkeypatch):
+    """With the weight file in the torch cache, pytorch-fid's own loader (torch.hub) reads it: no download
+    (the socket is closed to be sure), and the network holds that file's weights; a file elsewhere is refused."""
+    import socket
+
+    from inpaint import weights
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    torch.manual_seed(3)
+    state = metrics.fid_inception_random_state()
+    path = weights.FILES["fid_inception"].path
+    path.parent.mkdir(parents=True)
+    torch.save(state, path)
+    torch.manual_seed(4)  # a fresh network would now differ from the file
+    monkeypatch.setattr(socket, "socket", lambda *a, **k: pytest.fail("tried the network"))
+    first_block = metrics.InceptionFeatures(64, weights_path=path).model.blocks[0][0]  # Conv2d_1a_3x3
+    assert torch.equal(first_block.conv.weight, state["Conv2d_1a_3x3.conv.weight"])
+    with pytest.raises(FileNotFoundError, match="from the torch cache only"):
+        metrics.InceptionFeatures(64, weights_path=tmp_path / "elsewhere.pth")
+
+
 def test_fid_of_a_set_with_itself_is_zero_and_grows_with_noise():
     torch.manual_seed(0)
     feats = metrics.InceptionFeatures(64, weights_path=None)  # random weights: tests only
