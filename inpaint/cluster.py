@@ -49,10 +49,12 @@ def connect(address: str | None = None, keep_alive_s: int = 0):
         env["MLFLOW_TRACKING_URI"] = os.environ["MLFLOW_TRACKING_URI"]
     if address:
         return ray.init(address=address, runtime_env={"env_vars": env})
-    os.environ[LOOPBACK_SWITCH] = "0"
+    os.environ[LOOPBACK_SWITCH] = "0"  # the Ray processes this one starts read the switch at their import
+    # The package's one private Ray name: this process imported Ray before it could set the switch, and Ray
+    # reads it into this constant at import, with no public setter (tests/test_cluster.py checks the result).
     import ray._private.ray_constants as ray_constants
 
-    ray_constants.ENABLE_RAY_CLUSTER = False  # read at call time; the env var covers the child processes
+    ray_constants.ENABLE_RAY_CLUSTER = False
     head = running_head() or start_head(keep_alive_s)
     _use_token(head)
     _lease(Path(head["dir"]))
