@@ -9,16 +9,24 @@ A stage starts in `inpaint.stages.<stage>` (pipelines/<stage>.py calls it throug
 stages.py only that function counts (with the module-level imports and the functions of stages.py it calls);
 stages.py holds every stage, and a change to the report code must not retrain a model. Every other module
 counts whole: all its imports, at any depth.
+
+What this reading cannot see (an import by computed name, say) is caught at run time: with
+INPAINT_RECORD_IMPORTS set to a folder, each stage process, and each Ray Train worker, writes the inpaint
+modules it actually imported, and tests/test_pipeline_e2e.py checks them against dvc.yaml's deps.
 """
 from __future__ import annotations
 
 import ast
+import atexit
+import os
+import sys
 from functools import cache
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 ENTRY_MODULE = "inpaint.stages"
 RUNNER = "main"  # the function of stages.py that every pipeline script calls
+RECORD_ENV = "INPAINT_RECORD_IMPORTS"  # a folder for the run-time records of what each stage imported
 
 
 def module_file(name: str) -> Path:
@@ -139,6 +147,22 @@ def dvc_deps(stage: str) -> list[str]:
         whole = folder != PACKAGE_DIR and set(folder.glob("*.py")) <= files
         deps.add((folder if whole else path).relative_to(root).as_posix())
     return sorted(deps)
+
+
+def write_imports(stage: str) -> None:
+    """With RECORD_ENV set, write the inpaint modules this process has imported so far to
+    <folder>/<stage>-<pid>.txt (a run-time record of stage `stage`); without it, nothing."""
+    folder = os.environ.get(RECORD_ENV)
+    if folder:
+        names = sorted(m for m in sys.modules if m.split(".")[0] == "inpaint")
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        (Path(folder) / f"{stage}-{os.getpid()}.txt").write_text("".join(f"{n}\n" for n in names))
+
+
+def record_imports(stage: str) -> None:
+    """write_imports(stage) when this process exits (with RECORD_ENV set)."""
+    if os.environ.get(RECORD_ENV):
+        atexit.register(write_imports, stage)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from inpaint import bins, io, lifetime, paths, tracking, weights
+from inpaint import bins, codegraph, io, lifetime, paths, tracking, weights
 from inpaint.config import Params, ParamsError, load_params
 from inpaint.io import atomic_dir, atomic_path, write_json, write_text
 
@@ -26,6 +26,7 @@ def main(name: str, argv: list[str]) -> int:
         print(f"usage: python pipelines/{name}.py{' ' + argument if argument else ''}", file=sys.stderr)
         return 2
     lifetime.die_with_parent()  # `dvc repro` killed with -9 must not leave this stage running
+    codegraph.record_imports(name)
     try:
         run(name, load_params(), *argv)
     except (ParamsError, weights.MissingWeights, lifetime.Busy, FileNotFoundError) as e:

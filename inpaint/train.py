@@ -27,7 +27,7 @@ import pandas as pd
 import torch
 from pydantic import TypeAdapter
 
-from inpaint import checkpoints, fingerprint, lifetime, paths, tracking
+from inpaint import checkpoints, codegraph, fingerprint, lifetime, paths, tracking
 from inpaint.config import Params, TrainConfig, Variant
 from inpaint.io import atomic_path, write_json
 
@@ -144,6 +144,7 @@ def train_func(config: dict) -> None:
     """The per-worker entry point of Ray Train. `config` is plain data so that it crosses process and node
     boundaries."""
     train_loop(config, RaySession(config.get("attempt")))
+    codegraph.write_imports("train")  # Ray ends its workers without running atexit
 
 
 def train_loop(config: dict, session) -> None:

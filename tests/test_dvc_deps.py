@@ -1,6 +1,7 @@
 """dvc.yaml and studies/dvc.yaml list every `inpaint` file each stage runs (inpaint/codegraph.py reads the
 imports from the code, lazy ones included), so that an edit anywhere in a stage's code re-runs that stage;
 studies/dvc.yaml has a stage for every study of params.yaml."""
+import os
 from pathlib import Path
 
 import pytest
@@ -64,6 +65,37 @@ def test_a_missing_dep_is_caught(tmp_path):
     trimmed = [d for d in deps if d != "inpaint/losses"]
     assert [p for p in code if not _covered(p, trimmed)] == sorted(
         p for p in code if p.startswith("inpaint/losses/"))
+
+
+def imports_outside_deps(records: Path, file: str = "dvc.yaml") -> dict[str, list[str]]:
+    """{stage: the source files of the inpaint modules it imported at run time (codegraph.write_imports'
+    records in `records`) that its deps in `file` do not cover}; stages with none left out."""
+    stages = {key.split(":")[1]: deps for key, (_, deps) in _stages().items() if key.startswith(f"{file}:")}
+    found: dict[str, set[str]] = {}
+    for record in sorted(Path(records).glob("*.txt")):
+        stage = record.stem.rsplit("-", 1)[0]
+        for name in record.read_text().split():
+            path = codegraph.module_file(name).relative_to(REPO_ROOT).as_posix()
+            if not _covered(path, stages[stage]):
+                found.setdefault(stage, set()).add(path)
+    return {stage: sorted(paths) for stage, paths in found.items()}
+
+
+def test_an_import_by_computed_name_is_caught_at_run_time(tmp_path):
+    """The static graph cannot see `import_module("inpaint." + name)`; the run-time record of the stage's
+    process does, and the check names the file that the stage's deps lack."""
+    import subprocess
+    import sys
+
+    def record(extra: str) -> dict:
+        folder = tmp_path / str(len(extra))
+        code = f"import importlib; from inpaint import codegraph, stages; codegraph.record_imports('pairs'); {extra}"
+        subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, check=True,
+                       env={**os.environ, codegraph.RECORD_ENV: str(folder)})
+        return imports_outside_deps(folder)
+
+    assert record("") == {}
+    assert "inpaint/figures.py" in record("importlib.import_module('inpaint.' + 'figures')")["pairs"]
 
 
 def test_every_study_has_a_stage():

@@ -15,7 +15,8 @@ import pytest
 import yaml
 
 from conftest import as_from_a_terminal, catches_sigint, registered_checkpoint, run_checked
-from inpaint import bins
+from inpaint import bins, codegraph
+from test_dvc_deps import imports_outside_deps
 
 pytestmark = pytest.mark.e2e
 # one variant per framework family and report table (all twelve would cost ~40 s each of Ray start-up)
@@ -31,9 +32,11 @@ def _ci_profile(params: dict) -> None:
 
 
 @pytest.fixture(scope="module")
-def pipeline(repo_copy):
-    """A copy of the repository at the ci profile with random metric weights, after `dvc repro`."""
+def pipeline(repo_copy, tmp_path_factory):
+    """A copy of the repository at the ci profile with random metric weights, after `dvc repro`; every stage
+    process and Ray worker records the inpaint modules it imported (inpaint/codegraph.py)."""
     work, env = repo_copy(_ci_profile)
+    env[codegraph.RECORD_ENV] = str(tmp_path_factory.mktemp("imports"))
     git = ["git", "-c", "user.email=ci@example.invalid", "-c", "user.name=ci"]
     run_checked(["git", "init", "-q"], work, env)
     run_checked([*git, "add", "-A"], work, env)
@@ -76,6 +79,15 @@ def test_every_variant_is_trained_and_evaluated_in_mlflow(pipeline):
             assert low <= run.data.metrics[f"test/psnr/{bins.key(b)}"] <= high, (variant, b)
         assert {"test/fid/all", "test/kid/all", "complexity/params_m", "complexity/gflops_256",
                 "complexity/infer_ms_cpu", "evaluate/pairs_per_s"} <= run.data.metrics.keys(), variant
+
+
+def test_every_module_a_stage_imported_at_run_time_is_a_dvc_dep(pipeline):
+    """The run-time check of dvc.yaml's deps, independent of codegraph's static reading of the source."""
+    _, env, _ = pipeline
+    records = Path(env[codegraph.RECORD_ENV])
+    assert {p.stem.rsplit("-", 1)[0] for p in records.glob("*.txt")} >= {
+        "prepare", "masks", "pairs", "train", "evaluate", "baselines", "report"}
+    assert imports_outside_deps(records) == {}
 
 
 def test_report_run_holds_the_tables_and_pictures(pipeline):
