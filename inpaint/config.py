@@ -512,6 +512,11 @@ def explain(error: ValidationError, data: dict | None = None) -> list[str]:
         if not loc:  # a check across sections: its message names the keys, the input is the whole file
             lines.append(f"  {err['msg'].removeprefix('Value error, ')}")
             continue
+        if err["type"] == "value_error" and isinstance(err.get("input"), dict):
+            # a section's own check across its keys: the input is the whole section, the message names the keys
+            msg = err["msg"].removeprefix("Value error, ")
+            lines.append(f"  {msg}" if msg.startswith(f"{loc}.") else f"  {loc}: {msg}")
+            continue
         got = "" if err["type"] == "missing" else f" (got {err.get('input')!r})"
         lines.append(f"  {loc}: {err['msg']}{got}")
     return lines

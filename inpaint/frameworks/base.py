@@ -112,15 +112,27 @@ class Framework:
         """A micro-batch's share of this worker's part of the step: the factor of its losses."""
         return 1.0 / self.accumulate
 
-    def micro_batches(self, image: torch.Tensor, mask: torch.Tensor) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def micro_batches(self, image: torch.Tensor, mask: torch.Tensor, judges: tuple[nn.Module, ...] = ()
+                      ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """This worker's share split into `accumulate` micro-batches. The loop body over them runs inside
         DDP's `no_sync` for every micro-batch but the last: the gradients add up locally and the last backward
-        all-reduces their sum (a backward per network per micro-batch, as DDP requires)."""
+        all-reduces their sum (a backward per network per micro-batch, as DDP requires).
+
+        `judges` (a discriminator, a detector) start every micro-batch from the buffers they had at the first:
+        spectral norm's power iteration, one per forward in training mode, then advances as often per step as
+        on the whole batch, and every micro-batch is judged with the same normalised weights. (The zoo's judges
+        hold no other buffers; a BatchNorm judge would keep the last micro-batch's statistics.)"""
         if image.shape[0] % self.accumulate:
             raise ValueError(f"{type(self).__name__}: a share of {image.shape[0]} images does not split into "
                              f"train.accumulate={self.accumulate} micro-batches")
         size = image.shape[0] // self.accumulate
+        start = [[b.clone() for b in net.buffers()] for net in judges] if self.accumulate > 1 else []
         for k, (im, m) in enumerate(zip(image.split(size), mask.split(size))):
+            if k > 0:
+                with torch.no_grad():
+                    for net, saved in zip(judges, start):
+                        for b, value in zip(net.buffers(), saved):
+                            b.copy_(value)
             with contextlib.ExitStack() as unsynced:
                 if k < self.accumulate - 1:
                     for net in self.networks.values():

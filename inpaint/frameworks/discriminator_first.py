@@ -64,7 +64,7 @@ class DiscriminatorFirst(Framework):
         kept = self.accumulate == 1
         results = []
         opt_d.zero_grad(set_to_none=True)
-        for image_k, mask_k in self.micro_batches(image, mask):
+        for image_k, mask_k in self.micro_batches(image, mask, judges=(disc,)):
             with torch.set_grad_enabled(kept), contextlib.nullcontext() if kept else buffers_kept(gen):
                 result = gen(masked_input(image_k, mask_k), mask_k)
             fake = self.fake_for_discriminator(result, image_k, mask_k)
@@ -77,7 +77,7 @@ class DiscriminatorFirst(Framework):
 
         opt_g.zero_grad(set_to_none=True)
         weights = self.loss_weights()
-        for (image_k, mask_k), result in zip(self.micro_batches(image, mask), results):
+        for (image_k, mask_k), result in zip(self.micro_batches(image, mask, judges=(disc,)), results):
             if result is None:
                 result = gen(masked_input(image_k, mask_k), mask_k)
             terms = self.generator_terms(result, image_k, mask_k, stats)

@@ -52,7 +52,7 @@ class AdvFramework(WeightFramework):
         opt_g.zero_grad(set_to_none=True)
         opt_d.zero_grad(set_to_none=True)
         logged = Losses(self.share)
-        for image, mask in self.micro_batches(image, mask):
+        for image, mask in self.micro_batches(image, mask, judges=(disc,)):
             out = gen(masked_input(image, mask), mask)["output"]
             comp = composite(out, image, mask)
             rec = self._reconstruction(out, image, mask)
@@ -81,7 +81,7 @@ class DetFramework(Framework):
         opt_g.zero_grad(set_to_none=True)
         opt_d.zero_grad(set_to_none=True)
         logged = Losses(self.share)
-        for image, mask in self.micro_batches(image, mask):
+        for image, mask in self.micro_batches(image, mask, judges=(det,)):
             out = gen(masked_input(image, mask), mask)["output"]
             if self.cfg.detach_weight:
                 logits = det(out.detach())
