@@ -3,7 +3,8 @@
 (`RaySession`, or `LocalSession` for the plain-PyTorch comparison in bench/train.py).
 
 The loop is step based: `train.steps` optimisation steps of a global batch `train.batch_size` split
-across workers, each running its share as `train.accumulate` micro-batches (inpaint/frameworks/base.py). Checkpoints (networks, optimisers, step, RNG states) go through `ray.train.report`. The
+across workers, each running its share as `train.accumulate` micro-batches (inpaint/frameworks/base.py).
+Checkpoints (networks, optimisers, step, RNG states) go through `ray.train.report`. The
 Ray run and the MLflow run are named by the run fingerprint (code + data + params, inpaint/fingerprint.py):
 an interrupted run with the same fingerprint resumes from the newest checkpoint on disk that loads
 (inpaint/checkpoints.py), anything else trains from step 0 under a new MLflow run (`train.resume`). Only

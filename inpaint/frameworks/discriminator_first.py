@@ -68,7 +68,8 @@ class DiscriminatorFirst(Framework):
             with torch.set_grad_enabled(kept), contextlib.nullcontext() if kept else buffers_kept(gen):
                 result = gen(masked_input(image_k, mask_k), mask_k)
             fake = self.fake_for_discriminator(result, image_k, mask_k)
-            real_score, fake_score = disc(torch.cat([self.real_for_discriminator(image_k, mask_k), fake.detach()])).chunk(2)
+            real = self.real_for_discriminator(image_k, mask_k)
+            real_score, fake_score = disc(torch.cat([real, fake.detach()])).chunk(2)
             loss_d = discriminator_loss(real_score, fake_score, self.cfg.gan_loss)
             (loss_d * self.share).backward()
             logged.add(loss_d=loss_d)
