@@ -86,20 +86,21 @@ class SyncBatchNorm(nn.BatchNorm2d):
 def synchronise(module: nn.Module) -> nn.Module:
     """`module` with every BatchNorm2d replaced by a SyncBatchNorm holding the same parameters and buffers.
     A layer that appears twice in the tree (LGNet_share's stages share theirs) stays one layer."""
-    converted: dict[int, nn.Module] = {}
-
-    def convert(layer: nn.Module) -> nn.Module:
+    if type(module) is nn.BatchNorm2d:
+        return _converted(module)
+    converted: dict[int, SyncBatchNorm] = {}
+    for name, layer in list(module.named_modules(remove_duplicate=False)):
         if type(layer) is nn.BatchNorm2d:
+            parent, _, attribute = name.rpartition(".")
             if id(layer) not in converted:
-                like = next(itertools.chain(layer.parameters(), layer.buffers()))  # a float tensor comes first
-                sync = SyncBatchNorm(layer.num_features, layer.eps, layer.momentum, layer.affine,
-                                     layer.track_running_stats, device=like.device, dtype=like.dtype)
-                sync.load_state_dict(layer.state_dict())
-                sync.train(layer.training)
-                converted[id(layer)] = sync
-            return converted[id(layer)]
-        for name, child in layer.named_children():
-            setattr(layer, name, convert(child))
-        return layer
+                converted[id(layer)] = _converted(layer)
+            setattr(module.get_submodule(parent), attribute, converted[id(layer)])
+    return module
 
-    return convert(module)
+
+def _converted(layer: nn.BatchNorm2d) -> SyncBatchNorm:
+    like = next(itertools.chain(layer.parameters(), layer.buffers()))  # a float tensor comes first
+    sync = SyncBatchNorm(layer.num_features, layer.eps, layer.momentum, layer.affine, layer.track_running_stats,
+                         device=like.device, dtype=like.dtype)
+    sync.load_state_dict(layer.state_dict())
+    return sync.train(layer.training)

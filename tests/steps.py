@@ -47,14 +47,13 @@ def one_step(name: str, image: torch.Tensor, mask: torch.Tensor, *, accumulate: 
     if getattr(fw, "perceptual", None) is not None:
         fw.perceptual.to(image.dtype)
     fw.make_optimisers()
-    grads = {}
-    for role, opt in fw.optimisers.items():  # before the schedulers, which wrap opt.step in turn
-        def recording_step(*args, _step=opt.step, _net=unwrap(networks[role]), _role=role, **kwargs):
-            grads[_role] = {n: p.grad.clone() for n, p in _net.named_parameters() if p.grad is not None}
-            return _step(*args, **kwargs)
-
-        opt.step = recording_step
     fw.make_schedulers(10)
+    grads = {}
+    for role, opt in fw.optimisers.items():
+        def record(optimiser, args, kwargs, net=unwrap(networks[role]), role=role):
+            grads[role] = {n: p.grad.clone() for n, p in net.named_parameters() if p.grad is not None}
+
+        opt.register_step_pre_hook(record)
     fw.step(image, mask)
     stats = {role: {n: b.clone() for n, b in unwrap(net).named_buffers() if n.endswith(RUNNING)}
              for role, net in networks.items()}

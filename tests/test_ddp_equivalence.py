@@ -22,6 +22,7 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from inpaint import global_batch
 from steps import BATCHNORM, FAMILIES, batch, one_step
 
 SIZE = 64  # SN-PatchGAN's smallest input
@@ -134,3 +135,17 @@ def test_accumulated_micro_batches_compute_the_one_process_gradient(name, two_wo
 
 def _flat(tensors: dict) -> torch.Tensor:
     return torch.cat([t.flatten() for t in tensors.values()])
+
+
+def test_synchronise_keeps_shared_layers_shared_and_their_values():
+    """LGNet_share's stages share their BatchNorm layers: one layer stays one layer, with its values."""
+    shared = torch.nn.BatchNorm2d(3)
+    with torch.no_grad():
+        shared.weight.uniform_()
+        shared.running_mean.uniform_()
+    net = global_batch.synchronise(torch.nn.Sequential(shared, torch.nn.ReLU(), shared).double())
+    assert isinstance(net[0], global_batch.SyncBatchNorm) and net[0] is net[2]
+    assert net[0].weight.dtype == torch.float64
+    torch.testing.assert_close(net[0].running_mean, shared.running_mean, rtol=0, atol=0)
+    x = torch.rand(2, 3, 4, 4, dtype=torch.float64)
+    torch.testing.assert_close(net(x), torch.nn.Sequential(shared, torch.nn.ReLU(), shared)(x))  # one process
