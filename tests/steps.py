@@ -17,6 +17,12 @@ FAMILIES = ("gdn_weight", "gdn_adv", "gdn_det", "lgnet_c", "lgnet_c_l_g_att", "p
 BATCHNORM = ("lgnet_c", "lgnet_c_l_g_att", "pconv")
 
 
+def image_size(name: str) -> int:
+    """The smallest image a step of `name` takes: 64 px for SN-PatchGAN (and PConv, whose deepest BatchNorm
+    needs more than one value per channel from one image), 32 for GDN's Weight and Det (a quarter of the time)."""
+    return 32 if name in ("gdn_weight", "gdn_det") else 64
+
+
 def batch(size: int, n: int, dtype: torch.dtype = torch.float64) -> tuple[torch.Tensor, torch.Tensor]:
     """`n` random images and masks; the images' hole areas differ (PEN-Net's batch-normalised L1 sees a split)."""
     g = torch.Generator().manual_seed(1)

@@ -3,11 +3,12 @@ gradient that one process computes on the whole batch, for every model family: o
 gradients compared as each optimiser is about to step (GAN frameworks: G's gradient through the D just
 updated), and BatchNorm's running statistics after it.
 
-Two workers run in processes of their own (gloo over loopback, a file store: nothing listens on the
-network), each on half the batch with the same masks, started once for the module. Tolerance: 1e-10 of the
-largest gradient element of the network, float64 rounding of sums taken in another order; a loss that is a
-sum over images instead of a mean, or is normalised by a worker's share instead of the whole batch, is off
-by a factor of 2.
+Two workers run in processes of their own, started once for the module, each on half the batch with the
+same masks: they meet through a file store and gloo is pinned to the loopback interface, so nothing
+listens on the network. Tolerance: 1e-10 of the largest gradient element of the network, float64 rounding
+of sums taken in another order; a loss that is a sum over images instead of a mean, or is normalised by a
+worker's share instead of the whole batch, is off by a factor of 2. GDN's Weight and Det run at 32 px, the
+others at 64 (tests/steps.py `image_size`).
 
 BatchNorm under accumulation normalises each micro-batch by its own statistics (docs/departures.md): for the
 BatchNorm families, accumulate = 2 on one worker is compared with two workers that do not synchronise
@@ -23,16 +24,15 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 from inpaint import global_batch
-from steps import BATCHNORM, FAMILIES, batch, one_step
+from steps import BATCHNORM, FAMILIES, batch, image_size, one_step
 
-SIZE = 64  # SN-PatchGAN's smallest input
 BATCH = 2
 RTOL = 1e-10
 WORKER_TIMEOUT_S = 900
 
 
-def _batch() -> tuple[torch.Tensor, torch.Tensor]:
-    return batch(SIZE, BATCH)
+def _batch(name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    return batch(image_size(name), BATCH)
 
 
 def _worker(rank: int, store: str, tasks, results) -> None:
@@ -41,11 +41,11 @@ def _worker(rank: int, store: str, tasks, results) -> None:
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
     try:
-        image, mask = _batch()
         half = slice(rank * BATCH // 2, (rank + 1) * BATCH // 2)
         while (task := tasks.get()) is not None:
             name, sync_batchnorm, out = task
             try:
+                image, mask = _batch(name)
                 result = one_step(name, image[half], mask[half], ddp=True, sync_batchnorm=sync_batchnorm)
                 if rank == 0:
                     torch.save(result, out)
@@ -91,7 +91,7 @@ def two_workers(tmp_path_factory):
 
 @functools.cache
 def _one_process(name: str) -> dict:
-    return one_step(name, *_batch())
+    return one_step(name, *_batch(name))
 
 
 def _assert_equal(got: dict, want: dict, what: str) -> None:
@@ -116,7 +116,7 @@ def test_two_workers_compute_the_one_process_gradient(name, two_workers):
 
 @pytest.mark.parametrize("name", FAMILIES)
 def test_accumulated_micro_batches_compute_the_one_process_gradient(name, two_workers):
-    got = one_step(name, *_batch(), accumulate=2)
+    got = one_step(name, *_batch(name), accumulate=2)
     if name in BATCHNORM:
         got["stats"] = {role: {} for role in got["stats"]}  # see the module docstring
         want = two_workers(name, sync_batchnorm=False)

@@ -217,7 +217,7 @@ def test_auto_without_vgg16_switches_perceptual_and_style_off(c_l, tmp_path, mon
     assert note.startswith("off: ") and "vgg16-397923af.pth" in note and str(tmp_path) in note
     image, mask = _batch()
     stages = [torch.rand_like(image), torch.rand_like(image)]
-    terms = fw.generator_terms({"stages": stages, "merged": stages}, image, mask)
+    terms = fw.generator_terms({"stages": stages, "merged": stages}, image, mask, {})
     assert set(terms) == {"valid", "hole", "tv"}
 
 

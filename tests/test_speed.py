@@ -9,10 +9,9 @@ from inpaint import speed
 from inpaint.config import TrainConfig, Variant
 from inpaint.frameworks import build_framework, build_networks
 from inpaint.frameworks.base import unwrap
-from steps import FAMILIES, batch, one_step
+from steps import FAMILIES, batch, image_size, one_step
 
 SIZE = 32  # bfloat16 convolutions are slow on a CPU without bf16 units: 64 px costs 6x the time
-SIZE_FAMILIES = 64  # SN-PatchGAN's smallest input
 
 
 def _framework(switches: dict):
@@ -75,17 +74,19 @@ def _relative_error(got: dict, want: dict) -> dict[str, float]:
 @pytest.mark.parametrize("name", FAMILIES)
 def test_the_gpu_switches_keep_each_familys_gradient(name):
     """One step of each family on CPU, float32 against channels_last alone and against bf16 autocast with
-    channels_last (the GPU configuration), compared on the gradient each optimiser steps on. channels_last
-    changes only the order of the convolutions' sums: 1e-4 of the gradient's norm. bf16 keeps 8 bits of
-    mantissa in every convolution's inputs (relative rounding 2^-9 = 0.2 %), through a few dozen layers
-    forward and back: measured 1 to 4 % per network (GDN's detector, whose loss saturates, the most); the
-    bound is 10 %, and a backward or loss left in bfloat16 or a wrong cast is far beyond it."""
-    image, mask = batch(SIZE_FAMILIES, 2, torch.float32)
+    channels_last (the GPU configuration), compared on the gradient each optimiser steps on: relative
+    Euclidean distance per network. channels_last changes only the order of the convolutions' sums: measured
+    1e-6 to 3e-6 for most networks, up to 2e-3 for GDN's generator and 1e-3 for LGNet's C+L+G_att generator,
+    whose gradients at initialisation are sums of large terms that nearly cancel; bound 1e-2. bf16 rounds
+    every convolution's inputs to 8 bits of mantissa (0.4 %), forward and back: measured 0.007 (GConv's
+    generator) to 0.24 (GDN's generator, for the same reason); bound 0.4, below the 0.5 of a gradient off by
+    a factor of 2 (a loss or a cast in the wrong place)."""
+    image, mask = batch(image_size(name), 2, torch.float32)
     want = one_step(name, image, mask)["grads"]
     layout = _relative_error(one_step(name, image, mask, switches=TrainConfig(channels_last=True))["grads"], want)
     bf16 = _relative_error(one_step(name, image, mask, switches=TrainConfig(bf16=True, channels_last=True))["grads"],
                            want)
     print(f"{name}: relative gradient error, channels_last {layout}, bf16 + channels_last {bf16}")
     assert all(e <= 1e-2 for e in layout.values()), layout
-    assert all(e <= 0.5 for e in bf16.values()), bf16
+    assert all(e <= 0.4 for e in bf16.values()), bf16
     assert all(e > 0 for e in bf16.values()), "bf16 changed nothing: autocast did not run"
