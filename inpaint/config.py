@@ -232,10 +232,16 @@ FRAMEWORKS = tuple(get_args(cls.model_fields["framework"].annotation)[0] for cls
 
 class TrainConfig(Strict):
     steps: Annotated[int, Field(ge=1)] = 100
-    batch_size: Annotated[int, Field(ge=1)] = 8  # global: split across Ray workers
+    batch_size: Annotated[int, Field(ge=1)] = 8  # global: num_workers x per-worker batch x accumulate
     # Ray Train workers (DDP); 0 trains in the driver's own process (Ray Train's local mode): no worker
     # group to start (~16 s a stage on 2 cores), no worker to lose, checkpoints written by the loop itself.
     num_workers: Annotated[int, Field(ge=0)] = 1
+    # Micro-batches per optimisation step (gradient accumulation): each worker runs batch_size / (num_workers x
+    # accumulate) images at a time and steps once, on the gradient of the whole global batch (docs/departures.md).
+    accumulate: Annotated[int, Field(ge=1)] = 1
+    # BatchNorm statistics over the whole global micro-batch (all workers) instead of each worker's share;
+    # None: on when num_workers > 1 (a no-op for models without BatchNorm). False reproduces per-worker statistics.
+    sync_batchnorm: bool | None = None
     use_gpu: bool = False
     seed: int = 10
     log_every: Annotated[int, Field(ge=1)] = 10
@@ -260,10 +266,26 @@ class TrainConfig(Strict):
 
     @model_validator(mode="after")
     def _batch_splits(self):
-        if self.batch_size % max(self.num_workers, 1):
+        if self.batch_size % (max(self.num_workers, 1) * self.accumulate):
             raise ValueError(
-                f"train.batch_size ({self.batch_size}) must be divisible by train.num_workers ({self.num_workers})")
+                f"train.batch_size ({self.batch_size}) must be divisible by train.num_workers ({self.num_workers}) "
+                f"x train.accumulate ({self.accumulate})")
         return self
+
+    @property
+    def workers(self) -> int:
+        """Processes that split the global batch (the local mode's 0 trains in one)."""
+        return max(self.num_workers, 1)
+
+    @property
+    def micro_batch(self) -> int:
+        """Images one worker runs at a time: batch_size / (workers x accumulate)."""
+        return self.batch_size // (self.workers * self.accumulate)
+
+    @property
+    def batchnorm_synced(self) -> bool:
+        """Whether BatchNorm layers normalise with the statistics of all workers' micro-batches."""
+        return self.workers > 1 if self.sync_batchnorm is None else self.sync_batchnorm
 
 
 class EvaluateConfig(Strict):
@@ -489,6 +511,11 @@ def explain(error: ValidationError, data: dict | None = None) -> list[str]:
         loc = ".".join(_keys(err["loc"], data))
         if not loc:  # a check across sections: its message names the keys, the input is the whole file
             lines.append(f"  {err['msg'].removeprefix('Value error, ')}")
+            continue
+        if err["type"] == "value_error" and isinstance(err.get("input"), dict):
+            # a section's own check across its keys: the input is the whole section, the message names the keys
+            msg = err["msg"].removeprefix("Value error, ")
+            lines.append(f"  {msg}" if msg.startswith(f"{loc}.") else f"  {loc}: {msg}")
             continue
         got = "" if err["type"] == "missing" else f" (got {err.get('input')!r})"
         lines.append(f"  {loc}: {err['msg']}{got}")

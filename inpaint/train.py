@@ -3,7 +3,8 @@
 (`RaySession`, or `LocalSession` for the plain-PyTorch comparison in bench/train.py).
 
 The loop is step based: `train.steps` optimisation steps of a global batch `train.batch_size` split
-across workers. Checkpoints (networks, optimisers, step, RNG states) go through `ray.train.report`. The
+across workers, each running its share as `train.accumulate` micro-batches (inpaint/frameworks/base.py).
+Checkpoints (networks, optimisers, step, RNG states) go through `ray.train.report`. The
 Ray run and the MLflow run are named by the run fingerprint (code + data + params, inpaint/fingerprint.py):
 an interrupted run with the same fingerprint resumes from the newest checkpoint on disk that loads
 (inpaint/checkpoints.py), anything else trains from step 0 under a new MLflow run (`train.resume`). Only
@@ -150,7 +151,7 @@ def train_func(config: dict) -> None:
 def train_loop(config: dict, session) -> None:
     """Build the networks and the framework, resume if a checkpoint exists, and run `train.steps` steps."""
     entered = time.time()
-    from inpaint import speed
+    from inpaint import global_batch, speed
     from inpaint.data.pairs import TrainPairs
     from inpaint.data.prepare import load_split
     from inpaint.frameworks import build_framework, build_networks
@@ -162,8 +163,10 @@ def train_loop(config: dict, session) -> None:
     torch.manual_seed(tcfg.seed)
 
     networks = build_networks(cfg, config["image_size"])
+    if tcfg.batchnorm_synced:  # BatchNorm over every worker's micro-batch (docs/departures.md)
+        networks = {k: global_batch.synchronise(v) for k, v in networks.items()}
     networks = {k: session.prepare(speed.apply(v, tcfg, session.device)) for k, v in networks.items()}
-    framework = build_framework(cfg, networks, weights_mode=config["weights"])
+    framework = build_framework(cfg, networks, weights_mode=config["weights"], accumulate=tcfg.accumulate)
     framework.make_optimisers()
     framework.make_schedulers(tcfg.steps)
     meta = {"variant": config["variant"], "framework": cfg.framework, "fingerprint": config["fingerprint"],
@@ -189,7 +192,7 @@ def train_loop(config: dict, session) -> None:
         validation = Validation.from_config(images, manifest, masks, config["validation"])
     dataset = TrainPairs(images, masks, tcfg.seed, cfg.augment)
     train_set = torch.utils.data.Subset(dataset, validation.train_index) if validation else dataset
-    per_worker = tcfg.batch_size // session.world
+    per_worker = tcfg.batch_size // session.world  # this worker's share of a step: accumulate micro-batches
     sampler = ResumableSampler(train_set, session.world, session.rank, shuffle=True, seed=tcfg.seed, drop_last=True)
     batches_per_epoch = len(sampler) // per_worker
     if batches_per_epoch == 0:

@@ -37,6 +37,8 @@ def test_override_beats_profile():
     ({"train": {"stepz": 3}}, "train.stepz"),
     ({"data": {"image_size": 100}}, "data.image_size"),
     ({"train": {"batch_size": 3, "num_workers": 2}}, "train"),
+    ({"train": {"batch_size": 4, "num_workers": 2, "accumulate": 4}},
+     "train.batch_size (4) must be divisible by train.num_workers (2) x train.accumulate (4)"),
 ])
 def test_bad_values_name_the_key(override, key):
     raw = {"profile": "smoke", "variants": VARIANTS, **override}

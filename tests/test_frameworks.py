@@ -94,13 +94,19 @@ def test_fused_adam_step_equals_the_default_loop():
 
 
 # Frozen judges: a G step goes through D / the detector without computing their weight gradients, and
-# changes no result. The reference replaces `frozen` by a pass-through (the code before it existed).
+# changes no result. The reference replaces `frozen` by a pass-through whose weight gradients are thrown
+# away (the code before it existed computed them and zeroed them before the judge's own backward).
 JUDGED = [{"framework": "adv"}, {"framework": "det"}, {"framework": "pen"}]
 
 
 @contextlib.contextmanager
 def _pass_through(network):
-    yield network
+    def judge(x):
+        # the judge's parameters as values off the graph, its buffers (spectral norm's u) its own
+        detached = {name: p.detach() for name, p in network.named_parameters()}
+        return torch.func.functional_call(network, detached, (x,))
+
+    yield judge
 
 
 def _steps(cfg, n=3, ddp=False):

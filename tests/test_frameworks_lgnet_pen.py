@@ -222,7 +222,7 @@ def test_auto_without_vgg16_switches_perceptual_and_style_off(c_l, tmp_path, mon
     assert switched_off("c_l", fw, say=False) and not capsys.readouterr().out  # the other ranks say nothing
     image, mask = _batch()
     stages = [torch.rand_like(image), torch.rand_like(image)]
-    terms = fw.generator_terms({"stages": stages, "merged": stages}, image, mask)
+    terms = fw.generator_terms({"stages": stages, "merged": stages}, image, mask, {})
     assert set(terms) == {"valid", "hole", "tv"}
 
 

@@ -25,7 +25,9 @@ def build_networks(cfg, image_size: int) -> dict[str, nn.Module]:
     return nets
 
 
-def build_framework(cfg, networks: dict[str, nn.Module], *, weights_mode: str = "auto") -> Framework:
+def build_framework(cfg, networks: dict[str, nn.Module], *, weights_mode: str = "auto",
+                    accumulate: int = 1) -> Framework:
     """`weights_mode` is params' `weights` setting (auto | required | random): what a framework that needs a
-    pretrained file (LGNet's VGG-16) does when it is missing; see the framework's `notes` afterwards."""
-    return FRAMEWORKS[cfg.framework](cfg, networks, weights_mode=weights_mode)
+    pretrained file (LGNet's VGG-16) does when it is missing; see the framework's `notes` afterwards.
+    `accumulate`: micro-batches per step (train.accumulate)."""
+    return FRAMEWORKS[cfg.framework](cfg, networks, weights_mode=weights_mode, accumulate=accumulate)

@@ -5,13 +5,22 @@ The training loop (inpaint/train.py) knows nothing about losses; a framework kno
 DVC or MLflow. `networks` may be replaced by their DDP-wrapped versions before `make_optimisers`.
 
 Life cycle, as the training loop drives it:
-    fw = build_framework(cfg, networks, weights_mode=params.weights)   # networks already DDP-wrapped
+    fw = build_framework(cfg, networks, weights_mode=params.weights,
+                         accumulate=train.accumulate)  # networks already DDP-wrapped
     fw.make_optimisers()
     fw.make_schedulers(train.steps)   # a no-op for frameworks without an lr schedule (GDN's)
     fw.load_state_dict(...)           # when resuming: networks, optimisers and schedulers
     fw.step(image, mask) ...          # each step also advances the schedulers
 `fw.notes` ({name: text}) says what the run did differently from its config (e.g. LGNet's perceptual and
 style terms switched off because the VGG-16 file is missing); the driver records them as run tags.
+
+Global batch. `step` gets this worker's share of the global batch and runs it as `accumulate` micro-batches,
+stepping each optimiser once on the gradient summed over them. Every loss term is a mean over the images of
+a micro-batch and is scaled by its share 1 / accumulate before its backward; DDP then averages the workers'
+gradients, so each network's gradient is that of the mean over the global batch, as one process computes it
+on the whole batch. A term normalised by a batch-wide sum takes that sum over the global batch (PEN-Net's
+mask area, `global_batch.mean_over_workers`). BatchNorm is the exception: a micro-batch is normalised with
+the statistics of the micro-batches the workers run at once (docs/departures.md).
 """
 from __future__ import annotations
 
@@ -66,10 +75,11 @@ def frozen(network: nn.Module) -> Iterator[nn.Module]:
 class Framework:
     name = "base"
 
-    def __init__(self, cfg, networks: dict[str, nn.Module], *, weights_mode: str = "auto"):
+    def __init__(self, cfg, networks: dict[str, nn.Module], *, weights_mode: str = "auto", accumulate: int = 1):
         self.cfg = cfg
         self.networks = networks
         self.weights_mode = weights_mode  # the `weights` setting: auto | required | random (docs/protocol.md section 4)
+        self.accumulate = accumulate  # micro-batches per step (train.accumulate)
         self.optimisers: dict[str, torch.optim.Optimizer] = {}
         self.schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler] = {}
         self.notes: dict[str, str] = {}
@@ -93,8 +103,42 @@ class Framework:
             scheduler.step()
 
     def step(self, image: torch.Tensor, mask: torch.Tensor) -> dict[str, float]:
-        """One optimisation step on a batch; returns the losses to log."""
+        """One optimisation step on this worker's share of the global batch; returns the losses to log (this
+        worker's means over its share)."""
         raise NotImplementedError(f"{type(self).__name__} must define its training step")
+
+    @property
+    def share(self) -> float:
+        """A micro-batch's share of this worker's part of the step: the factor of its losses."""
+        return 1.0 / self.accumulate
+
+    def micro_batches(self, image: torch.Tensor, mask: torch.Tensor, judges: tuple[nn.Module, ...] = ()
+                      ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """This worker's share split into `accumulate` micro-batches. The loop body over them runs inside
+        DDP's `no_sync` for every micro-batch but the last: the gradients add up locally and the last backward
+        all-reduces their sum (a backward per network per micro-batch, as DDP requires).
+
+        `judges` (a discriminator, a detector) start every micro-batch from the buffers they had at the first:
+        spectral norm's power iteration, one per forward in training mode, then advances as often per step as
+        on the whole batch, and every micro-batch is judged with the same normalised weights. (The zoo's judges
+        hold no other buffers; a BatchNorm judge would keep the last micro-batch's statistics.)"""
+        if image.shape[0] % self.accumulate:
+            raise ValueError(f"{type(self).__name__}: a share of {image.shape[0]} images does not split into "
+                             f"train.accumulate={self.accumulate} micro-batches")
+        size = image.shape[0] // self.accumulate
+        start = [[b.clone() for b in net.buffers()] for net in judges] if self.accumulate > 1 else []
+        for k, (im, m) in enumerate(zip(image.split(size), mask.split(size))):
+            if k > 0:
+                with torch.no_grad():
+                    for net, saved in zip(judges, start):
+                        for b, value in zip(net.buffers(), saved):
+                            b.copy_(value)
+            with contextlib.ExitStack() as unsynced:
+                if k < self.accumulate - 1:
+                    for net in self.networks.values():
+                        if isinstance(net, DistributedDataParallel):
+                            unsynced.enter_context(net.no_sync())
+                yield im, m
 
     @torch.no_grad()
     def visuals(self, image: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -122,6 +166,17 @@ class Framework:
             if k not in saved:
                 raise KeyError(f"checkpoint has no state for the {k!r} lr scheduler (saved: {sorted(saved)})")
             scheduler.load_state_dict(saved[k])
+
+
+class Losses:
+    """The losses a step logs: each micro-batch's value weighted by its share, summed over the step."""
+
+    def __init__(self, share: float):
+        self.share, self.totals = share, {}
+
+    def add(self, **values: torch.Tensor) -> None:
+        for k, v in values.items():
+            self.totals[k] = self.totals.get(k, 0.0) + v.item() * self.share
 
 
 FUSED_ADAM_DEVICES = ("cpu", "cuda")  # where torch (>= 2.4) has the fused Adam kernel

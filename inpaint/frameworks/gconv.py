@@ -31,8 +31,8 @@ from inpaint.frameworks.discriminator_first import DiscriminatorFirst, to_author
 class GConvFramework(DiscriminatorFirst):
     name = "gconv"
 
-    def __init__(self, cfg, networks: dict[str, nn.Module], *, weights_mode: str = "auto"):
-        super().__init__(cfg, networks, weights_mode=weights_mode)
+    def __init__(self, cfg, networks: dict[str, nn.Module], *, weights_mode: str = "auto", accumulate: int = 1):
+        super().__init__(cfg, networks, weights_mode=weights_mode, accumulate=accumulate)
         first = next(m for m in unwrap(networks["discriminator"]).modules() if isinstance(m, nn.Conv2d))
         if first.in_channels != 4:
             raise ValueError(f"framework gconv: discriminator {cfg.discriminator!r} takes {first.in_channels} "
@@ -48,7 +48,7 @@ class GConvFramework(DiscriminatorFirst):
     def fake_for_discriminator(self, result: dict, image: Tensor, mask: Tensor) -> Tensor:
         return torch.cat([to_authors_range(composite(result["output"], image, mask)), mask], dim=1)
 
-    def generator_terms(self, result: dict, image: Tensor, mask: Tensor) -> dict[str, Tensor]:
+    def generator_terms(self, result: dict, image: Tensor, mask: Tensor, stats: dict) -> dict[str, Tensor]:
         gt = to_authors_range(image)
         stages = result.get("stages", [result["output"]])
         return {"l1": sum((to_authors_range(out) - gt).abs().mean() for out in stages)}

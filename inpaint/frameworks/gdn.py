@@ -10,13 +10,14 @@ from one forward pass and Adam (G 1e-4, D 1e-5, betas (0, 0.9)) as the authors' 
 backpropagated first, the discriminator's/detector's gradients are then computed from its own loss
 alone (TF's optimiser for D lists D's variables only), and only then do both optimisers step. Inside the
 generator's loss D / the detector is `frozen`: the backward goes through it to G without computing the
-weight gradients D's optimiser would ignore.
+weight gradients D's optimiser would ignore. With train.accumulate, both backwards run per micro-batch and
+both optimisers step once after the last.
 """
 from __future__ import annotations
 
 import torch
 
-from inpaint.frameworks.base import Framework, composite, frozen, masked_input
+from inpaint.frameworks.base import Framework, Losses, composite, frozen, masked_input
 from inpaint.losses.adversarial import discriminator_loss, generator_loss
 from inpaint.losses.detector import detector_loss
 from inpaint.losses.reconstruction import hole_valid_weight, weight_mapping, weighted_l1
@@ -30,13 +31,16 @@ class WeightFramework(Framework):
         return weighted_l1(out, image, hole_valid_weight(mask, self.cfg.hole_weight, self.cfg.valid_weight))
 
     def step(self, image, mask):
-        out = self.networks["generator"](masked_input(image, mask), mask)["output"]
-        loss = self._reconstruction(out, image, mask)
         opt = self.optimisers["generator"]
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        logged = Losses(self.share)
+        for image, mask in self.micro_batches(image, mask):
+            out = self.networks["generator"](masked_input(image, mask), mask)["output"]
+            loss = self._reconstruction(out, image, mask)
+            (loss * self.share).backward()
+            logged.add(loss_g=loss, l1=(out - image).abs().mean())
         opt.step()
-        return {"loss_g": loss.item(), "l1": (out - image).abs().mean().item()}
+        return logged.totals
 
 
 class AdvFramework(WeightFramework):
@@ -45,23 +49,24 @@ class AdvFramework(WeightFramework):
     def step(self, image, mask):
         gen, disc = self.networks["generator"], self.networks["discriminator"]
         opt_g, opt_d = self.optimisers["generator"], self.optimisers["discriminator"]
-        out = gen(masked_input(image, mask), mask)["output"]
-        comp = composite(out, image, mask)
-        rec = self._reconstruction(out, image, mask)
-        with frozen(disc) as judge:
-            adv = generator_loss(judge(comp), self.cfg.gan_loss)
-        loss_g = rec + self.cfg.adv_weight * adv
         opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
         opt_d.zero_grad(set_to_none=True)
-        scores = disc(torch.cat([image, comp.detach()]))
-        real, fake = scores.chunk(2)
-        loss_d = discriminator_loss(real, fake, self.cfg.gan_loss)
-        loss_d.backward()
+        logged = Losses(self.share)
+        for image, mask in self.micro_batches(image, mask, judges=(disc,)):
+            out = gen(masked_input(image, mask), mask)["output"]
+            comp = composite(out, image, mask)
+            rec = self._reconstruction(out, image, mask)
+            with frozen(disc) as judge:
+                adv = generator_loss(judge(comp), self.cfg.gan_loss)
+            loss_g = rec + self.cfg.adv_weight * adv
+            (loss_g * self.share).backward()  # D is frozen: G's loss gives D no gradient
+            real, fake = disc(torch.cat([image, comp.detach()])).chunk(2)
+            loss_d = discriminator_loss(real, fake, self.cfg.gan_loss)
+            (loss_d * self.share).backward()
+            logged.add(loss_g=loss_g, loss_rec=rec, loss_adv=adv, loss_d=loss_d, l1=(out - image).abs().mean())
         opt_g.step()
         opt_d.step()
-        return {"loss_g": loss_g.item(), "loss_rec": rec.item(), "loss_adv": adv.item(), "loss_d": loss_d.item(),
-                "l1": (out - image).abs().mean().item()}
+        return logged.totals
 
 
 class DetFramework(Framework):
@@ -73,28 +78,29 @@ class DetFramework(Framework):
     def step(self, image, mask):
         gen, det = self.networks["generator"], self.networks["detector"]
         opt_g, opt_d = self.optimisers["generator"], self.optimisers["detector"]
-        out = gen(masked_input(image, mask), mask)["output"]
         opt_g.zero_grad(set_to_none=True)
         opt_d.zero_grad(set_to_none=True)
-        if self.cfg.detach_weight:
-            logits = det(out.detach())
-            weight = self._weight(logits).detach()
-            loss_g = weighted_l1(out, image, weight)
-            loss_d = detector_loss(logits, mask, self.cfg.detector_loss, self.cfg.gamma)
-            (loss_g + loss_d).backward()  # disjoint parameters: G gets loss_g, D gets loss_d
-        else:
-            with frozen(det) as judge:
-                weight = self._weight(judge(out))
-            loss_g = weighted_l1(out, image, weight)
-            loss_g.backward()
-            opt_d.zero_grad(set_to_none=True)  # D's optimiser sees only the detector loss (as TF's var_list)
-            logits = det(out.detach())
-            loss_d = detector_loss(logits, mask, self.cfg.detector_loss, self.cfg.gamma)
-            loss_d.backward()
+        logged = Losses(self.share)
+        for image, mask in self.micro_batches(image, mask, judges=(det,)):
+            out = gen(masked_input(image, mask), mask)["output"]
+            if self.cfg.detach_weight:
+                logits = det(out.detach())
+                weight = self._weight(logits).detach()
+                loss_g = weighted_l1(out, image, weight)
+                loss_d = detector_loss(logits, mask, self.cfg.detector_loss, self.cfg.gamma)
+                ((loss_g + loss_d) * self.share).backward()  # disjoint parameters: G gets loss_g, D gets loss_d
+            else:
+                with frozen(det) as judge:
+                    weight = self._weight(judge(out))
+                loss_g = weighted_l1(out, image, weight)
+                (loss_g * self.share).backward()  # the detector is frozen: its optimiser sees only its own loss
+                logits = det(out.detach())
+                loss_d = detector_loss(logits, mask, self.cfg.detector_loss, self.cfg.gamma)
+                (loss_d * self.share).backward()
+            logged.add(loss_g=loss_g, loss_d=loss_d, weight_mean=weight.mean(), l1=(out - image).abs().mean())
         opt_g.step()
         opt_d.step()
-        return {"loss_g": loss_g.item(), "loss_d": loss_d.item(), "weight_mean": weight.mean().item(),
-                "l1": (out - image).abs().mean().item()}
+        return logged.totals
 
     @torch.no_grad()
     def visuals(self, image, mask):

@@ -61,8 +61,8 @@ def linear_decay_factor(step: int, total_steps: int, constant_fraction: float) -
 class LGNetFramework(DiscriminatorFirst):
     name = "lgnet"
 
-    def __init__(self, cfg, networks, *, weights_mode: str = "auto"):
-        super().__init__(cfg, networks, weights_mode=weights_mode)
+    def __init__(self, cfg, networks, *, weights_mode: str = "auto", accumulate: int = 1):
+        super().__init__(cfg, networks, weights_mode=weights_mode, accumulate=accumulate)
         gen = unwrap(networks["generator"])
         if not isinstance(gen, LGNet):
             raise ValueError(f"framework lgnet: generator {cfg.generator!r} is a {type(gen).__name__}, not an LGNet "
@@ -91,7 +91,7 @@ class LGNetFramework(DiscriminatorFirst):
 
         self.schedulers = {k: torch.optim.lr_scheduler.LambdaLR(opt, factor) for k, opt in self.optimisers.items()}
 
-    def generator_terms(self, result: dict, image: Tensor, mask: Tensor) -> dict[str, Tensor]:
+    def generator_terms(self, result: dict, image: Tensor, mask: Tensor, stats: dict) -> dict[str, Tensor]:
         """The unweighted reconstruction, perceptual, style and TV terms, each summed over the stages."""
         gt = to_authors_range(image)
         valid = hole = tv = gt.new_zeros(())

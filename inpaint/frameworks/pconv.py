@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from inpaint.frameworks.base import Framework, composite, masked_input, unwrap
+from inpaint.frameworks.base import Framework, Losses, composite, masked_input, unwrap
 from inpaint.losses.perceptual import PerceptualStyleLoss, from_weights_setting
 from inpaint.losses.reconstruction import weighted_l1
 from inpaint.models.pconv import PConvUNet, imagenet_normalise as normalise
@@ -52,8 +52,8 @@ def finetune_start(total_steps: int, fraction: float) -> int:
 class PConvFramework(Framework):
     name = "pconv"
 
-    def __init__(self, cfg, networks: dict[str, nn.Module], *, weights_mode: str = "auto"):
-        super().__init__(cfg, networks, weights_mode=weights_mode)
+    def __init__(self, cfg, networks: dict[str, nn.Module], *, weights_mode: str = "auto", accumulate: int = 1):
+        super().__init__(cfg, networks, weights_mode=weights_mode, accumulate=accumulate)
         self.perceptual: PerceptualStyleLoss | None = None
         self.finetune_from: int | None = None
         if cfg.perceptual_weight == 0 and cfg.style_weight == 0:
@@ -103,16 +103,18 @@ class PConvFramework(Framework):
 
     def step(self, image: Tensor, mask: Tensor) -> dict[str, float]:
         self.train(True)  # enters the fine-tuning phase's frozen encoder BatchNorm at its first step
-        out = self.networks["generator"](masked_input(image, mask), mask)["output"]
-        terms = self.terms(out, image, mask)
         c = self.cfg
         weights = {"valid": c.valid_weight, "hole": c.hole_weight, "tv": c.tv_weight,
                    "perceptual": c.perceptual_weight, "style": c.style_weight}
-        loss = sum(weights[k] * v for k, v in terms.items())
         opt = self.optimisers["generator"]
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        logged = Losses(self.share)
+        for image, mask in self.micro_batches(image, mask):
+            out = self.networks["generator"](masked_input(image, mask), mask)["output"]
+            terms = self.terms(out, image, mask)
+            loss = sum(weights[k] * v for k, v in terms.items())
+            (loss * self.share).backward()
+            logged.add(loss_g=loss, **{f"loss_{k}": v for k, v in terms.items()}, l1=(out - image).abs().mean())
         opt.step()
         self.advance_schedulers()
-        return {"loss_g": loss.item(), **{f"loss_{k}": v.item() for k, v in terms.items()},
-                "l1": (out - image).abs().mean().item(), "finetuning": float(self.finetuning())}
+        return {**logged.totals, "finetuning": float(self.finetuning())}

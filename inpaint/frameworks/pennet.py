@@ -7,6 +7,8 @@ One iteration, in the authors' order:
        adv_weight * adv(D(comp)) + hole_weight * L1_hole + valid_weight * L1_valid + pyramid_weight * L1_pyramid
    where the hole and valid L1 are batch-normalised (mean(|out - gt| m) / mean(m)) on the raw output and the
    pyramid L1 compares every pyramid image with gt bilinearly resized to its size, over the whole image.
+   mean(m) is over the global batch: with several workers or micro-batches each divides its own numerator
+   by the whole batch's hole area, so their sum is the one-process loss.
 
 Decisions:
 - Value range: the authors' losses and D see [-1, 1] images, the zoo's are [0, 1]; every pixel loss and D's
@@ -28,6 +30,7 @@ from torch import Tensor
 
 from inpaint.frameworks.base import composite
 from inpaint.frameworks.discriminator_first import DiscriminatorFirst, to_authors_range
+from inpaint.global_batch import mean_over_workers
 from inpaint.losses.reconstruction import masked_l1_per_batch, pyramid_l1
 
 
@@ -48,16 +51,23 @@ class PENFramework(DiscriminatorFirst):
 
         self.schedulers = {k: torch.optim.lr_scheduler.LambdaLR(opt, factor) for k, opt in self.optimisers.items()}
 
-    def generator_terms(self, result: dict, image: Tensor, mask: Tensor) -> dict[str, Tensor]:
+    def generator_terms(self, result: dict, image: Tensor, mask: Tensor, stats: dict) -> dict[str, Tensor]:
         """The unweighted hole, valid and pyramid terms."""
         out, gt = to_authors_range(result["output"]), to_authors_range(image)
-        terms = {"hole": masked_l1_per_batch(out, gt, mask), "valid": masked_l1_per_batch(out, gt, 1 - mask)}
+        hole_area = stats["hole_area"]
+        terms = {"hole": masked_l1_per_batch(out, gt, mask, hole_area),
+                 "valid": masked_l1_per_batch(out, gt, 1 - mask, 1 - hole_area)}
         if self.cfg.pyramid_weight > 0:
             if "pyramid" not in result:
                 raise ValueError(f"framework pen: generator {self.cfg.generator!r} returns no pyramid; "
                                  "set pyramid_weight: 0 to train it without the pyramid loss")
             terms["pyramid"] = pyramid_l1([to_authors_range(p) for p in result["pyramid"]], gt)
         return terms
+
+    def global_statistics(self, image: Tensor, mask: Tensor) -> dict[str, Tensor]:
+        """The hole's share of the global batch's pixels: the hole and valid L1 divide by it (and by 1 - it)
+        whatever share of the batch this worker or micro-batch holds."""
+        return {"hole_area": mean_over_workers(mask)}
 
     def fake_for_discriminator(self, result, image, mask):
         return to_authors_range(composite(result["output"], image, mask))

@@ -4,7 +4,8 @@ Three normalisations exist in the papers' code and all three are kept, named aft
 - `weighted_l1`: mean over all B*C*H*W elements of W * |out - gt| (GDN; also PConv's hole/valid terms,
   which divide by the whole image size, with W = 6 in the hole and 1 outside).
 - `masked_l1_per_image`: per image sum(|a - b| * m) / (3 * sum(m)), averaged over the batch (LGNet).
-- `masked_l1_per_batch`: mean(|a - b| * m) / mean(m) over the whole batch (PEN-Net).
+- `masked_l1_per_batch`: mean(|a - b| * m) / mean(m) over the whole batch (PEN-Net); a part of the batch
+  (a worker's or a micro-batch's) divides by the whole batch's mean(m).
 """
 from __future__ import annotations
 
@@ -37,8 +38,11 @@ def masked_l1_per_image(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor) ->
     return (diff / (area + 1e-12)).mean()
 
 
-def masked_l1_per_batch(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    return ((a - b).abs() * mask).mean() / mask.mean().clamp_min(1e-12)
+def masked_l1_per_batch(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor,
+                        area: torch.Tensor | float | None = None) -> torch.Tensor:
+    """`area`: the mean of the mask over the whole batch when `mask` is a part of it (default: `mask`'s)."""
+    area = mask.mean() if area is None else torch.as_tensor(area, dtype=mask.dtype, device=mask.device)
+    return ((a - b).abs() * mask).mean() / area.clamp_min(1e-12)
 
 
 def pyramid_l1(pyramid: list[torch.Tensor], target: torch.Tensor) -> torch.Tensor:

@@ -41,8 +41,10 @@ class SpectralNormConv(nn.Module):
                 for _ in range(self.power_iterations):
                     self.v.copy_(F.normalize(matrix.t() @ self.u, dim=0, eps=self.eps))
                     self.u.copy_(F.normalize(matrix @ self.v, dim=0, eps=self.eps))
-        # clones: a later call updates u, v in place before this call's backward has run
-        return torch.dot(self.u.clone(), matrix @ self.v.clone())
+        # clones: a later call updates u, v in place before this call's backward has run; float32 outside
+        # autocast, which would otherwise run the product in bfloat16 against the float32 u
+        with torch.autocast(matrix.device.type, enabled=False):
+            return torch.dot(self.u.clone(), matrix @ self.v.clone())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         c = self.conv
