@@ -18,6 +18,7 @@ import logging
 import os
 import shutil
 import signal
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -113,8 +114,8 @@ class RaySession:
                 with checkpoint.as_directory() as d:
                     return load_state(Path(d) / STATE_FILE, expect=meta)
             except ValueError as e:
-                if self.rank == 0:
-                    print(f"WARNING train: {e}; trying an older checkpoint", flush=True)
+                if self.rank == 0:  # sys.__stdout__: Ray Train's `print` also logs it, and the driver shows both
+                    print(f"WARNING train: {e}; trying an older checkpoint", file=sys.__stdout__, flush=True)
         return None
 
     def report(self, metrics: dict, framework=None, step: int = 0, meta: dict | None = None) -> None:
@@ -203,9 +204,8 @@ def train_loop(config: dict, session) -> None:
         torch.set_rng_state(state["rng"])
         step = state["step"]
         if session.rank == 0:
-            print(f"train {config['variant']}: resumed from the checkpoint of step {step}", flush=True)
-        if step >= tcfg.steps:  # stopped right after its last checkpoint: this attempt's result is that one
-            session.report({"step": step}, framework, step, meta)
+            print(f"train {config['variant']}: resumed from the checkpoint of step {step}", file=sys.__stdout__,
+                  flush=True)  # once: Ray Train's `print` would also log it, and the driver shows both
 
     images, masks = load_split(Path(config["prepared"]), "train"), MaskStore(Path(config["masks"]))
     validation = None
@@ -214,6 +214,13 @@ def train_loop(config: dict, session) -> None:
 
         manifest = pd.read_csv(Path(config["prepared"]) / "manifest.csv")
         validation = Validation.from_config(images, manifest, masks, config["validation"])
+    # Resumed: the restored step's report again, scored (Tune may not have received it: a study stopped between
+    # the checkpoint and its report), its random draws kept out of the run's; at the last step with the
+    # checkpoint, which is then this attempt's result
+    if state and (validation is not None or step >= tcfg.steps):
+        with torch.random.fork_rng(devices=[]):
+            scores = validation.score(framework, session.device) if validation is not None else {}
+        session.report({"step": step, **scores}, framework if step >= tcfg.steps else None, step, meta)
     dataset = TrainPairs(images, masks, tcfg.seed, cfg.augment)
     train_set = torch.utils.data.Subset(dataset, validation.train_index) if validation else dataset
     per_worker = tcfg.batch_size // session.world
