@@ -55,7 +55,6 @@ DRIVER_RESOURCES = {"CPU": 0, "memory": 256 * 2**20}
 STATUSES = ("completed", "stopped early", "failed", "interrupted", "not run")
 UNFINISHED = ("interrupted", "not run")  # what a resume trains
 CHECKPOINT_PATH = "checkpoint_path"  # where TuneReportCallback puts a report's checkpoint (ray.tune.integration.ray_train)
-VALIDATION_KEYS = ("val/psnr", "val/ssim", "val/l1")
 SWEPT_SECTIONS = {"variant": "the study's variant", "train": "the train section"}
 # How a swept number reads in a trial's setting; any other key reads `key=value`
 SYMBOLS = {"exp_base": "base ", "gamma": "γ=", "hole_weight": "λh=", "perceptual_weight": "λper=",
@@ -284,7 +283,7 @@ def run_study(params: Params, name: str, evaluate: Evaluate, samples: int | None
     models = study_dir / "models"
     records = score_trials(params, name, table, trials, models, evaluate)
     table["model"] = [_shown(models / t / "model.pt") if t in records else "" for t in table.trial_id]
-    _finish_children(client, children, table, trials)
+    _finish_children(client, children, table)
     out = paths.REPORTS / "tune" / name
     with atomic_path(out / "results.csv") as tmp:
         table.to_csv(tmp, index=False)
@@ -343,7 +342,6 @@ class StudyInterrupted(KeyboardInterrupt):
 
 class Trial(NamedTuple):
     config: dict  # the swept keys' values
-    history: pd.DataFrame | None  # every report Tune received
     checkpoint: str | None  # the checkpoint its last report carried (Ray Train's path or URI)
 
 
@@ -365,7 +363,7 @@ def results_table(results, study: Study, steps: int, started: set[str] = frozens
                   "interrupted" if step is not None or trial_id in started else "not run")
         # a restored study's failed trials keep their settings only in their trial folder
         config = result.config or json.loads((Path(result.path) / "params.json").read_text())
-        trials[trial_id] = Trial(config, result.metrics_dataframe, metrics.get(CHECKPOINT_PATH))
+        trials[trial_id] = Trial(config, metrics.get(CHECKPOINT_PATH))
         rows.append({"trial_id": trial_id, "setting": setting(config), **{k: label(config[k]) for k in study.space},
                      study.metric: metrics.get(study.metric), "step": step, "status": status,
                      "error": str(result.error).strip().splitlines()[-1][:300] if result.error else ""})
@@ -499,13 +497,11 @@ def _children(client, experiment_id: str, parent: str) -> dict[str, str]:
     return {r.data.tags[TAG_TRIAL]: r.info.run_id for r in runs if TAG_TRIAL in r.data.tags}
 
 
-def _finish_children(client, children: dict[str, str], table: pd.DataFrame, trials: dict) -> None:
-    """Close each trial's MLflow run with its validation curves (what Tune received, each step once), status,
+def _finish_children(client, children: dict[str, str], table: pd.DataFrame) -> None:
+    """Close each trial's MLflow run (its workers logged the losses and validation scores) with its status,
     stopping step and the path of its model file; an unfinished trial's run is left KILLED, for the resume to
     go on in. A run of a trial id that the study no longer has (Tune's state was saved before a kill -9 of the
     driver, and the trial was created again under a new id) is closed KILLED."""
-    from mlflow.entities import Metric
-
     for trial_id in children.keys() - set(table.trial_id):
         if client.get_run(children[trial_id]).info.status == "RUNNING":
             client.set_terminated(children[trial_id], "KILLED")
@@ -513,14 +509,6 @@ def _finish_children(client, children: dict[str, str], table: pd.DataFrame, tria
         rid = children.get(row.trial_id)
         if rid is None or client.get_run(rid).info.status in ("FINISHED", "FAILED"):  # not created yet, or closed
             continue
-        history = trials[row.trial_id].history
-        if history is not None and "step" in history:  # a trial resumed at a reported step reports it again
-            history = history.dropna(subset=["step"]).drop_duplicates("step", keep="last")
-            logged = {key: {m.step for m in client.get_metric_history(rid, key)} for key in VALIDATION_KEYS}
-            client.log_batch(rid, metrics=[
-                Metric(key, float(value), 0, int(step)) for key in VALIDATION_KEYS if key in history
-                for step, value in zip(history["step"], history[key])
-                if value == value and int(step) not in logged[key]])
         client.set_tag(rid, TAG_STATUS, row.status)
         if row.error:
             client.set_tag(rid, "inpaint.tune.error", row.error)
