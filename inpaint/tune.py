@@ -51,7 +51,7 @@ TAG_MODEL = "inpaint.tune.model"  # where a completed trial's final model file i
 # needs a non-empty request, so the driver reserves the memory it uses instead of Tune's default CPU.
 DRIVER_RESOURCES = {"CPU": 0, "memory": 256 * 2**20}
 # completed: trained all its steps; stopped early: ended by ASHA before; interrupted: its study stopped while it
-# trained (at its last reported step); not run: no report (a grid point Tune had not created yet included)
+# trained (at its last reported step); not run: not started (a grid point Tune had not created yet included)
 STATUSES = ("completed", "stopped early", "failed", "interrupted", "not run")
 UNFINISHED = ("interrupted", "not run")  # what a resume trains
 CHECKPOINT_PATH = "checkpoint_path"  # where TuneReportCallback puts a report's checkpoint (ray.tune.integration.ray_train)
@@ -305,7 +305,8 @@ def run_study(params: Params, name: str, evaluate: Evaluate, samples: int | None
     _finish_parent(client, parent, table, summary, out, paper, unfinished)
     if unfinished:
         raise StudyInterrupted(f"tune {name}: interrupted before every trial finished: {_unfinished(table)}; "
-                               f"partial table in {out}, no best_params.yaml; `inpaint tune {name}` resumes the study")
+                               f"partial table in {_shown(out)}, no best_params.yaml; `inpaint tune {name}` resumes the "
+                               "study")
     if not params.tune.keep_checkpoints:  # a finished study is not resumed: the model files are what it keeps
         shutil.rmtree(study_dir / "trials", ignore_errors=True)
     counts = ", ".join(f"{n} {status}" for status, n in summary["statuses"].items() if n)
@@ -349,8 +350,8 @@ def results_table(results, study: Study, steps: int, started: set[str] = frozens
     """One row per trial of the study, in trial order: its setting and swept values, the metric at its last
     evaluation, the step it stopped at, its status (STATUSES) and error; the grid points Tune has not created
     yet follow, `not run`, without a trial id. `started`: the trials that began (they have an MLflow run); one
-    of them without a report is interrupted, not `not run`. Plus each trial's settings, reports and last
-    checkpoint by id."""
+    of them without a report is interrupted, not `not run`. Plus each trial's settings and last checkpoint by
+    id."""
     rows, trials = [], {}
     for result in results:
         metrics = result.metrics or {}
@@ -382,9 +383,12 @@ def uncreated_points(study: Study, configs: list[dict]) -> list[dict]:
     when it creates the trial)."""
     grid = [key for key, domain in study.space.items() if domain.kind == "grid"]
     points = [dict(zip(grid, values)) for values in itertools.product(*(study.space[k].candidates for k in grid))]
-    key = lambda point: json.dumps({k: point[k] for k in grid}, sort_keys=True)  # noqa: E731
-    left = Counter({key(p): study.samples for p in points}) - Counter(key(c) for c in configs)
-    return [p for p in points for _ in range(left[key(p)])]
+
+    def point_of(config: dict) -> str:
+        return json.dumps({k: config[k] for k in grid}, sort_keys=True)
+
+    left = Counter({point_of(p): study.samples for p in points}) - Counter(point_of(c) for c in configs)
+    return [p for p in points for _ in range(left[point_of(p)])]
 
 
 def score_trials(params: Params, name: str, table: pd.DataFrame, trials: dict[str, Trial], models: Path,
