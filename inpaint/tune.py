@@ -314,7 +314,7 @@ def run_study(params: Params, name: str, evaluate: Evaluate, samples: int | None
           f"(MLflow run {parent}) -> {out}")
     print(f"tune {name}: {_shown(study_dir)} holds {disk_use(study_dir) / 2**20:.1f} MiB (" + (
         "training checkpoints kept: tune.keep_checkpoints" if params.tune.keep_checkpoints else
-        f"the {len(records)} scored trials' model files; training checkpoints deleted") + ")")
+        f"model files of the scored trials: {len(records)}; training checkpoints deleted") + ")")
     return summary
 
 
