@@ -209,16 +209,16 @@ def main(argv: list[str] | None = None) -> int:
     from inpaint.config import ParamsError  # after parsing: see the note on imports at the top
     from inpaint.fill import FillError
     from inpaint.lifetime import Busy
-    from inpaint.tune import StudyInterrupted
     from inpaint.weights import MissingWeights
 
     try:
         args.func(args)
-    except (ParamsError, MissingWeights, FillError, Busy, StudyInterrupted, FileNotFoundError) as e:
+    except (ParamsError, MissingWeights, FillError, Busy, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:  # Ctrl-C: one line, no traceback; outputs are written whole or not at all
-        print(f"interrupted: inpaint {args.command} (a training resumes from its last checkpoint)", file=sys.stderr)
+    except KeyboardInterrupt as e:  # Ctrl-C: one line, no traceback; outputs are written whole or not at all
+        print(f"error: {e}" if str(e) else  # what an interrupted command wrote (tune.StudyInterrupted)
+              f"interrupted: inpaint {args.command} (a training resumes from its last checkpoint)", file=sys.stderr)
         return 130
     except BrokenPipeError:  # the reader stopped early (`inpaint params | head`): not an error of ours
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush

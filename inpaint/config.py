@@ -395,6 +395,9 @@ class TuneConfig(Strict):
     reduction_factor: Annotated[float, Field(gt=1)] = 3  # ASHA: keep the best 1/reduction_factor at each rung
     concurrency: Annotated[int, Field(ge=1)] = 1  # trials at once
     storage_path: str = "checkpoints/tune"  # Tune state + trial checkpoints, outside DVC outputs
+    # A finished study keeps its scored trials' model files; its trials' training checkpoints (every network and
+    # its optimiser state, 2 per trial) only with True
+    keep_checkpoints: bool = False
     studies: dict[str, Study] = {}
 
 

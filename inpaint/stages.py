@@ -32,8 +32,9 @@ def main(name: str, argv: list[str]) -> int:
     except (ParamsError, weights.MissingWeights, lifetime.Busy, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:  # Ctrl-C on `dvc repro`: one line, no traceback; outputs are whole or absent
-        print(f"interrupted: stage {' '.join([name, *argv])} (a train stage resumes from its last checkpoint)",
+    except KeyboardInterrupt as e:  # Ctrl-C on `dvc repro`: one line, no traceback; outputs are whole or absent
+        print(f"error: {e}" if str(e) else  # what an interrupted stage wrote (tune.StudyInterrupted)
+              f"interrupted: stage {' '.join([name, *argv])} (a train stage resumes from its last checkpoint)",
               file=sys.stderr)
         return 130
     return 0

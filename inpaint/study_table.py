@@ -2,8 +2,8 @@
 pairs by the evaluate stage's code (stages.evaluate_model), are our rows, beside the paper's published rows
 where inpaint/paper_tables.py has them, in the report's layout (inpaint/report.py builds the notes and renders).
 
-A trial stopped early by ASHA, failed or never run is not a row: its model, if any, is from an earlier step
-than the others', so its numbers would not compare; a note names those trials.
+A trial stopped early by ASHA, failed, interrupted or never run is not a row: its model, if any, is from an
+earlier step than the others', so its numbers would not compare; a note names those trials.
 """
 from __future__ import annotations
 
@@ -51,7 +51,8 @@ def build(params, study: str, results: pd.DataFrame, records: dict[str, dict], p
     left = results[~results.trial_id.isin(records)]
     if len(left):
         notes.append(rp.Note(f"trials that did not train all {steps:,} steps are not rows: " + "; ".join(
-            f"{r.setting} ({r.trial_id}, {r.status}" + (f" at step {int(r.step)})" if pd.notna(r.step) else ")")
+            f"{r.setting} ({r.trial_id + ', ' if r.trial_id else ''}{r.status}"  # no id: a point Tune did not create
+            + (f" at step {int(r.step)})" if pd.notna(r.step) else ")")
             for r in left.itertuples())))
     if not paper.rows:
         notes.append(rp.Note(f"{paper.paper}: no published numbers in inpaint/paper_tables.py, so every row is ours"))

@@ -19,6 +19,7 @@ import logging
 import os
 import shutil
 import signal
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -88,8 +89,8 @@ class RaySession:
                 with checkpoint.as_directory() as d:
                     return checkpoints.load_state(Path(d) / checkpoints.STATE_FILE, expect=meta)
             except ValueError as e:
-                if self.rank == 0:
-                    print(f"WARNING train: {e}; trying an older checkpoint", flush=True)
+                if self.rank == 0:  # sys.__stdout__: Ray Train's `print` also logs it, and the driver shows both
+                    print(f"WARNING train: {e}; trying an older checkpoint", file=sys.__stdout__, flush=True)
         return None
 
     def report(self, metrics: dict, framework=None, step: int = 0, meta: dict | None = None) -> None:
@@ -179,9 +180,8 @@ def train_loop(config: dict, session) -> None:
         torch.set_rng_state(state["rng"])
         step = state["step"]
         if session.rank == 0:
-            print(f"train {config['variant']}: resumed from the checkpoint of step {step}", flush=True)
-        if step >= tcfg.steps:  # stopped right after its last checkpoint: this attempt's result is that one
-            session.report({"step": step}, framework, step, meta)
+            print(f"train {config['variant']}: resumed from the checkpoint of step {step}", file=sys.__stdout__,
+                  flush=True)  # once: Ray Train's `print` would also log it, and the driver shows both
 
     images, masks = load_split(Path(config["prepared"]), "train"), MaskStore(Path(config["masks"]))
     validation = None
@@ -208,6 +208,13 @@ def train_loop(config: dict, session) -> None:
     startup = {"startup_ray_s": max(entered - config.get("fit_started_at", entered), 0.0),
                "startup_setup_s": time.time() - entered}
     log.started(startup, step)
+    # Resumed: the restored step's report again, scored (Tune may not have received it: a study stopped between
+    # the checkpoint and its report), its random draws kept out of the run's; at the last step with the
+    # checkpoint, which is then this attempt's result
+    if state and (validation is not None or step >= tcfg.steps):
+        with torch.random.fork_rng(devices=[]):
+            scores = {} if validation is None else log.validation(step, validation.score(framework, session.device))
+        session.report({"step": step, **scores}, framework if step >= tcfg.steps else None, step, meta)
     framework.train()
     while step < tcfg.steps:
         epoch = step // batches_per_epoch
@@ -222,7 +229,7 @@ def train_loop(config: dict, session) -> None:
             checkpoint_due = step % tcfg.checkpoint_every == 0 or step == tcfg.steps
             validation_due = validation is not None and (checkpoint_due or validation.due(step))
             if validation_due:
-                report.update(validation.score(framework, session.device))
+                report.update(log.validation(step, validation.score(framework, session.device)))
             if checkpoint_due or validation_due:
                 session.report({**report, **startup}, framework if checkpoint_due else None, step, meta)
             if step >= tcfg.steps:
@@ -247,6 +254,7 @@ class RunLog:
         self.framework, self.run_id = framework, config["run_id"]
         self.client = self.progress = None
         self.logged_through = 0  # the last step MLflow holds: a resumed run re-runs the steps after its checkpoint
+        self.validated_through = 0  # the same for the validation scores (Tune's trials)
         self.window_start, self.window_cpu, self.window_images = time.perf_counter(), time.process_time(), 0
         if session.rank != 0:
             return
@@ -264,6 +272,8 @@ class RunLog:
             self.client.set_tag(self.run_id, "device", f"{device.type} x {session.world} ({name})")
             history = self.client.get_metric_history(self.run_id, "train/loss_g")
             self.logged_through = max((m.step for m in history), default=0)  # not logged twice
+            scored = self.client.get_metric_history(self.run_id, "val/psnr")  # inpaint/validation.py's keys
+            self.validated_through = max((m.step for m in scored), default=0)
 
     def started(self, startup: dict, step: int) -> None:
         """Log the attempt's start-up seconds once, at the step it starts from."""
@@ -300,6 +310,17 @@ class RunLog:
             self.framework.train(True)
             self.client.log_image(self.run_id, grid, artifact_file=f"train/grid_step{step:06d}.png")
         return report
+
+    def validation(self, step: int, scores: dict) -> dict:
+        """Log the validation scores of `step` (val/psnr, val/ssim, val/l1) unless MLflow holds that step;
+        returns them, for the report."""
+        if self.client and step > self.validated_through:
+            from mlflow.entities import Metric
+
+            now = int(time.time() * 1000)
+            self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), now, step) for k, v in scores.items()])
+            self.validated_through = step
+        return scores
 
     def close(self) -> None:
         if self.progress:

@@ -18,12 +18,19 @@ A study (`tune.studies` in params.yaml) perturbs one variant. `run_study`:
    as our rows (inpaint/study_table.py); all are logged to the parent run, whose description is the table.
 
 Tune's experiment state and each trial's Ray Train checkpoints live in tune.storage_path/<study>, so a
-study whose driver stopped resumes where it was (`restart=True` starts it afresh).
+study whose driver stopped (Ctrl-C, kill -9) resumes where it was (`restart=True` starts it afresh): Tune
+restarts its unfinished trials and each trial's Ray Train run goes on from its last checkpoint. Whether a study
+finished is read from its trials: every trial Tune created and every grid point it did not create yet, each
+trial's last reported step against `tune.train.steps` and whether Tune ended it (`done`). A finished study
+deletes its trials' training checkpoints (`tune.keep_checkpoints`) and keeps the scored trials' model files.
 """
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
+import signal
+from collections import Counter
 from pathlib import Path
 from typing import Any, Callable, NamedTuple
 
@@ -43,9 +50,11 @@ TAG_MODEL = "inpaint.tune.model"  # where a completed trial's final model file i
 # A trial's driver only waits on its TorchTrainer, whose workers reserve the CPUs (or GPUs) themselves; Ray
 # needs a non-empty request, so the driver reserves the memory it uses instead of Tune's default CPU.
 DRIVER_RESOURCES = {"CPU": 0, "memory": 256 * 2**20}
-STATUSES = ("completed", "stopped early", "failed", "not run")
+# completed: trained all its steps; stopped early: ended by ASHA before; interrupted: its study stopped while it
+# trained (at its last reported step); not run: not started (a grid point Tune had not created yet included)
+STATUSES = ("completed", "stopped early", "failed", "interrupted", "not run")
+UNFINISHED = ("interrupted", "not run")  # what a resume trains
 CHECKPOINT_PATH = "checkpoint_path"  # where TuneReportCallback puts a report's checkpoint (ray.tune.integration.ray_train)
-VALIDATION_KEYS = ("val/psnr", "val/ssim", "val/l1")
 SWEPT_SECTIONS = {"variant": "the study's variant", "train": "the train section"}
 # How a swept number reads in a trial's setting; any other key reads `key=value`
 SYMBOLS = {"exp_base": "base ", "gamma": "γ=", "hole_weight": "λh=", "perceptual_weight": "λper=",
@@ -218,7 +227,7 @@ def _tuner(params: Params, name: str, study: Study, study_dir: Path, trainable, 
 
     state, settings = study_dir / "study", study_dir / "settings.json"
     wanted = json.dumps({"study": study.model_dump(mode="json"), "tune": params.tune.model_dump(
-        mode="json", exclude={"studies"})}, sort_keys=True)
+        mode="json", exclude={"studies", "keep_checkpoints"})}, sort_keys=True)
     if tune.Tuner.can_restore(str(state)):
         if settings.is_file() and settings.read_text() != wanted:
             raise ParamsError(f"tune.studies.{name}: the study's settings changed since {study_dir} was written; "
@@ -261,16 +270,20 @@ def run_study(params: Params, name: str, evaluate: Evaluate, samples: int | None
     trainable = tune.with_parameters(run_trial, params=params, study=name, parent_run_id=parent,
                                      experiment_id=experiment_id, trials_dir=str(study_dir / "trials"))
     trainable = tune.with_resources(trainable, DRIVER_RESOURCES)
-    results = _tuner(params, name, study, study_dir, trainable, steps).fit()
+    tuner = _tuner(params, name, study, study_dir, trainable, steps)
+    try:
+        results = tuner.fit()  # Ctrl-C: Tune's own SIGINT handler ends the fit, saving the trials' state
+    finally:  # Tune leaves that handler installed after a fit it did not interrupt: a Ctrl-C later would do nothing
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
-    table, trials = results_table(results, study, steps)
-    unfinished = results.num_terminated + results.num_errors < len(results)  # public ResultGrid counts
     children = _children(client, experiment_id, parent)
+    table, trials = results_table(results, study, steps, started=set(children))
+    unfinished = bool(table.status.isin(UNFINISHED).any())
     table["mlflow_run_id"] = table.trial_id.map(children)
     models = study_dir / "models"
     records = score_trials(params, name, table, trials, models, evaluate)
     table["model"] = [_shown(models / t / "model.pt") if t in records else "" for t in table.trial_id]
-    _finish_children(client, children, table, trials, unfinished)
+    _finish_children(client, children, table)
     out = paths.REPORTS / "tune" / name
     with atomic_path(out / "results.csv") as tmp:
         table.to_csv(tmp, index=False)
@@ -283,7 +296,7 @@ def run_study(params: Params, name: str, evaluate: Evaluate, samples: int | None
     (out / "best_params.yaml").unlink(missing_ok=True)
     summary = {"study": name, "trials": len(table), "parent_run_id": parent, "metric": study.metric,
                "interrupted": unfinished,
-               **{status.replace(" ", "_"): int((table.status == status).sum()) for status in STATUSES},
+               "statuses": {status: int((table.status == status).sum()) for status in STATUSES},
                "scored_on_test_pairs": len(records), "table": f"tables/{paper.name}.md"}
     if best is not None:
         summary.update(best_trial_id=best.trial_id, best_value=float(best[study.metric]), best_step=int(best.step))
@@ -291,45 +304,91 @@ def run_study(params: Params, name: str, evaluate: Evaluate, samples: int | None
     write_json(out / "summary.json", summary)
     _finish_parent(client, parent, table, summary, out, paper, unfinished)
     if unfinished:
-        never = ", ".join(table.trial_id[table.status == "not run"]) or "none"
-        raise StudyInterrupted(f"tune {name}: interrupted before every trial finished; trials that never ran: "
-                               f"{never}; no best_params.yaml written; `inpaint tune {name}` resumes the study")
-    print(f"tune {name}: {summary['trials']} trials, {summary['completed']} completed, {summary['stopped_early']} "
-          f"stopped early, {summary['failed']} failed; best {study.metric} = {summary.get('best_value')} "
+        raise StudyInterrupted(f"tune {name}: interrupted before every trial finished: {_unfinished(table)}; "
+                               f"partial table in {_shown(out)}, no best_params.yaml; `inpaint tune {name}` resumes the "
+                               "study")
+    if not params.tune.keep_checkpoints:  # a finished study is not resumed: the model files are what it keeps
+        shutil.rmtree(study_dir / "trials", ignore_errors=True)
+    counts = ", ".join(f"{n} {status}" for status, n in summary["statuses"].items() if n)
+    print(f"tune {name}: {summary['trials']} trials, {counts}; best {study.metric} = {summary.get('best_value')} "
           f"(MLflow run {parent}) -> {out}")
+    print(f"tune {name}: {_shown(study_dir)} holds {disk_use(study_dir) / 2**20:.1f} MiB (" + (
+        "training checkpoints kept: tune.keep_checkpoints" if params.tune.keep_checkpoints else
+        f"model files of the scored trials: {len(records)}; training checkpoints deleted") + ")")
     return summary
 
 
-class StudyInterrupted(RuntimeError):
-    """Tune returned before every trial had finished (Ctrl-C, a stopped driver): the study is incomplete."""
+def _unfinished(table: pd.DataFrame) -> str:
+    """The unfinished trials, e.g. `2 interrupted (c2140_00000 at step 2, ...), 1 not run (batch_size=4096)`."""
+    parts = []
+    for status in UNFINISHED:
+        rows = table[table.status == status]
+        if len(rows):
+            parts.append(f"{len(rows)} {status} (" + ", ".join(
+                (r.trial_id or r.setting or "a sample not drawn yet")
+                + (f" at step {int(r.step)}" if pd.notna(r.step) else "")
+                for r in rows.itertuples()) + ")")
+    return ", ".join(parts)
+
+
+def disk_use(folder: Path) -> int:
+    """Bytes of disk that the files under `folder` take (as `du` counts them: allocated blocks)."""
+    return sum(p.lstat().st_blocks * 512 for p in folder.rglob("*") if p.is_file())
+
+
+class StudyInterrupted(KeyboardInterrupt):
+    """Ctrl-C ended the study before every trial had finished: its partial results are written, and the
+    command ends as an interrupted one (exit 130) with this message."""
 
 
 class Trial(NamedTuple):
     config: dict  # the swept keys' values
-    history: pd.DataFrame | None  # every report Tune received
     checkpoint: str | None  # the checkpoint its last report carried (Ray Train's path or URI)
 
 
-def results_table(results, study: Study, steps: int) -> tuple[pd.DataFrame, dict]:
-    """One row per trial: its setting and swept values, the metric at its last evaluation, the step it stopped
-    at, its status (completed / stopped early / failed / not run: no report and no error) and error; plus each
-    trial's settings, reports and last checkpoint by id."""
+def results_table(results, study: Study, steps: int, started: set[str] = frozenset()) -> tuple[pd.DataFrame, dict]:
+    """One row per trial of the study, in trial order: its setting and swept values, the metric at its last
+    evaluation, the step it stopped at, its status (STATUSES) and error; the grid points Tune has not created
+    yet follow, `not run`, without a trial id. `started`: the trials that began (they have an MLflow run); one
+    of them without a report is interrupted, not `not run`. Plus each trial's settings and last checkpoint by
+    id."""
     rows, trials = [], {}
     for result in results:
         metrics = result.metrics or {}
         trial_id = metrics.get("trial_id") or Path(result.path).name
         step = metrics.get("step")
-        status = ("failed" if result.error else "not run" if step is None else
-                  "completed" if step == steps else "stopped early")
+        # `done`: Tune ended the trial (its function returned, or the scheduler stopped it), which it does not
+        # for the trials it was running when the study was interrupted
+        status = ("failed" if result.error else "completed" if step == steps else
+                  "stopped early" if step is not None and metrics.get("done") else
+                  "interrupted" if step is not None or trial_id in started else "not run")
         # a restored study's failed trials keep their settings only in their trial folder
         config = result.config or json.loads((Path(result.path) / "params.json").read_text())
-        trials[trial_id] = Trial(config, result.metrics_dataframe, metrics.get(CHECKPOINT_PATH))
+        trials[trial_id] = Trial(config, metrics.get(CHECKPOINT_PATH))
         rows.append({"trial_id": trial_id, "setting": setting(config), **{k: label(config[k]) for k in study.space},
                      study.metric: metrics.get(study.metric), "step": step, "status": status,
                      "error": str(result.error).strip().splitlines()[-1][:300] if result.error else ""})
-    table = pd.DataFrame(rows).sort_values("trial_id", ignore_index=True)
+    rows.sort(key=lambda r: r["trial_id"])
+    for point in uncreated_points(study, [t.config for t in trials.values()]):
+        rows.append({"trial_id": "", "setting": setting(point), **{k: label(point.get(k)) for k in study.space},
+                     study.metric: None, "step": None, "status": "not run", "error": ""})
+    table = pd.DataFrame(rows)
     table["step"] = table["step"].astype("Int64")  # empty for a trial that failed before its first report
     return table, trials
+
+
+def uncreated_points(study: Study, configs: list[dict]) -> list[dict]:
+    """The trials of the study that Tune has not created yet (it creates them as earlier ones finish): every
+    grid point `samples` times, less those among `configs`; only the grid keys' values (Tune draws the others
+    when it creates the trial)."""
+    grid = [key for key, domain in study.space.items() if domain.kind == "grid"]
+    points = [dict(zip(grid, values)) for values in itertools.product(*(study.space[k].candidates for k in grid))]
+
+    def point_of(config: dict) -> str:
+        return json.dumps({k: config[k] for k in grid}, sort_keys=True)
+
+    left = Counter({point_of(p): study.samples for p in points}) - Counter(point_of(c) for c in configs)
+    return [p for p in points for _ in range(left[point_of(p)])]
 
 
 def score_trials(params: Params, name: str, table: pd.DataFrame, trials: dict[str, Trial], models: Path,
@@ -337,11 +396,16 @@ def score_trials(params: Params, name: str, table: pd.DataFrame, trials: dict[st
     """Each completed trial's final model, written as the train stage writes model.pt (models/<trial>/model.pt),
     scored with `evaluate` on the test pairs; trial id -> evaluation record, in trial order. A trial stopped
     early is not scored: its model is from an earlier step than the others'."""
+    from inpaint.train import load_state
+
     records = {}
     for row in table[table.status == "completed"].itertuples():
         path = models / row.trial_id / "model.pt"
-        meta = trial_model(trial_params(params, name, trials[row.trial_id].config), trials[row.trial_id].checkpoint,
-                           row.mlflow_run_id, path)
+        if path.is_file():  # written when the study first saw the trial completed (its checkpoints may be gone)
+            meta = load_state(path)["meta"]
+        else:
+            meta = trial_model(trial_params(params, name, trials[row.trial_id].config),
+                               trials[row.trial_id].checkpoint, row.mlflow_run_id, path)
         records[row.trial_id], _ = evaluate(path, f"{name}: {row.setting}", meta)
     return records
 
@@ -434,28 +498,29 @@ def _children(client, experiment_id: str, parent: str) -> dict[str, str]:
     return {r.data.tags[TAG_TRIAL]: r.info.run_id for r in runs if TAG_TRIAL in r.data.tags}
 
 
-def _finish_children(client, children: dict[str, str], table: pd.DataFrame, trials: dict, unfinished: bool) -> None:
-    """Close each trial's MLflow run with its validation curves (what Tune received), status, stopping step
-    and the path of its model file (KILLED, for a resume to reopen, when the study was interrupted)."""
-    from mlflow.entities import Metric
-
+def _finish_children(client, children: dict[str, str], table: pd.DataFrame) -> None:
+    """Close each trial's MLflow run (its workers logged the losses and validation scores) with its status,
+    stopping step and the path of its model file; an unfinished trial's run is left KILLED, for the resume to
+    go on in. A run of a trial id that the study no longer has (Tune's state was saved before a kill -9 of the
+    driver, and the trial was created again under a new id) is closed KILLED."""
+    for trial_id in children.keys() - set(table.trial_id):
+        if client.get_run(children[trial_id]).info.status == "RUNNING":
+            client.set_terminated(children[trial_id], "KILLED")
     for row in table.itertuples():
         rid = children.get(row.trial_id)
         if rid is None or client.get_run(rid).info.status in ("FINISHED", "FAILED"):  # not created yet, or closed
             continue
-        history = trials[row.trial_id].history
-        if history is not None and "step" in history:
-            client.log_batch(rid, metrics=[
-                Metric(key, float(value), 0, int(step)) for key in VALIDATION_KEYS if key in history
-                for step, value in zip(history["step"], history[key]) if value == value])
         client.set_tag(rid, TAG_STATUS, row.status)
-        if pd.notna(row.step):  # the trial reported at least once
-            client.log_metric(rid, tracking.metric_key("tune", "stopped_at_step"), row.step)
         if row.error:
             client.set_tag(rid, "inpaint.tune.error", row.error)
+        if row.status in UNFINISHED:
+            client.set_terminated(rid, "KILLED")
+            continue
+        if pd.notna(row.step):  # the trial reported at least once
+            client.log_metric(rid, tracking.metric_key("tune", "stopped_at_step"), row.step)
         if row.model:
             client.set_tag(rid, TAG_MODEL, row.model)
-        client.set_terminated(rid, "FAILED" if row.status == "failed" else "KILLED" if unfinished else "FINISHED")
+        client.set_terminated(rid, "FAILED" if row.status == "failed" else "FINISHED")
 
 
 def _finish_parent(client, parent: str, table: pd.DataFrame, summary: dict, out: Path, paper: report.Table,
@@ -471,8 +536,9 @@ def _finish_parent(client, parent: str, table: pd.DataFrame, summary: dict, out:
     client.set_tag(parent, "mlflow.note.content", report.description(paper) + (
         f"\nArtifacts: `tables/{paper.name}.md` (and .html, .csv), `results/results.csv` (every trial, validation "
         "metric, status), `results/best_params.yaml`."))
-    for k in ("trials", *(s.replace(" ", "_") for s in STATUSES)):
-        client.log_metric(parent, tracking.metric_key("tune", k), summary[k])
+    client.log_metric(parent, tracking.metric_key("tune", "trials"), summary["trials"])
+    for status, n in summary["statuses"].items():
+        client.log_metric(parent, tracking.metric_key("tune", status.replace(" ", "_")), n)
     if "best_value" in summary:
         client.log_metric(parent, tracking.metric_key("tune", "best", summary["metric"]), summary["best_value"])
         client.set_tag(parent, "inpaint.tune.best_trial", summary["best_trial_id"])

@@ -74,19 +74,19 @@ def catches_sigint(pid: int) -> bool:
 
 
 def registered_checkpoint(storage: Path, since: float = 0.0) -> bool:
-    """Whether Ray Train's controller has registered a checkpoint under `storage` since `since` (wall clock):
-    a checkpoint manager snapshot written since then names one, and that checkpoint is on disk. A checkpoint
-    folder alone is not enough: it appears while the worker is still uploading, and a worker killed then
-    restarts from the previous registered checkpoint (or from step 0). A Tune trial's Ray run is a folder of
-    `storage`; a train run's attempts are two levels down (inpaint/checkpoints.py)."""
+    """Whether Ray Train's controller has registered a checkpoint written under `storage` since `since` (wall
+    clock): a checkpoint manager snapshot names it, and that checkpoint is on disk. A checkpoint folder alone
+    is not enough: it appears while the worker is still uploading, and a worker killed then restarts from the
+    previous registered checkpoint (or from step 0). The checkpoint's own time counts, not the snapshot's: a
+    resumed run's first snapshot may name the checkpoint it resumed from. A Tune trial's Ray run is a folder
+    of `storage`; a train run's attempts are two levels down (inpaint/checkpoints.py)."""
     for snapshot in Path(storage).rglob("checkpoint_manager_snapshot.json"):
         try:
-            fresh = snapshot.stat().st_mtime >= since
-            latest = fresh and json.loads(snapshot.read_text()).get("latest_checkpoint_result")
-        except (OSError, ValueError):  # being written right now: look again on the next poll
+            latest = json.loads(snapshot.read_text()).get("latest_checkpoint_result")
+            if latest and (snapshot.parent / latest["checkpoint_dir_name"]).stat().st_mtime >= since:
+                return True
+        except (OSError, ValueError):  # being written right now, or gone: look again on the next poll
             continue
-        if latest and (snapshot.parent / latest["checkpoint_dir_name"]).is_dir():
-            return True
     return False
 
 

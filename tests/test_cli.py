@@ -94,3 +94,21 @@ def test_ctrl_c_ends_a_command_and_a_stage_with_one_line(monkeypatch, capsys):
     monkeypatch.setattr(stages.lifetime, "die_with_parent", lambda: None)  # not this test process
     assert stages.main("prepare", []) == 130
     assert capsys.readouterr().err == "interrupted: stage prepare (a train stage resumes from its last checkpoint)\n"
+
+
+def test_an_interrupted_study_ends_with_its_own_line(monkeypatch, capsys):
+    """tune.StudyInterrupted, raised once an interrupted study has written its partial results: its message
+    as the one `error:` line, exit 130, from the command and from the stage."""
+    from inpaint import cli, stages
+    from inpaint.tune import StudyInterrupted
+
+    def interrupted(*_args, **_kwargs):
+        raise StudyInterrupted("tune s: interrupted before every trial finished: 1 not run (batch_size=2)")
+
+    monkeypatch.setattr(cli, "_show", interrupted)
+    assert main(["params"]) == 130
+    assert capsys.readouterr().err == "error: tune s: interrupted before every trial finished: 1 not run (batch_size=2)\n"
+    monkeypatch.setattr(stages, "run", interrupted)
+    monkeypatch.setattr(stages.lifetime, "die_with_parent", lambda: None)  # not this test process
+    assert stages.main("tune", ["s"]) == 130
+    assert capsys.readouterr().err.startswith("error: tune s: interrupted before every trial finished")

@@ -1,17 +1,24 @@
 """Ray Tune studies (inpaint/tune.py): search spaces are checked before Ray starts; at the `ci` profile a
 3-trial study in a temporary copy of the repository finishes with one trial failing, its completed trials are
 scored on the test pairs into the study's table, and MLflow holds the parent run (the table as its
-description), the nested trials named by their setting, the results table, the plot and the best params."""
+description), the nested trials named by their setting, the results table, the plot and the best params. The
+same study stopped by Ctrl-C and then by kill -9 of its driver writes a partial table and resumes to the
+uninterrupted study's table."""
+import json
+import os
 import shutil
+import signal
+import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 
-from conftest import run_checked
+from conftest import as_from_a_terminal, catches_sigint, registered_checkpoint, run_checked
 from inpaint import report as rp, stages, tune
 from inpaint.config import ParamsError, resolve
 
@@ -81,7 +88,10 @@ def test_trial_params_lay_the_trial_train_settings_and_partial_variant_settings_
 
 def _ci3(params: dict) -> None:
     params["profile"] = "ci"
-    params["tune"]["studies"]["ci3"] = STUDY
+    # every trial to its last step, whatever order the reports arrive in: an interrupted study can then end
+    # with the uninterrupted one's table (ASHA's decisions depend on that order, and are not in Tune's saved state)
+    params["tune"]["scheduler"] = "fifo"
+    params["tune"]["studies"].update(ci3=STUDY, ci3_stopped=STUDY)
 
 
 @pytest.fixture(scope="module")
@@ -157,22 +167,33 @@ def test_a_finished_study_resumes_without_training_again(study):
     assert len(client.search_runs([exp], filter_string="tags.`inpaint.kind` = 'tune_trial'")) == 3
 
 
-def test_a_trial_without_report_or_error_is_not_run_and_never_the_best(tmp_path):
-    """An interrupted study: a trial Tune never started is 'not run', not 'stopped early'."""
+def test_an_interrupted_study_is_read_from_its_trials_and_grid(tmp_path):
+    """The status of each trial from what it reported: all its steps -> completed (whether or not Tune had
+    ended it), fewer and ended by Tune (`done`: ASHA) -> stopped early, fewer and not ended -> interrupted at
+    that step, none -> interrupted when it had started, else not run; every grid point x samples that Tune had
+    not created yet is a `not run` row. Only a completed trial can be the best."""
     from types import SimpleNamespace
 
     from inpaint.config import Study
-    from inpaint.tune import best_trial, results_table
+    from inpaint.tune import UNFINISHED, best_trial, results_table
 
-    study = Study.model_validate({"variant": "gdn_weight", "metric": "val/psnr",
-                                  "space": {"train.batch_size": {"choice": [2, 4]}}})
-    ran = SimpleNamespace(metrics={"trial_id": "t1", "step": 4, "val/psnr": 20.0}, error=None,
-                          config={"train.batch_size": 2}, path=str(tmp_path / "t1"), metrics_dataframe=None)
-    never = SimpleNamespace(metrics={}, error=None, config={"train.batch_size": 4}, path=str(tmp_path / "t2"),
-                            metrics_dataframe=None)
-    table, _ = results_table([ran, never], study, steps=4)
-    assert table.set_index("trial_id").status.to_dict() == {"t1": "completed", "t2": "not run"}
-    assert best_trial(table, study).trial_id == "t1"
+    study = Study.model_validate({"variant": "gdn_weight", "metric": "val/psnr", "samples": 2,
+                                  "space": {"train.batch_size": {"grid": [2, 4, 8]}, "variant.gamma": {"uniform": [1, 2]}}})
+
+    def trial(trial_id, batch, **metrics):
+        return SimpleNamespace(metrics={"trial_id": trial_id, **metrics} if metrics else {}, error=None,
+                               config={"train.batch_size": batch, "variant.gamma": 1.5},
+                               path=str(tmp_path / trial_id))
+
+    trials = [trial("t1", 2, step=4, done=False, **{"val/psnr": 20.0}), trial("t2", 4, step=2, done=True),
+              trial("t3", 8, step=2, done=False), trial("t4", 2), trial("t5", 4)]
+    table, _ = results_table(trials, study, steps=4, started={"t4"})
+    assert table.status.tolist() == ["completed", "stopped early", "interrupted", "interrupted", "not run",
+                                     "not run"]
+    assert table.trial_id.tolist() == ["t1", "t2", "t3", "t4", "t5", ""]  # the point Tune had not created last
+    assert table["train.batch_size"].iloc[-1] == 8 and pd.isna(table["variant.gamma"].iloc[-1])
+    assert table.step.tolist()[:3] == [4, 2, 2]
+    assert best_trial(table, study).trial_id == "t1" and table.status.isin(UNFINISHED).any()
 
 
 def test_the_completed_trials_are_scored_on_the_test_pairs_into_the_study_table(study):
@@ -201,3 +222,89 @@ def test_the_completed_trials_are_scored_on_the_test_pairs_into_the_study_table(
     for rid in done.mlflow_run_id:  # the test metrics, as the evaluate stage logs them on a train run
         metrics = client.get_run(rid).data.metrics
         assert 0 < metrics["psnr_mean"] <= 100 and any(k.startswith("test/psnr/") for k in metrics)
+
+
+def _stopped(cmd: list, work: Path, env: dict, trials: Path, stop: signal.Signals) -> tuple[int, str]:
+    """Start `cmd` as a terminal would, in a process group of its own, and once a trial has registered a
+    checkpoint written since the start, stop it: Ctrl-C (SIGINT to the group) or kill -9 of the driver alone.
+    Returns (exit code, output)."""
+    started = time.time()
+    with tempfile.TemporaryFile("w+") as out:  # not a pipe: Ray writes more than one holds while we poll
+        proc = subprocess.Popen(as_from_a_terminal(cmd), cwd=work, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                text=True, start_new_session=True)
+        deadline = time.monotonic() + 600
+        while not registered_checkpoint(trials, since=started) and proc.poll() is None:
+            assert time.monotonic() < deadline, "no checkpoint within 600 s"
+            time.sleep(0.1)
+        running = proc.poll() is None
+        if running and stop == signal.SIGINT:
+            assert catches_sigint(proc.pid), "the study ignores or blocks SIGINT"
+            os.killpg(proc.pid, signal.SIGINT)
+        elif running:
+            proc.kill()
+        code = proc.wait(timeout=600)
+        out.seek(0)
+        log = out.read()
+    assert running, f"the study ended before it could be stopped:\n{log[-3000:]}"
+    return code, log
+
+
+def _trial_steps(work, study: str, key: str) -> dict[str, list[int]]:
+    """{trial id: the steps its MLflow run logged `key` at, sorted, repeats kept} of the study's trials."""
+    client, exp = _mlflow(work)
+    runs = client.search_runs([exp], filter_string=f"tags.`inpaint.tune.study` = '{study}' and "
+                                                    "tags.`inpaint.kind` = 'tune_trial'")
+    return {r.data.tags["inpaint.tune.trial_id"]: sorted(m.step for m in client.get_metric_history(r.info.run_id, key))
+            for r in runs}
+
+
+@pytest.mark.e2e
+def test_a_study_stopped_by_ctrl_c_and_kill_9_resumes_to_the_uninterrupted_table(study):
+    """ci3's study again as ci3_stopped. Ctrl-C once a trial has checkpointed: exit 130 with one `error:` line,
+    the partial table with every grid point (the one Tune had not created yet as `not run`), no
+    best_params.yaml, summary.json interrupted. The resume, killed with -9 once a trial has checkpointed again,
+    and the next resume: every trial at its last step with each step logged once, the training checkpoints
+    deleted, and the same table as the uninterrupted study (CPU: equal numbers)."""
+    from inpaint import cluster
+
+    work, env, cli, _ = study
+    name, out = "ci3_stopped", work / "reports" / "tune" / "ci3_stopped"
+    folder = work / "checkpoints" / "tune" / name
+    code, log = _stopped([*cli, "tune", name], work, env, folder / "trials", signal.SIGINT)
+    assert code == 130 and f"error: tune {name}: interrupted before every trial finished" in log, log[-3000:]
+    assert "Traceback" not in log, log[-3000:]
+    partial = pd.read_csv(out / "results.csv", keep_default_na=False)
+    assert sorted(partial["train.batch_size"]) == [1, 2, 4096], partial
+    assert set(partial.status) <= {"completed", "interrupted", "not run"} and "not run" in set(partial.status), partial
+    assert (partial.trial_id == "").any(), "no grid point that Tune had not created yet"
+    assert not (out / "best_params.yaml").exists()
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["interrupted"] is True and summary["trials"] == 3
+    assert "batch_size=4096 (not run)" in (out / "tables" / f"{name}.md").read_text()
+
+    code, _ = _stopped([*cli, "tune", name], work, env, folder / "trials", signal.SIGKILL)
+    assert code == -signal.SIGKILL
+    deadline = time.monotonic() + 120
+    while cluster.running_head(work):  # its watchdog stops the head, and with it the trials the driver owned
+        assert time.monotonic() < deadline, "the killed driver's Ray head still runs after 120 s"
+        time.sleep(0.2)
+    log = run_checked([*cli, "tune", name], work, env)
+    assert "resuming the study" in log
+    resumed = [line for line in log.splitlines() if "resumed from the checkpoint of step" in line]
+    assert resumed and len(resumed) == len(set(resumed)), resumed  # each worker's line once
+
+    final, reference = (pd.read_csv(work / "reports" / "tune" / s / "results.csv", keep_default_na=False)
+                        for s in (name, "ci3"))
+    same = ["setting", "train.batch_size", "val/psnr", "step", "status", "error"]
+    assert final[same].equals(reference[same]), f"{final[same]}\n{reference[same]}"
+    done = final[final.status == "completed"]
+    assert len(done) == 2 and (out / "best_params.yaml").is_file()
+    for key, steps in (("train/loss_g", [1, 2, 3, 4]), ("val/psnr", [2, 4])):
+        logged = _trial_steps(work, name, key)
+        assert all(logged[t] == steps for t in done.trial_id), (key, logged)  # each step trained and logged once
+    tables = [pd.read_csv(work / "reports" / "tune" / s / "tables" / f"{s}.csv").drop(columns=["table", "variant"])
+              for s in (name, "ci3")]
+    assert tables[0].equals(tables[1])
+    assert not (folder / "trials").exists() and all((work / m).is_file() for m in done.model)
+    assert f"tune {name}: checkpoints/tune/{name} holds" in log and "training checkpoints deleted" in log
+    assert json.loads((out / "summary.json").read_text())["interrupted"] is False
