@@ -12,6 +12,7 @@ Both converge to the same sigma; they differ in the first steps and in the last 
 """
 from __future__ import annotations
 
+from contextlib import nullcontext
 from functools import partial
 from typing import Literal
 
@@ -42,8 +43,10 @@ class SpectralNormConv(nn.Module):
                     self.v.copy_(F.normalize(matrix.t() @ self.u, dim=0, eps=self.eps))
                     self.u.copy_(F.normalize(matrix @ self.v, dim=0, eps=self.eps))
         # clones: a later call updates u, v in place before this call's backward has run; float32 outside
-        # autocast, which would otherwise run the product in bfloat16 against the float32 u
-        with torch.autocast(matrix.device.type, enabled=False):
+        # autocast, which would otherwise run the product in bfloat16 against the float32 u (a device without
+        # autocast, such as the meta device of the FLOP count, has nothing to switch off)
+        device = matrix.device.type
+        with torch.autocast(device, enabled=False) if torch.amp.is_autocast_available(device) else nullcontext():
             return torch.dot(self.u.clone(), matrix @ self.v.clone())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
