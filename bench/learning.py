@@ -45,7 +45,7 @@ def fixed_batch(size: int, count: int = 4, seed: int = 0) -> tuple[torch.Tensor,
     """`count` sample photographs squashed to size x size, and one seeded rectangular hole each (15-35 % of
     the image)."""
     rng = np.random.default_rng(seed)
-    photos = [to_square(load_rgb(p), size) for p in sample_photos()[:count]]
+    photos = [to_square(load_rgb(p), size) for p, _ in sample_photos()[:count]]
     image = torch.from_numpy(np.stack(photos)).permute(0, 3, 1, 2).float() / 255
     mask = torch.zeros(count, 1, size, size)
     for k in range(count):

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from inpaint.masks.settings import MaskSettings
 from inpaint.paths import REPO_ROOT
 
-PROFILES = ("smoke", "ci", "paper")
+PROFILES = ("smoke", "ci", "paper", "learn")
 SECTIONS = ("data", "masks", "train", "evaluate", "tracking", "ray", "tune")
 
 
@@ -402,7 +402,7 @@ class TuneConfig(Strict):
 
 
 class Params(Strict):
-    profile: Literal["smoke", "ci", "paper"]
+    profile: Literal["smoke", "ci", "paper", "learn"]
     # docs/protocol.md section 4: what a missing pretrained file (FID Inception, LPIPS backbone, VGG-16) does
     weights: Literal["auto", "required", "random"] = "auto"
     data: DataConfig = DataConfig()

@@ -7,7 +7,8 @@ from PIL import Image
 
 from inpaint.config import DataConfig
 from inpaint.data.prepare import load_split, prepare, to_square
-from inpaint.data.sources import load_rgb
+from inpaint.data.presets import sample
+from inpaint.data.sources import load_rgb, sample_photos
 
 
 def test_sample_is_deterministic_and_split_by_photo(tmp_path):
@@ -20,6 +21,29 @@ def test_sample_is_deterministic_and_split_by_photo(tmp_path):
     assert set(m.source[m.split == "train"]).isdisjoint(m.source[m.split == "test"])
     assert (m.split == "test").sum() == 2 * 3
     assert np.load(tmp_path / "a" / "test.npy").shape == (6, 64, 64, 3)
+
+
+def test_sample_test_split_holds_scene_photographs_only():
+    """Whatever the seed, the test photographs are drawn among the colour scene photographs: never the Hubble
+    deep field (near black: a mean-colour fill scores almost perfectly there) nor a texture or grey photo."""
+    scenes = {p.name for p, scene in sample_photos() if scene}
+    assert "hubble_deep_field.jpg" not in scenes and len(scenes) == 8
+    for seed in range(20):
+        plan = sample(DataConfig(dataset="sample", test_photos=3, seed=seed))
+        test = [item.path.name for item in plan.items if item.split == "test"]
+        assert len(test) == 3 and set(test) <= scenes
+    with pytest.raises(ValueError, match="data.test_photos=9: the sample set has only 8 scene photographs"):
+        sample(DataConfig(dataset="sample", test_photos=9))
+
+
+def test_smoke_test_crops_are_not_near_constant(tmp_path):
+    """The default (smoke) split's test crops: every one has visible structure (pixel std above 8 of 255)."""
+    cfg = DataConfig(dataset="sample", image_size=64, crops_per_photo=48, test_photos=2)
+    prepare(cfg, tmp_path)
+    test = np.load(tmp_path / "test.npy").reshape(96, -1).astype(float)
+    m = pd.read_csv(tmp_path / "manifest.csv")
+    assert sorted(m.source[m.split == "test"].unique()) == ["data/coffee.png", "data/motorcycle_left.png"]
+    assert test.std(axis=1).min() > 8
 
 
 def _photos(folder, count: int, shape: tuple[int, int], seed: int, prefix: str = "") -> np.random.Generator:

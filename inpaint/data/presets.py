@@ -103,13 +103,15 @@ def _count_warning(what: str, found: int, expected: int, instead: str) -> list[s
 
 
 def sample(cfg: DataConfig) -> Plan:
-    """The offline default: whole photographs are held out, so no scene sits in both splits."""
+    """The offline default: data.test_photos whole scene photographs (data.seed) are held out, so no scene sits
+    in both splits and no test image is a near-constant one (inpaint/data/sources.py, SAMPLE_SCENES)."""
     photos = sample_photos()
-    if cfg.test_photos >= len(photos):
-        raise ValueError(f"data.test_photos={cfg.test_photos}: the sample set has only {len(photos)} photos; "
-                         "leave at least one for training")
-    test = set(np.random.default_rng(cfg.seed).permutation(len(photos))[: cfg.test_photos].tolist())
-    return Plan([Item("test" if i in test else "train", p) for i, p in enumerate(photos)])
+    scenes = [i for i, (_, scene) in enumerate(photos) if scene]
+    if cfg.test_photos > len(scenes):
+        raise ValueError(f"data.test_photos={cfg.test_photos}: the sample set has only {len(scenes)} scene "
+                         "photographs to hold out for test")
+    test = {scenes[k] for k in np.random.default_rng(cfg.seed).permutation(len(scenes))[: cfg.test_photos]}
+    return Plan([Item("test" if i in test else "train", p) for i, (p, _) in enumerate(photos)])
 
 
 def folder(cfg: DataConfig) -> Plan:

@@ -14,23 +14,36 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 
 
-def sample_photos() -> list[Path]:
-    """Colour photographs that ship with scikit-image, scikit-learn and matplotlib (no download).
+# The photographs that scikit-image, scikit-learn and matplotlib ship (no download), by package folder. Scenes
+# are colour photographs of everyday subjects (people, animals, objects, landscapes): the test split is drawn
+# among them, so that test images look like the papers' test sets and none is near-constant. The others train
+# only: grey photographs, textures, microscopy, retinal images and the Hubble deep field (a star field, near
+# black almost everywhere, where a mean-colour fill is nearly perfect). Left out: synthetic images (colour
+# charts, logos, phantoms, chessboards), the silhouette `horse`, a cut-out product shot on a transparent
+# background (matplotlib's Minduka_Present_Blue_Pack), and `motorcycle_right`, the second view of
+# `motorcycle_left`'s scene, so that no scene can sit in both splits.
+SAMPLE_SCENES = {"skimage": ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "motorcycle_left.png"),
+                 "sklearn": ("china.jpg", "flower.jpg"), "matplotlib": ("grace_hopper.jpg",)}
+SAMPLE_TRAIN_ONLY = {"skimage": ("hubble_deep_field.jpg", "camera.png", "moon.png", "coins.png", "text.png",
+                                 "page.png", "clock_motion.png", "brick.png", "grass.png", "gravel.png", "cell.png",
+                                 "ihc.png", "retina.jpg", "microaneurysms.png")}
 
-    The two motorcycle views of one scene are left out of the list but one, so that no scene can sit in
-    both splits.
-    """
+
+def _package_dirs() -> dict[str, Path]:
     import matplotlib
     import skimage.data
     import sklearn.datasets
 
-    skimage_dir = Path(skimage.data.__file__).parent
-    sklearn_dir = Path(sklearn.datasets.__file__).parent / "images"
-    mpl_dir = Path(matplotlib.get_data_path()) / "sample_data"
-    photos = [skimage_dir / n for n in ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg",
-                                        "motorcycle_left.png", "hubble_deep_field.jpg")]
-    photos += [sklearn_dir / "china.jpg", sklearn_dir / "flower.jpg", mpl_dir / "grace_hopper.jpg"]
-    missing = [str(p) for p in photos if not p.is_file()]
+    return {"skimage": Path(skimage.data.__file__).parent, "sklearn": Path(sklearn.datasets.__file__).parent / "images",
+            "matplotlib": Path(matplotlib.get_data_path()) / "sample_data"}
+
+
+def sample_photos() -> list[tuple[Path, bool]]:
+    """Every photograph the installed packages ship, as (path, is a scene): scenes first, in a fixed order."""
+    dirs = _package_dirs()
+    photos = [(dirs[package] / name, scene) for scene, listing in ((True, SAMPLE_SCENES), (False, SAMPLE_TRAIN_ONLY))
+              for package, names in listing.items() for name in names]
+    missing = [str(p) for p, _ in photos if not p.is_file()]
     if missing:
         raise FileNotFoundError(f"sample dataset: photographs missing from the installed packages: {missing}")
     return photos
