@@ -37,15 +37,69 @@ def _tune(args) -> None:
 
 
 def _ui(args) -> None:
+    """The MLflow UI on 127.0.0.1:PORT, and the address of the experiment's headline view (the ranked runs,
+    in MLflow's model-training view); --open opens it in a browser once the server answers."""
     from inpaint import tracking
-
-    uri = tracking.tracking_uri(_params(args).tracking.uri)
-    print(f"MLflow UI at http://127.0.0.1:{args.port} (store {uri}); Ctrl-C stops it", flush=True)
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     from inpaint.lifetime import run_group
 
+    params = _params(args)
+    uri = tracking.tracking_uri(params.tracking.uri)
+    base = f"http://127.0.0.1:{args.port}"
+    url = _headline_url(uri, params.tracking.experiment, base)
+    print(f"MLflow UI at {base} (store {uri}); Ctrl-C stops it", flush=True)
+    print(f"the ranked runs (variants and classical fills): {url}" if url != base else
+          f"no experiment {params.tracking.experiment!r} in the store yet: run `dvc repro` first", flush=True)
+    if args.open:
+        import threading
+
+        threading.Thread(target=_open_when_up, args=(base, url), daemon=True).start()
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     run_group([sys.executable, "-m", "mlflow", "ui", "--host", "127.0.0.1", "--port", str(args.port),
                "--backend-store-uri", uri], env=env)  # SIGTERM / Ctrl-C stop the server and its workers
+
+
+def _headline_url(uri: str, experiment: str, base: str) -> str:
+    """The headline view's address, or `base` when the store has no such experiment yet."""
+    from mlflow.tracking import MlflowClient
+
+    from inpaint import tracking
+
+    found = MlflowClient(uri).get_experiment_by_name(experiment)
+    return base if found is None else tracking.headline_url(base, found.experiment_id)
+
+
+def _open_when_up(base: str, url: str, timeout_s: float = 120) -> None:
+    """Open `url` in the default browser as soon as the server at `base` answers (within `timeout_s`)."""
+    import urllib.request
+    import webbrowser
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"{base}/health", timeout=2).close()
+            webbrowser.open(url)
+            return
+        except OSError:
+            time.sleep(0.5)
+    print(f"MLflow did not answer at {base} within {timeout_s:.0f} s: open {url} yourself", file=sys.stderr)
+
+
+def _results(args) -> None:
+    """The ranked headline from evals/ (what the report stage writes as reports/tables/headline.md), in the
+    terminal's width."""
+    import shutil
+
+    from inpaint import paths, report as rp
+
+    params = _params(args)
+    runs, missing = rp.load_results(params, paths.EVALS, paths.RUNS, paths.TEST_PAIRS)
+    if runs.empty:
+        raise FileNotFoundError(f"no variant of params.yaml has an evaluation in {paths.EVALS}: run `dvc repro` first")
+    baselines = rp.load_baselines(paths.EVALS / "baselines", paths.TEST_PAIRS)
+    head = rp.headline(runs, baselines, params, rp.load_pair_scores(runs, baselines, paths.EVALS, params))
+    print(rp.terminal_text(head, shutil.get_terminal_size((120, 40)).columns))
+    for note in missing:
+        print(f"({note})")
 
 
 def _weights(args) -> None:
@@ -166,8 +220,12 @@ def parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     s.add_argument("--samples", type=int, help="override the study's number of samples (a new study only)")
     s.add_argument("--restart", action="store_true", help="discard the study's saved state and start afresh")
     s.set_defaults(func=_tune)
+    text = "print the ranked headline: every variant and classical fill, 95%% intervals, the verdict"
+    s = sub.add_parser("results", help=text, description=text + " (from evals/; paired bootstrap over the test pairs)")
+    s.set_defaults(func=_results)
     s = sub.add_parser("ui", help="start the MLflow UI on 127.0.0.1", description="start the MLflow UI on 127.0.0.1")
     s.add_argument("--port", type=int, default=5000)
+    s.add_argument("--open", action="store_true", help="open the headline view in a browser once the server is up")
     s.set_defaults(func=_ui)
     s = sub.add_parser("weights", help="pretrained weight files: status, or import from a folder",
                        description="status: where each file is expected and whether it is there; "

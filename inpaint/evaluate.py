@@ -22,6 +22,7 @@ import torch
 from tqdm import tqdm
 
 from inpaint import bins, checkpoints, metrics, weights
+from inpaint.compare import PAIR_COLUMNS
 from inpaint.config import EvaluateConfig, Params
 from inpaint.data.pairs import TestPairs
 from inpaint.frameworks.base import composite, masked_input
@@ -222,8 +223,9 @@ def mean_and_ci(scores: pd.DataFrame, cfg: EvaluateConfig, b: int) -> dict[str, 
 def evaluate(generator: torch.nn.Module, images, masks, pairs: pd.DataFrame, cfg: EvaluateConfig,
              set_metrics: SetMetrics) -> tuple[dict[str, float], pd.DataFrame]:
     """Metrics per bin (`{metric}/{bin key}`, with the per-image metrics' confidence intervals), FID and
-    KID over the pairs of all bins together (`fid/all`, `kid/all`), and the per-image table. The generator
-    moves to the metrics' device."""
+    KID over the pairs of all bins together (`fid/all`, `kid/all`), and the per-pair table (bin, image, mask
+    and the per-image metrics, in the recorded order: the paired comparisons of inpaint/compare.py). The
+    generator moves to the metrics' device."""
     generator.to(set_metrics.device)
     results, tables = {}, []
     selected = [bin_pairs(pairs, b, cfg) for b in range(len(bins.BINS))]
@@ -234,7 +236,7 @@ def evaluate(generator: torch.nn.Module, images, masks, pairs: pd.DataFrame, cfg
             if features:
                 features.start_bin(len(sel))
             scores = score_bin(generator, images, masks, sel, cfg, set_metrics, features, bins.label(b))
-            tables.append(scores.assign(bin=b))
+            tables.append(scores.assign(bin=b, image=sel[:, 0], mask=sel[:, 1]))
             per_bin = mean_and_ci(scores, cfg, b)
             if features:
                 per_bin.update(features.end_bin(cfg))
@@ -242,7 +244,7 @@ def evaluate(generator: torch.nn.Module, images, masks, pairs: pd.DataFrame, cfg
         if features:
             results.update({f"{m}/all": v for m, v in features.over_all(cfg).items()})
     per_image = pd.concat(tables, ignore_index=True)
-    return results, per_image[["bin", *[m for m in PER_IMAGE if m in per_image]]]
+    return results, per_image[[*PAIR_COLUMNS, *[m for m in PER_IMAGE if m in per_image]]]
 
 
 def score_variant(model_path: Path, prepared: Path, test_masks: Path, pairs_path: Path, cfg: EvaluateConfig,

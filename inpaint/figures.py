@@ -1,8 +1,9 @@
 """The report's pictures (matplotlib, Agg): the qualitative comparison of the papers' Fig. 4, the detector
 heat maps of GDN's Fig. 7, and each metric against the hole ratio.
 
-The comparisons use a few fixed test pairs, the first recorded pair of four bins from small to large holes,
-so that every report shows the same inputs whatever variants exist.
+The comparisons use a few fixed test pairs, one of each of four bins from small to large holes: the pair whose
+ground truth has the most texture (mean gradient magnitude; a flat sky shows nothing of a fill), so that every
+report shows the same inputs whatever variants exist.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
-from inpaint import bins  # noqa: E402
+from inpaint import bins, compare, metrics  # noqa: E402
 from inpaint.data.pairs import mask_tensor, to_tensor  # noqa: E402
 from inpaint.evaluate import composites  # noqa: E402
 from inpaint.frameworks.base import masked_input  # noqa: E402
@@ -35,14 +36,34 @@ HEAT = "viridis"  # perceptually uniform: 0.5 does not look like a plateau of gr
 DPI = 120
 
 
-def figure_pairs(pairs: pd.DataFrame) -> list[tuple[int, int, int]]:
-    """(bin, image, mask) of the first recorded test pair of each bin in FIGURE_BINS."""
-    rows = []
+def texture(image: np.ndarray) -> float:
+    """Mean gradient magnitude of an H x W x 3 uint8 image: how much a fill has to reproduce."""
+    grey = image.astype(np.float64).mean(axis=2)
+    return float(np.abs(np.diff(grey, axis=0)).mean() + np.abs(np.diff(grey, axis=1)).mean())
+
+
+def figure_pairs(pairs: pd.DataFrame, images: np.ndarray | None = None,
+                 sources: pd.Series | None = None) -> list[tuple[int, int, int]]:
+    """(bin, image, mask) of one recorded test pair of each bin in FIGURE_BINS: with `images`, the pair whose
+    image has the most texture among the photos not shown yet in this round (`sources`: test image -> its
+    photo; crops of one photo look alike; a new round once every photo is shown), never an image twice if
+    avoidable; without `images`, the first recorded."""
+    rows, used = [], set()
+    photo = (lambda i: sources.iloc[i]) if sources is not None else (lambda i: i)
     for b in FIGURE_BINS:
-        first = pairs[pairs.bin == b].head(1)
-        if first.empty:
+        candidates = pairs[pairs.bin == b]
+        if candidates.empty:
             raise ValueError(f"no test pair in bin {bins.label(b)} for the comparison figures")
-        rows.append((b, int(first.image.iloc[0]), int(first["mask"].iloc[0])))
+        if images is not None:
+            photos = candidates.image.map(photo)
+            if photos.isin(used).all():
+                used.clear()  # every photo shown: a new round
+            fresh = candidates[~photos.isin(used) & ~candidates.image.isin([r[1] for r in rows])]
+            candidates = fresh if not fresh.empty else candidates
+            scores = candidates.image.map(lambda i: texture(images[i]))
+            candidates = candidates.loc[[scores.idxmax()]]
+        rows.append((b, int(candidates.image.iloc[0]), int(candidates["mask"].iloc[0])))
+        used.add(photo(rows[-1][1]))
     return rows
 
 
@@ -82,14 +103,36 @@ def image_grid(cells: list[list[np.ndarray]], row_labels: list[str], col_labels:
     return _save(fig, path)
 
 
+WIDTH_PX = 1600  # the comparison grid fits a 1600-px window
+
+
 @torch.no_grad()
 def comparison(generators: dict[str, torch.nn.Module], image: torch.Tensor, mask: torch.Tensor,
                pair_labels: list[str], path: Path) -> Path:
-    """Fig. 4, one row per method (masked input, each variant's or baseline's composite, ground truth) and one
-    column per test pair (`pair_labels`): a dozen variants make the figure taller, never too wide to read."""
-    rows = [to_uint8(masked_input(image, mask))] + [to_uint8(composites(g, image, mask))
-                                                    for g in generators.values()] + [to_uint8(image)]
-    return image_grid([list(row) for row in rows], ["input", *generators, "ground truth"], pair_labels, path)
+    """Fig. 4 as a compact grid, WIDTH_PX wide: one row per test pair (`pair_labels`), the masked input, each
+    variant's or baseline's composite with its PSNR against the ground truth underneath, and the ground truth
+    side by side."""
+    truth = metrics.quantise(image)
+    outputs = {name: composites(g, image, mask) for name, g in generators.items()}
+    psnr = {name: metrics.psnr_batch(metrics.quantise(out), truth).tolist() for name, out in outputs.items()}
+    columns = [("input", to_uint8(masked_input(image, mask)), None),
+               *[(name, to_uint8(out), psnr[name]) for name, out in outputs.items()], ("ground truth", to_uint8(image), None)]
+    rows, cols = len(image), len(columns)
+    cell = WIDTH_PX / DPI / (cols + 0.6)  # inches a picture, the row labels beside them
+    fig, axes = plt.subplots(rows, cols, figsize=(cell * (cols + 0.6), cell * 1.32 * rows + 1.1), squeeze=False)
+    for c, (name, pictures, scores) in enumerate(columns):
+        for r in range(rows):
+            ax = axes[r][c]
+            ax.imshow(pictures[r])
+            ax.set_xticks([]), ax.set_yticks([])
+            if scores is not None:
+                ax.set_xlabel(f"{scores[r]:.1f} dB", fontsize=8, labelpad=2)
+            if c == 0:
+                ax.set_ylabel(pair_labels[r], fontsize=9)
+        axes[0][c].set_title(name, fontsize=8, rotation=35, ha="left", va="bottom", x=0.1)
+    fig.subplots_adjust(left=0.6 / (cols + 0.6), right=0.995, bottom=0.04, top=1 - 1.0 / (cell * 1.32 * rows + 1.1),
+                        wspace=0.06, hspace=0.3)
+    return _save(fig, path)
 
 
 @torch.no_grad()
@@ -201,3 +244,38 @@ def _save(fig, path: Path) -> Path:
         fig.savefig(tmp, dpi=DPI, format="png", bbox_inches="tight", pad_inches=0.1)
     plt.close(fig)
     return path
+
+
+def ranking(rows: pd.DataFrame, path: Path) -> Path:
+    """The headline at a glance: per metric, each variant's mean over the bins with its 95% interval, in the
+    headline's order (best PSNR at the top), and the classical fills as grey bands (the best fill's interval
+    shaded, each fill's mean a dashed line)."""
+    metrics = [m for m in compare.METRICS if rows[rows.metric == m].value.notna().any()]  # those with intervals
+    ours = rows[rows.kind == "ours"]
+    fills = rows[rows.kind == "baseline"]
+    names = list(dict.fromkeys(ours.method))
+    fig, axes = plt.subplots(1, len(metrics), figsize=(13, 0.32 * len(names) + 1.6), sharey=True, squeeze=False)
+    for ax, m in zip(axes[0], metrics):
+        block = ours[ours.metric == m].set_index("method").reindex(names)
+        y = np.arange(len(names))[::-1]
+        err = np.abs(np.stack([block.value - block.ci_low, block.ci_high - block.value]))
+        ax.errorbar(block.value, y, xerr=None if np.isnan(err).all() else err, fmt="o", color=COLOURS[0],
+                    capsize=3, markersize=5, label="ours (95% interval)")
+        higher = m in compare.HIGHER_IS_BETTER
+        fill_rows = fills[fills.metric == m].dropna(subset=["value"])
+        if not fill_rows.empty:
+            best = fill_rows.loc[fill_rows.value.idxmax() if higher else fill_rows.value.idxmin()]
+            if np.isfinite(best.ci_low):
+                ax.axvspan(best.ci_low, best.ci_high, color="0.85", zorder=0, label="best fill's 95% interval")
+            for k, f in enumerate(fill_rows.itertuples()):
+                ax.axvline(f.value, color=str(0.25 + 0.2 * k), linestyle="--", linewidth=1, zorder=1)
+                ax.annotate(f.method.split(" ", 1)[-1].replace(" (baseline)", ""), (f.value, 1.0),
+                            xycoords=("data", "axes fraction"), rotation=90, fontsize=7, va="top", ha="right",
+                            color=str(0.25 + 0.2 * k))
+        ax.set_title(f"{PLOTTED[m]} {'↑' if higher else '↓'}", fontsize=11)
+        ax.grid(axis="x", alpha=0.3)
+    axes[0][0].set_yticks(np.arange(len(names))[::-1], names, fontsize=9)
+    axes[0][0].legend(fontsize=8, loc="lower left", bbox_to_anchor=(0, 1.06), ncol=2, frameon=False)
+    fig.suptitle("Every variant against the classical fills (mean over the six hole-ratio bins)", fontsize=12, y=1.0)
+    fig.tight_layout()
+    return _save(fig, path)

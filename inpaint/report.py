@@ -14,18 +14,20 @@ from __future__ import annotations
 import html
 import json
 import math
-from dataclasses import dataclass
+import re
+import textwrap
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
 import pandas as pd
 
-from inpaint import bins, paper_tables as pt
+from inpaint import bins, compare, paper_tables as pt
 from inpaint.io import atomic_path, write_text
 from inpaint.models.lgnet import TABLE_VI
 
 METRICS = {"l1": "l1 (%)", "psnr": "PSNR (dB)", "ssim": "SSIM", "fid": "FID", "kid": "KID", "lpips": "LPIPS"}
-HIGHER_IS_BETTER = {"psnr", "ssim"}
+HIGHER_IS_BETTER = compare.HIGHER_IS_BETTER
 DECIMALS = {"l1": 2, "psnr": 2, "ssim": 3, "lpips": 3}  # FID and KID span decades: 4 significant digits
 SET_METRICS = ("fid", "kid")  # computed over a bin's sample, not per image: no interval
 BIN_LABELS = tuple(bins.percent_label(b) for b in range(len(bins.BINS)))  # the one label style of every table
@@ -63,6 +65,13 @@ class Table:
     rows: pd.DataFrame  # long: method, kind, variant, metric, bin ('' when the table has no bins), value, ci_low, ci_high
     notes: tuple[Note, ...] = ()
     sizes: str = ""  # the sample size per bin, in words
+    # paired differences of our rows (mean over the bins): method, metric, against (a row's label), value, low, high
+    comparison: pd.DataFrame | None = None
+    numbers: tuple[int, ...] = ()  # the notes' numbers, shared by every table of a report (default 1, 2, ...)
+    verdict: str = ""  # the headline's one-line conclusion
+
+    def number(self, i: int) -> int:
+        return self.numbers[i] if self.numbers else i + 1
 
     @property
     def by_bin(self) -> bool:
@@ -263,8 +272,17 @@ def _weights(run: pd.Series) -> tuple[float, float, float]:
     return tuple(float(run[f"{w}_weight"]) for w in ("hole", "perceptual", "style"))
 
 
-def _weights_label(w: tuple[float, float, float]) -> str:
-    return f"λh={w[0]:g}, λper={w[1]:g}, λsty={w[2]:g}"
+def _weights_label(w: tuple[float, float, float], off: bool = False) -> str:
+    """Table VII's row label; `off`: the perceptual and style terms were switched off in training (their
+    weights did nothing), said instead of their values."""
+    return f"λh={w[0]:g}, λper and λsty off" if off else f"λh={w[0]:g}, λper={w[1]:g}, λsty={w[2]:g}"
+
+
+def _perceptual_style_off(run: pd.Series) -> bool:
+    """The run trained without its perceptual and style terms (provenance.switched_off: no VGG-16 file, or
+    weights 0), not merely with an uncalibrated VGG-16 (weights: random)."""
+    return any("perceptual" in term and not reason.startswith("uncalibrated")
+               for term, reason in _switched_off((run.get("provenance") or {}).get("switched_off")))
 
 
 LGNET_TABLE7 = Published("LGNet Table VII", ("psnr", "ssim", "l1", "lpips", "fid"), _published(
@@ -274,7 +292,8 @@ LGNET_TABLE7 = Published("LGNet Table VII", ("psnr", "ssim", "l1", "lpips", "fid
 def lgnet_table7(ours: pd.DataFrame, dataset: str, base: pd.DataFrame) -> tuple[pd.DataFrame, list[Note]]:
     """The loss-weight ablation: our full-LGNet runs by (hole, perceptual, style) weight."""
     ours = ours.assign(weights=[_weights(r) for _, r in ours.iterrows()]).sort_values("weights", kind="stable")
-    return LGNET_TABLE7.table([_ours(_weights_label(r.weights), r) for _, r in ours.iterrows()], dataset, base)
+    return LGNET_TABLE7.table([_ours(_weights_label(r.weights, _perceptual_style_off(r)), r)
+                               for _, r in ours.iterrows()], dataset, base)
 
 
 COMPLEXITY = {"params_m": "#Parameters (M)", "gmacs_table_iv_256": "GFLOPs @256 (Table IV's count)",
@@ -315,21 +334,26 @@ class Spec:
     title: str
     selects: Callable[[pd.DataFrame], pd.Series]  # our variants the table shows
     build: Callable[[pd.DataFrame, str, pd.DataFrame], tuple[pd.DataFrame, list[Note]]]  # (ours, dataset, baselines)
-    quality: bool = True  # a quality table carries the baseline rows and the per-variant footnotes
+    quality: bool = True  # a quality table carries the baseline rows, the per-variant footnotes, paired differences
+    # the row of ours the others are compared with (the paper's baseline of the table), among the table's variants
+    reference: Callable[[pd.DataFrame], pd.Series] | None = None
 
 
 SPECS = (
     Spec("gdn_table1", "GDN Table 1: methods per hole ratio",
-         lambda r: r.framework.isin(list(pt.GDN_TABLE1_OURS)), gdn_table1),
-    Spec("gdn_table2", "GDN Table 2: detector loss ablation", lambda r: r.framework == "det", gdn_table2),
+         lambda r: r.framework.isin(list(pt.GDN_TABLE1_OURS)), gdn_table1, reference=lambda r: r.framework == "pen"),
+    Spec("gdn_table2", "GDN Table 2: detector loss ablation", lambda r: r.framework == "det", gdn_table2,
+         reference=lambda r: r.detector_loss == "ce"),
     Spec("weight_adv_det", "GDN Sec. 4.3: Weight / Adv / Det", lambda r: r.framework.isin(GDN_FRAMEWORKS),
-         weight_adv_det),
+         weight_adv_det, reference=lambda r: r.framework == "weight"),
     Spec("lgnet_table5", "LGNet Table V: LGNet, LGNet_light, LGNet_share", lambda r: r.generator.isin(FULL_LGNET),
-         lgnet_table5),
+         lgnet_table5, reference=lambda r: r.generator.isin(["lgnet", "lgnet_c_l_g_att"])),
     Spec("lgnet_table6", "LGNet Table VI: FID per architecture", lambda r: r.generator.isin(TABLE_VI_GENERATORS),
-         lgnet_table6),
+         lgnet_table6, reference=lambda r: r.generator == "lgnet_c"),
     Spec("lgnet_table7", "LGNet Table VII: loss weights", lambda r: (r.framework == "lgnet") & r.generator.isin(
-        ["lgnet", "lgnet_c_l_g_att"]), lgnet_table7),
+        ["lgnet", "lgnet_c_l_g_att"]), lgnet_table7,
+         reference=lambda r: pd.Series([_weights(x) == pt.LGNET_TABLE7_WEIGHTS["Ours"] for _, x in r.iterrows()],
+                                       index=r.index, dtype=bool)),
     Spec("complexity", "LGNet Table IV: model complexity", lambda r: r.filter(like="complexity/params_m").notna().any(axis=1),
          complexity_table, quality=False),
 )
@@ -358,9 +382,10 @@ def causes(run: pd.Series, params, paper: Setting = Setting()) -> list[tuple[str
             out.append((f"{names} computed with random weights (weights: random, tests only): uncalibrated, not "
                         "comparable with anything", concerned))
         elif str(status).startswith("not computed"):
-            out.append((f"{names} {status} (missing pretrained file)", concerned))
+            out.append((f"{names} not computed: its pretrained file is missing (`inpaint weights status` says "
+                        "where it goes)", concerned))
     for term, reason in _switched_off((run.get("provenance") or {}).get("switched_off")):
-        out.append((f"loss term {term} switched off in training: {reason}", ()))
+        out.append((f"loss term {term} switched off in training: {brief(reason)}", ()))
     if run.kind == "ours":
         if run.dataset in ("sample", "folder"):
             out.append((f"trained and tested on data.dataset = {run.dataset}, not one of the papers' datasets", ()))
@@ -378,6 +403,14 @@ def causes(run: pd.Series, params, paper: Setting = Setting()) -> list[tuple[str
         out.append((f"FID and KID per bin on fewer than {FID_MIN_SAMPLES:,} samples (biased upwards; compare only "
                     "rows of equal sample size)", ("fid", "kid")))
     return out
+
+
+def brief(reason: str) -> str:
+    """A recorded reason cut to its first clause, without file paths and URLs (`inpaint weights status`
+    prints those): a note names the cause, once."""
+    first = re.split(r",? expected at |\. ", reason)[0]
+    text = re.sub(r"https?://\S+|(?<![\w.])~?/[^\s,;()]+", "", first)
+    return re.sub(r"^off: |\s{2,}", "", text).strip(" .,;:") or reason
 
 
 def _switched_off(entries) -> list[tuple[str, str]]:
@@ -431,9 +464,11 @@ def check_one_setting(runs: pd.DataFrame, title: str) -> None:
                                      "cannot share a table; re-run them with the same settings")
 
 
-def build_tables(runs: pd.DataFrame, baselines: pd.DataFrame, params) -> tuple[list[Table], list[str]]:
+def build_tables(runs: pd.DataFrame, baselines: pd.DataFrame, params,
+                 paired: compare.PairedScores | None = None) -> tuple[list[Table], list[str]]:
     """Every table some variant fits, and a note per skipped table. `runs` from load_results, `baselines`
-    from load_baselines (may be empty)."""
+    from load_baselines (may be empty); with `paired` (load_pair_scores), each quality table gets the paired
+    differences of its rows of ours against its reference row and the best classical fill."""
     everything = pd.concat([runs, baselines], ignore_index=True)
     tables, skipped = [], []
     for spec in SPECS:
@@ -443,33 +478,199 @@ def build_tables(runs: pd.DataFrame, baselines: pd.DataFrame, params) -> tuple[l
             continue
         check_one_setting(ours, spec.title)
         rows, notes = spec.build(ours, ours.dataset.iloc[0], baselines if spec.quality else None)
+        comparison = None
         if spec.quality:
             notes = [*table_notes(rows, everything, params), *notes]
+            reference = ours[spec.reference(ours)].variant.head(1).tolist() if spec.reference else []
+            comparison = paired_differences(rows, reference[0] if reference else None, baselines, paired)
         tables.append(Table(spec.name, spec.title, rows, tuple(notes),
-                            sample_sizes(rows, everything) if spec.quality else ""))
+                            sample_sizes(rows, everything) if spec.quality else "", comparison))
     return tables, skipped
 
 
-def headline(runs: pd.DataFrame, baselines: pd.DataFrame, params) -> Table:
-    """Every variant and baseline on one screen: each metric's mean over the six bins."""
+# ---------------------------------------------------------------- paired comparisons (inpaint/compare.py)
+
+def row_key(kind: str, variant: str) -> tuple[str, str]:
+    """A row's key in the per-pair scores: ours and the baselines live in different folders."""
+    return (kind, variant)
+
+
+def load_pair_scores(runs: pd.DataFrame, baselines: pd.DataFrame, evals: Path, params) -> compare.PairedScores | None:
+    """The per-pair scores of every row that has them (evals/<variant>_pairs.csv,
+    evals/baselines/<name>_pairs.csv), resampled evaluate.bootstrap times from evaluate.seed; None when no row
+    has them (evaluations written before the per-pair scores)."""
+    scores = {}
+    for frame, folder in ((runs, evals), (baselines, evals / "baselines")):
+        for r in frame.itertuples():
+            found = compare.read_pair_scores(compare.pairs_path(folder / f"{r.variant}.json"))
+            if found is not None:
+                scores[row_key(r.kind, r.variant)] = found
+    if not scores:
+        return None
+    return compare.PairedScores(scores, params.evaluate.bootstrap, params.evaluate.seed)
+
+
+def best_fill(baselines: pd.DataFrame, paired: compare.PairedScores, metric: str) -> tuple[str, str] | None:
+    """(name, label) of the classical fill with the best mean of `metric`."""
+    if baselines.empty:
+        return None
+    key = paired.best([row_key("baseline", v) for v in baselines.variant], metric)
+    return None if key is None else (key[1], baselines.set_index("variant").label[key[1]])
+
+
+def paired_differences(rows: pd.DataFrame, reference: str | None, baselines: pd.DataFrame,
+                       paired: compare.PairedScores | None) -> pd.DataFrame | None:
+    """Each row of ours minus the reference row of ours (`reference`, a variant) and minus the best classical
+    fill, per per-pair metric of the table (every per-pair metric for a table of FID alone): the mean over the
+    bins and its paired 95 % interval."""
+    # a table of set metrics only (Table VI: FID) is compared on the per-pair metrics, which have pairs
+    metrics = [m for m in dict.fromkeys(rows.metric) if m in compare.METRICS] or list(compare.METRICS)
+    if paired is None:
+        return None
+    ours = rows[rows.kind == "ours"].drop_duplicates("method")
+    labels = dict(zip(ours.variant, ours.method))
+    out = []
+    for m in metrics:
+        fill = best_fill(baselines, paired, m)
+        against = ([("reference", labels[reference], row_key("ours", reference))] if reference in labels else []) + \
+            ([("best fill", fill[1], row_key("baseline", fill[0]))] if fill else [])
+        for r in ours.itertuples():
+            for what, label, other in against:
+                key = row_key("ours", r.variant)
+                if key == other or not (paired.has(key, m) and paired.has(other, m)):
+                    continue
+                d = paired.delta(key, other, m)
+                out.append({"method": r.method, "metric": m, "against": what, "against_label": label,
+                            "value": d.value, "low": d.low, "high": d.high})
+    return pd.DataFrame(out, columns=["method", "metric", "against", "against_label", "value", "low", "high"])
+
+
+def comparison_cells(table: Table) -> tuple[list[str], list[tuple[str, list[str]]], str]:
+    """The paired-differences block of a table: column names, (method, cells) per row of ours, and the line
+    naming the reference row and the best fills."""
+    c = table.comparison
+    if c is None or c.empty:
+        return [], [], ""
+    against = ("reference", "best fill")
+    columns = sorted(dict.fromkeys(zip(c.metric, c.against)), key=lambda k: (list(dict.fromkeys(c.metric)).index(k[0]),
+                                                                          against.index(k[1])))
+    out = []
+    for method in dict.fromkeys(c.method):
+        cells = []
+        for metric, against in columns:
+            hit = c[(c.method == method) & (c.metric == metric) & (c.against == against)]
+            cells.append("-" if hit.empty else compare.format_delta(
+                compare.Estimate(*hit[["value", "low", "high"]].iloc[0]), DECIMALS.get(metric, 3)))
+        out.append((method, cells))
+    names = [f"{METRICS[m].split(' ')[0]} vs {a}" for m, a in columns]
+    reference = c[c.against == "reference"].against_label.head(1).tolist()
+    fills = dict(zip(c[c.against == "best fill"].metric, c[c.against == "best fill"].against_label))
+    by_fill: dict[str, list[str]] = {}
+    for m, label in fills.items():
+        by_fill.setdefault(label, []).append(METRICS[m].split(" ")[0])
+    line = " ".join(([f"Reference: {reference[0]}."] if reference else []) + (
+        ["Best classical fill: " + "; ".join(f"{label} ({', '.join(ms)})" for label, ms in by_fill.items()) + "."]
+        if by_fill else []))
+    return names, out, line
+
+
+COMPARISON_HEADING = "Paired differences from the row named (mean over the bins; ± paired 95% interval; * it excludes 0)"
+
+
+HEADLINE_METRICS = ("psnr", "ssim", "l1", "lpips", "fid", "kid")
+PRIMARY = "psnr"  # what the headline ranks by and the verdict counts first (higher is better)
+UNITS = {"psnr": " dB", "l1": " %"}
+
+
+def headline(runs: pd.DataFrame, baselines: pd.DataFrame, params, paired: compare.PairedScores | None = None) -> Table:
+    """Every variant and baseline on one screen, ranked by PSNR: each metric's mean over the six bins (with
+    its bootstrap interval from the per-pair scores; a metric no row has, e.g. LPIPS without its weights, is
+    left out), each variant's paired difference from the best classical fill, and the verdict (how many
+    variants beat that fill)."""
     rows = []
     everything = pd.concat([runs, baselines], ignore_index=True)
     for _, r in everything.iterrows():
-        label = f"{r.variant} ({r.framework}/{r.generator})" if r.kind == "ours" else f"{r.label} (baseline)"
-        for m in ("psnr", "ssim", "l1", "lpips", "fid", "kid"):
-            values = [_num(r, f"{m}/{bins.key(b)}") for b in range(len(bins.BINS))]
-            mean = sum(values) / len(values) if all(math.isfinite(v) for v in values) else math.nan
+        label = r.variant if r.kind == "ours" else f"{r.label} (baseline)"
+        key = row_key(r.kind, r.variant)
+        for m in HEADLINE_METRICS:
+            if paired is not None and m in compare.METRICS and paired.has(key, m):
+                e = paired.mean(key, m)
+                value, low, high = e.value, e.low, e.high
+            else:
+                values = [_num(r, f"{m}/{bins.key(b)}") for b in range(len(bins.BINS))]
+                value = sum(values) / len(values) if all(math.isfinite(v) for v in values) else math.nan
+                low = high = math.nan
             rows.append({"method": label, "kind": r.kind, "variant": r.variant, "metric": m, "bin": "",
-                         "value": mean, "ci_low": math.nan, "ci_high": math.nan})
+                         "value": value, "ci_low": low, "ci_high": high})
     frame = pd.DataFrame(rows)
-    return Table("headline", "Headline: each metric's mean over the six hole-ratio bins", frame,
-                 tuple(table_notes(frame, everything, params)), sample_sizes(frame, everything))
+    frame = frame[frame.groupby("metric").value.transform(lambda v: v.notna().any())]  # no column of dashes only
+    primary = frame[frame.metric == PRIMARY].set_index("method").value
+    order = primary.round(9).sort_values(ascending=PRIMARY not in HIGHER_IS_BETTER, na_position="last", kind="stable").index
+    ranks = {method: f"#{i} {method}" for i, method in enumerate(order, 1)}
+    frame["method"] = frame.method.map(ranks)
+    frame = frame.sort_values("method", key=lambda s: s.map({m: i for i, m in enumerate(ranks.values())}), kind="stable")
+    comparison = paired_differences(frame, None, baselines, paired)
+    return Table("headline", "Headline: every variant and classical fill, ranked by PSNR (mean over the six "
+                 "hole-ratio bins)", frame.reset_index(drop=True), tuple(table_notes(frame, everything, params)),
+                 sample_sizes(frame, everything), comparison, verdict=verdict(frame, comparison))
 
 
-def headline_metrics(table: Table) -> dict[str, float]:
-    """`<variant>/<metric>_mean` of the headline table, for the report run's metrics."""
-    return {f"{r.variant}/{r.metric}_mean": round(float(r.value), 4) for r in table.rows.itertuples()
-            if math.isfinite(r.value)}
+def verdict(frame: pd.DataFrame, comparison: pd.DataFrame | None) -> str:
+    """One line: how many variants are significantly better than the best classical fill, per metric, PSNR
+    first (paired bootstrap, 95 %)."""
+    n = frame[frame.kind == "ours"].method.nunique()
+    if comparison is None or comparison.empty:
+        return (f"{n} variants; no paired comparison with a classical fill (no baseline or no per-pair scores: "
+                "re-run the evaluate and baselines stages)")
+    parts = []
+    for m in dict.fromkeys(comparison.metric):
+        rows = comparison[(comparison.metric == m) & (comparison.against == "best fill")]
+        told = [compare.better(m, compare.Estimate(r.value, r.low, r.high)) for r in rows.itertuples()]
+        beat, worse = told.count(True), told.count(False)
+        name = METRICS[m].split(" ")[0]
+        if not parts:
+            fill = rows.against_label.iloc[0]
+            value = frame[(frame.metric == m) & frame.method.str.endswith(f" {fill} (baseline)")].value.iloc[0]
+            parts.append(f"{beat} of {len(told)} variants beat the best classical fill on {name} ({fill}, "
+                         f"{_fmt(m, value)}{UNITS.get(m, '')}): {worse} significantly worse, "
+                         f"{len(told) - beat - worse} not told apart")
+        else:
+            parts.append(f"on {name} {beat} of {len(told)}")
+    return "; ".join(parts) + " (paired bootstrap over the test pairs, 95%)."
+
+
+def summary_metrics(head: Table) -> dict[str, float]:
+    """The few numbers `dvc exp show` and the report run compare between experiments: the number of variants,
+    how many beat the best classical fill on PSNR, the best PSNR of ours, the best fill's and their paired
+    difference."""
+    ours = head.rows[(head.rows.kind == "ours") & (head.rows.metric == PRIMARY)]
+    fills = head.rows[(head.rows.kind == "baseline") & (head.rows.metric == PRIMARY)]
+    out = {"variants": int(ours.method.nunique())}
+    c = head.comparison
+    if c is not None and not c.empty:
+        rows = c[(c.metric == PRIMARY) & (c.against == "best fill")]
+        out["beat_fill_psnr"] = sum(compare.better(PRIMARY, compare.Estimate(r.value, r.low, r.high)) is True
+                                    for r in rows.itertuples())
+    if not ours.empty and ours.value.notna().any():
+        best = ours.loc[ours.value.idxmax()]
+        out["best_psnr"] = round(float(best.value), 2)
+        if c is not None and not c.empty:
+            delta = c[(c.method == best.method) & (c.metric == PRIMARY) & (c.against == "best fill")]
+            if not delta.empty:
+                out["best_minus_fill_psnr"] = round(float(delta.value.iloc[0]), 2)
+    if not fills.empty and fills.value.notna().any():
+        out["fill_psnr"] = round(float(fills.value.max()), 2)
+    return out
+
+
+def number_notes(tables: list[Table]) -> list[Table]:
+    """The tables with their notes numbered once for the whole report: a number means the same note in every
+    table (in the order the notes first appear)."""
+    numbers: dict[str, int] = {}
+    for t in tables:
+        for n in t.notes:
+            numbers.setdefault(n.text, len(numbers) + 1)
+    return [replace(t, numbers=tuple(numbers[n.text] for n in t.notes)) for t in tables]
 
 
 # ---------------------------------------------------------------- rendering
@@ -492,9 +693,11 @@ def _cells(table: Table, metric: str) -> tuple[list[str], list[tuple[str, list[t
     """Column names and, per row, (value, interval, best?) cells of one block."""
     rows = table.rows[table.rows.metric == metric] if table.by_bin else table.rows
     methods = list(dict.fromkeys(rows.method))
+    kinds = dict(zip(rows.method, rows.kind))
     columns = [b for b in BIN_LABELS if b in set(rows["bin"])] if table.by_bin else list(dict.fromkeys(rows.metric))
     key = "bin" if table.by_bin else "metric"
-    best = {c: _best(rows[rows[key] == c].value, metric if table.by_bin else c) for c in columns}
+    ours = rows[rows.kind == "ours"]  # published and baseline rows are never marked best
+    best = {c: _best(ours[ours[key] == c].value, metric if table.by_bin else c) for c in columns}
     out = []
     for method in methods:
         cells = []
@@ -506,7 +709,7 @@ def _cells(table: Table, metric: str) -> tuple[list[str], list[tuple[str, list[t
             v, lo, hi = cell.value.iloc[0], cell.ci_low.iloc[0], cell.ci_high.iloc[0]
             m = metric if table.by_bin else c
             ci = f"±{_fmt(m, (hi - lo) / 2)}" if math.isfinite(lo) and math.isfinite(hi) else ""
-            cells.append((_fmt(m, v), ci, v == best[c]))
+            cells.append((_fmt(m, v), ci, v == best[c] and kinds[method] == "ours"))
         out.append((method, cells))
     return columns, out
 
@@ -524,7 +727,7 @@ def _collective(table: Table, note: Note) -> str | None:
 
 
 def _markers(table: Table, method: str, metric: str | None) -> list[int]:
-    return [i + 1 for i, n in enumerate(table.notes) if method in n.rows and _collective(table, n) is None
+    return [table.number(i) for i, n in enumerate(table.notes) if method in n.rows and _collective(table, n) is None
             and (metric is None or not n.metrics or metric in n.metrics)]
 
 
@@ -535,7 +738,10 @@ def note_text(table: Table, note: Note) -> str:
 
 def legend(table: Table, best: str = "Bold") -> str:
     kinds = set(table.rows.kind)
-    parts = [f"{best}: best per column."] if table.by_bin or "baseline" in kinds else []
+    parts = [f"{best}: the best of ours per column (published and baseline rows are never marked)."] \
+        if "ours" in kinds and (table.by_bin or "baseline" in kinds) else []
+    if not table.by_bin and set(table.rows.metric) & set(METRICS):
+        parts.append("↑ higher is better, ↓ lower is better.")
     if table.rows.ci_low.notna().any():
         parts.append("±: half-width of the 95% bootstrap interval over the test pairs.")
     names = {"ours": "(ours) trained and measured here", "baseline": "(baseline) a classical fill on the same test pairs",
@@ -556,13 +762,20 @@ def _blocks(table: Table) -> list[tuple[str | None, str]]:
 
 
 def _header_label(table: Table, column: str) -> str:
-    return column if table.by_bin else COMPLEXITY.get(column, METRICS.get(column, column))
+    """A bin, or a metric's name with its unit and, for a quality metric, ↑ (higher is better) or ↓."""
+    if table.by_bin:
+        return column
+    if column in METRICS:
+        return f"{METRICS[column]} {'↑' if column in HIGHER_IS_BETTER else '↓'}"
+    return COMPLEXITY.get(column, column)
 
 
 def to_markdown(table: Table, level: int = 1) -> str:
     """Title, sample size, one block per metric (rows = methods, columns = hole-ratio bins, best in bold,
     ± the half-width of the 95% bootstrap interval), numbered notes whose markers follow the row labels."""
     out = [f"{'#' * level} {table.title}", ""]
+    if table.verdict:
+        out += [f"**Verdict: {table.verdict}**", ""]
     if table.sizes:
         out += [table.sizes, ""]
     for metric, heading in _blocks(table):
@@ -577,29 +790,42 @@ def to_markdown(table: Table, level: int = 1) -> str:
             out.append(f"| {label} | " + " | ".join(
                 (f"**{v}**" if best else v) + (f" {ci}" if ci else "") for v, ci, best in cells) + " |")
         out.append("")
+    names, rows, line = comparison_cells(table)
+    if rows:
+        out += [f"**{COMPARISON_HEADING}**", "", line, "", "| method | " + " | ".join(names) + " |",
+                "|:---|" + "---:|" * len(names)]
+        out += [f"| {method} | " + " | ".join(cells) + " |" for method, cells in rows] + [""]
     out += [legend(table), ""]
     if table.notes:
-        out += ["Notes:", ""] + [f"{i + 1}. {note_text(table, n)}" for i, n in enumerate(table.notes)] + [""]
+        out += ["Notes:", ""] + [f"{table.number(i)}. {note_text(table, n)}" for i, n in enumerate(table.notes)] + [""]
     return "\n".join(out)
 
 
 def to_text(table: Table) -> str:
-    """The blocks as fixed-width text, best values marked '*': for MLflow's run description, whose markdown
-    tables are rendered without cell padding."""
+    """The blocks as fixed-width text, the best of ours marked '^', then the paired differences: for MLflow's
+    run description, whose markdown tables are rendered without cell padding."""
     out = []
     for metric, heading in _blocks(table):
         columns, rows = _cells(table, metric)
         grid = [["method", *(_header_label(table, c) for c in columns)]]
         for method, cells in rows:
             marks = "".join(f"[{i}]" for i in _markers(table, method, metric))
-            grid.append([f"{method} {marks}".rstrip(), *(f"{v}{'*' if best else ''}{' ' + ci if ci else ''}"
+            grid.append([f"{method} {marks}".rstrip(), *(f"{v}{'^' if best else ''}{' ' + ci if ci else ''}"
                                                           for v, ci, best in cells)])
-        widths = [max(len(r[i]) for r in grid) for i in range(len(grid[0]))]
         if heading:
             out.append(heading)
-        out += ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip()
-                for r in grid] + [""]
+        out += text_grid(grid) + [""]
+    names, rows, line = comparison_cells(table)
+    if rows:
+        out += [COMPARISON_HEADING, *textwrap.wrap(line, 110), *text_grid([["method", *names], *[[m, *c] for m, c in rows]]), ""]
     return "\n".join(out)
+
+
+def text_grid(grid: list[list[str]]) -> list[str]:
+    """Fixed-width lines: the first column left-aligned, the others right-aligned."""
+    widths = [max(len(r[i]) for r in grid) for i in range(len(grid[0]))]
+    return ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip()
+            for r in grid]
 
 
 HTML_STYLE = """<style>
@@ -608,7 +834,9 @@ table { border-collapse: collapse; margin: 0.3em 0 1.2em; font-size: 14px; }
 th, td { padding: 3px 10px; border-bottom: 1px solid #ddd; text-align: right; white-space: nowrap; }
 th:first-child, td:first-child { text-align: left; }
 tr.ours td:first-child { font-weight: 600; } tr.published { color: #555; } tr.baseline { color: #805; }
-td small { color: #777; } sup { color: #a00; } p.legend, ol.notes { font-size: 13px; color: #444; max-width: 1400px; }
+td small { color: #777; } sup { color: #a00; } p.legend, ul.notes { font-size: 13px; color: #444; max-width: 1400px; }
+ul.notes { list-style: none; padding-left: 0.5em; } p.verdict { font-size: 16px; font-weight: 600; }
+img.ranking { max-width: 100%; }
 </style>"""
 
 
@@ -616,6 +844,8 @@ def to_html(table: Table, standalone: bool = True) -> str:
     """The same blocks as to_markdown, in HTML tables narrow enough for a 1600-px window, with the notes."""
     kinds = dict(zip(table.rows.method, table.rows.kind))
     out = [f"<h2>{html.escape(table.title)}</h2>"]
+    if table.verdict:
+        out.append(f"<p class=\"verdict\">Verdict: {html.escape(table.verdict)}</p>")
     if table.sizes:
         out.append(f"<p>{html.escape(table.sizes)}</p>")
     for metric, heading in _blocks(table):
@@ -631,10 +861,16 @@ def to_html(table: Table, standalone: bool = True) -> str:
                           for v, ci, best in cells)
             out.append(f"<tr class=\"{kinds.get(method, '')}\"><td>{html.escape(method)}{sup}</td>{tds}</tr>")
         out.append("</table>")
+    names, rows, line = comparison_cells(table)
+    if rows:
+        out += [f"<h3>{html.escape(COMPARISON_HEADING)}</h3>", f"<p>{html.escape(line)}</p>",
+                "<table><tr><th>method</th>" + "".join(f"<th>{html.escape(n)}</th>" for n in names) + "</tr>"]
+        out += [f"<tr class=\"ours\"><td>{html.escape(m)}</td>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells)
+                + "</tr>" for m, cells in rows] + ["</table>"]
     out.append(f"<p class=\"legend\">{html.escape(legend(table))}</p>")
     if table.notes:
-        out.append("<ol class=\"notes\">" + "".join(f"<li>{html.escape(note_text(table, n))}</li>"
-                                                     for n in table.notes) + "</ol>")
+        out.append("<ul class=\"notes\">" + "".join(f"<li>{table.number(i)}. {html.escape(note_text(table, n))}</li>"
+                                                     for i, n in enumerate(table.notes)) + "</ul>")
     body = "\n".join(out)
     if not standalone:
         return body
@@ -661,8 +897,21 @@ def write_table(table: Table, out: Path) -> None:
     print(md)
 
 
+def terminal_text(table: Table, width: int = 120) -> str:
+    """A table for the terminal: title, verdict, sample size, the fixed-width blocks, legend and notes, the
+    prose wrapped to `width` columns."""
+    def wrap(text: str) -> str:
+        return textwrap.fill(text, width, subsequent_indent="   ")
+
+    notes = [wrap(f"{table.number(i)}. {note_text(table, n)}") for i, n in enumerate(table.notes)]
+    return "\n".join([table.title, "", *([wrap(f"Verdict: {table.verdict}"), ""] if table.verdict else []),
+                      *([wrap(table.sizes), ""] if table.sizes else []), to_text(table).rstrip(), "",
+                      wrap(legend(table, best="^")), *(["", "Notes:", *notes] if notes else [])])
+
+
 def description(table: Table) -> str:
     """A table as an MLflow run description: fixed-width blocks (MLflow draws markdown tables without cell
     padding), the legend and the notes."""
-    notes = "".join(f"{i + 1}. {note_text(table, n)}\n" for i, n in enumerate(table.notes))
-    return f"### {table.title}\n\n{table.sizes}\n\n```\n{to_text(table)}```\n\n{legend(table, best='*')}\n\n{notes}"
+    notes = "".join(f"{table.number(i)}. {note_text(table, n)}\n" for i, n in enumerate(table.notes))
+    verdict = f"**Verdict: {table.verdict}**\n\n" if table.verdict else ""
+    return f"### {table.title}\n\n{verdict}{table.sizes}\n\n```\n{to_text(table)}```\n\n{legend(table, best='^')}\n\n{notes}"

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from inpaint import bins, codegraph, io, lifetime, paths, tracking, weights
+from inpaint import bins, codegraph, compare, io, lifetime, paths, tracking, weights
 from inpaint.config import Params, ParamsError, load_params
 from inpaint.io import atomic_dir, atomic_path, write_json, write_text
 
@@ -137,8 +137,10 @@ def tune(params: Params, study: str, samples: int | None = None, restart: bool =
 
 def evaluate(params: Params, variant: str) -> dict:
     """Score a trained variant (`evaluate_model`) and measure its complexity; write evals/<variant>.json,
-    metrics/<variant>.json and a per-bin CSV; log the complexity (`complexity/...`) and the CSV to its MLflow
-    run too."""
+    metrics/<variant>.json, the per-pair scores (evals/<variant>_pairs.csv) and a per-bin CSV; tag its MLflow
+    run with the complexity (`complexity.<key>`: constants of the architecture, not results to chart) and log
+    the CSV to it."""
+    from mlflow.entities import RunTag
     from mlflow.tracking import MlflowClient
 
     from inpaint import evaluate as ev
@@ -149,14 +151,15 @@ def evaluate(params: Params, variant: str) -> dict:
     record["complexity"] = ev.complexity(generator, meta)
     write_json(paths.EVALS / f"{variant}.json", record)
     write_json(paths.METRICS / f"{variant}.json", headline(record["metrics"], meta.get("steps")))
+    write_pair_scores(per_image, compare.pairs_path(paths.EVALS / f"{variant}.json"))
     per_bin_csv = paths.EVALS / f"{variant}_per_bin.csv"
     with atomic_path(per_bin_csv) as tmp:
-        per_bin = per_image.groupby("bin").mean().reset_index()
+        per_bin = per_image.drop(columns=["image", "mask"]).groupby("bin").mean().reset_index()
         per_bin.insert(1, "hole_ratio_bin", [bins.label(b) for b in per_bin.bin])
         per_bin.to_csv(tmp, index=False)
     client = MlflowClient(tracking.tracking_uri(params.tracking.uri))
-    tracking.log_metrics(client, meta["run_id"],
-                         {tracking.metric_key("complexity", k): v for k, v in record["complexity"].items()})
+    client.log_batch(meta["run_id"], tags=[RunTag(f"complexity.{k}", f"{tracking.significant(float(v))}")
+                                           for k, v in record["complexity"].items()])
     client.log_artifact(meta["run_id"], str(per_bin_csv), artifact_path="evaluation")
     return record
 
@@ -164,8 +167,8 @@ def evaluate(params: Params, variant: str) -> dict:
 def evaluate_model(params: Params, model: Path, name: str, meta: dict) -> tuple[dict, pd.DataFrame]:
     """What the evaluate stage does with a trained variant's model file, for any model file `model` (a
     variant's, or a tune trial's final model): score it on the recorded test pairs with the `evaluate`
-    settings, and log to the MLflow run that trained it (meta["run_id"]) the metrics per bin with their
-    confidence intervals (`test/...`), the headline means and the metrics-per-hole-ratio figure. Returns the
+    settings, and log to the MLflow run that trained it (meta["run_id"]) the metrics per bin
+    (`log_test_metrics`), the evaluation's settings and speed as tags and the metrics-per-hole-ratio figure. Returns the
     evaluation record (evals/<variant>.json's layout, without the complexity) and the per-image scores."""
     from mlflow.entities import RunTag
     from mlflow.tracking import MlflowClient
@@ -184,15 +187,37 @@ def evaluate_model(params: Params, model: Path, name: str, meta: dict) -> tuple[
               "provenance": evaluation_provenance(params, meta, set_metrics)}
 
     client, run_id = MlflowClient(tracking.tracking_uri(params.tracking.uri)), meta["run_id"]
-    logged = {tracking.metric_key("test", *k.split("/")): v for k, v in results.items()}
-    logged["evaluate/pairs_per_s"] = pairs_per_s
-    tracking.log_metrics(client, run_id, logged)
-    tags = {"eval.pretrained": str(set_metrics.pretrained).lower(),
+    log_test_metrics(client, run_id, results)
+    tags = {"eval.pretrained": str(set_metrics.pretrained).lower(), "eval.pairs_per_s": f"{pairs_per_s:.3g}",
             **{f"eval.{metric}": status[:5000] for metric, status in set_metrics.status.items()},
             **{f"eval.setting.{k}": str(v) for k, v in record["settings"].items()}}
     client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
-    _log_headline(client, run_id, name, results)
+    _log_figure(client, run_id, name, results)
     return record, per_image
+
+
+def write_pair_scores(per_image: pd.DataFrame, path: Path) -> None:
+    """The per-pair scores (bin, image, mask, metrics; 4 significant digits) that the report's paired
+    comparisons read."""
+    with atomic_path(path) as tmp:
+        per_image.to_csv(tmp, index=False, float_format="%.4g")
+
+
+SERIES = ("psnr", "ssim", "l1", "lpips", "fid", "kid")  # per-bin metrics logged as one series each
+RUN_HEADLINE = {"psnr": "psnr_mean", "ssim": "ssim_mean", "l1": "l1_pct_mean", "lpips": "lpips_mean"}
+
+
+def log_test_metrics(client, run_id: str, results: dict[str, float]) -> None:
+    """A scored run's test metrics in MLflow: each metric's values per hole-ratio bin as one series
+    (`test/<metric>`, step = bin index 0-5, l1 in %: one chart per metric, not one per bin), the means over the
+    bins that the runs table shows side by side (`psnr_mean`, ...) and FID and KID over all bins; 4 significant
+    digits. The intervals stay in the evaluation record and the run's figure."""
+    series = {f"test/{m}" if m != "l1" else "test/l1_pct":
+              [results.get(f"{m}/{bins.key(b)}", math.nan) for b in range(len(bins.BINS))] for m in SERIES}
+    means = headline(results, steps=None)
+    scalars = {**{RUN_HEADLINE[m]: means[m] for m in RUN_HEADLINE if m in means},
+               **{f"test/{m}_all": results[f"{m}/all"] for m in ("fid", "kid") if f"{m}/all" in results}}
+    tracking.log_metrics(client, run_id, scalars, series)
 
 
 def headline(results: dict[str, float], steps: int | None) -> dict[str, float]:
@@ -221,20 +246,19 @@ def evaluation_provenance(params: Params, meta: dict, set_metrics) -> dict:
             "metric_networks": set_metrics.status}
 
 
-def _log_headline(client, run_id: str, variant: str, results: dict[str, float]) -> None:
-    """Short headline metrics (the mean over the six bins) that MLflow's runs table can show side by side,
-    and the PSNR / SSIM / l1 versus hole-ratio figure of the run."""
+def _log_figure(client, run_id: str, variant: str, results: dict[str, float]) -> None:
+    """The run's PSNR / SSIM / l1 versus hole-ratio figure, with the 95 % intervals."""
     from inpaint import figures
 
-    means = headline(results, steps=None)
-    tracking.log_metrics(client, run_id, {f"{m}_mean": means[m] for m in ("psnr", "ssim", "l1") if m in means})
     figures.log_figure(client, run_id, figures.run_curves(results, f"{variant}: test metrics per hole ratio"),
                        "evaluation/metrics_vs_ratio.png")
 
 
 def baselines(params: Params) -> dict:
     """The classical fills (inpaint/baselines.py) scored by the project's evaluator on the recorded test
-    pairs -> evals/baselines/<name>.json, in the layout of evals/<variant>.json."""
+    pairs -> evals/baselines/<name>.json (the layout of evals/<variant>.json) and <name>_pairs.csv (the
+    per-pair scores), and one MLflow run each (tagged `inpaint.kind` = baseline), so that they sit in the
+    runs table beside the variants."""
     from inpaint import baselines as bl, evaluate as ev
     from inpaint.data.prepare import load_split
     from inpaint.masks import MaskStore
@@ -251,14 +275,37 @@ def baselines(params: Params) -> dict:
                              "set_metrics": set_metrics.status, "pairs": len(per_image),
                              "settings": {**params.evaluate.model_dump(mode="json"), "weights": params.weights}}
             write_json(out / f"{name}.json", records[name])
+            write_pair_scores(per_image, compare.pairs_path(out / f"{name}.json"))
+    for name, record in records.items():
+        _log_baseline_run(params, name, record)
     return records
 
 
+def _log_baseline_run(params: Params, name: str, record: dict) -> None:
+    """One MLflow run per classical fill, with a train run's test metrics; the run of an earlier evaluation of
+    the same fill is deleted (restorable in the UI), so the runs table shows each fill once."""
+    client, experiment_id = tracking.open_experiment(params.tracking)
+    earlier = client.search_runs([experiment_id], f"tags.`{tracking.TAG_KIND}` = 'baseline' and "
+                                                  f"tags.`{tracking.TAG_VARIANT}` = '{name}'")
+    for run in earlier:
+        client.delete_run(run.info.run_id)
+    run = client.create_run(experiment_id, run_name=f"baseline: {record['label']}", tags={
+        tracking.TAG_KIND: "baseline", tracking.TAG_VARIANT: name, tracking.TAG_FRAMEWORK: "classical fill",
+        "mlflow.note.content": f"{record['label']}: a classical fill (inpaint/baselines.py), no training, scored on "
+                               "the same test pairs as every variant.", **tracking.provenance()})
+    rid = run.info.run_id
+    tracking.log_params(client, rid, {"baseline": name, **{f"evaluate.{k}": v for k, v in record["settings"].items()}})
+    log_test_metrics(client, rid, record["metrics"])
+    _log_figure(client, rid, record["label"], record["metrics"])
+    client.set_terminated(rid)
+
+
 def report(params: Params) -> dict:
-    """The papers' tables (reports/tables/<name>.md/.html/.csv, all of them in index.html) and pictures
-    (reports/figures; the CSVs behind them in reports/plots) from the DVC outputs of the variants in
+    """The ranked headline with its paired comparisons and the papers' tables (reports/tables/<name>.md/.html/
+    .csv, all of them in index.html), pictures (reports/figures; the CSVs behind them in reports/plots) and the
+    few summary numbers `dvc exp show` compares (metrics/headline.json), from the DVC outputs of the variants in
     params.yaml and of the baselines; an MLflow `report` run mirrors them: the headline table as its
-    description, the headline means as metrics, tables and figures as artifacts."""
+    description, the summary numbers as metrics, tables and figures as artifacts."""
     from inpaint import report as rp
 
     runs, missing = rp.load_results(params, paths.EVALS, paths.RUNS, paths.TEST_PAIRS)
@@ -268,8 +315,12 @@ def report(params: Params) -> dict:
         raise ValueError(f"no variant of params.yaml has an evaluation in {paths.EVALS} (evals/<variant>.json); "
                          "run `dvc repro` first")
     baselines = rp.load_baselines(paths.EVALS / "baselines", paths.TEST_PAIRS)
-    tables, skipped = rp.build_tables(runs, baselines, params)
-    head = rp.headline(runs, baselines, params)
+    paired = rp.load_pair_scores(runs, baselines, paths.EVALS, params)
+    if paired is None:
+        print("report: no per-pair scores in evals/ (evaluations older than them): no paired comparisons; "
+              "re-run the evaluate and baselines stages")
+    tables, skipped = rp.build_tables(runs, baselines, params, paired)
+    head, *tables = rp.number_notes([rp.headline(runs, baselines, params, paired), *tables])
     for note in skipped:
         print(f"report: {note}")
     with atomic_dir(paths.REPORTS / "tables") as tmp:
@@ -277,7 +328,9 @@ def report(params: Params) -> dict:
             rp.write_table(table, tmp)
         write_text(tmp / "index.html", _index_html([head, *tables], skipped))
     with atomic_dir(paths.REPORTS / "plots") as plots, atomic_dir(paths.REPORTS / "figures") as figures:
-        _pictures(runs, baselines, plots, figures)
+        _pictures(runs, baselines, head, plots, figures)
+    write_json(paths.METRICS / "headline.json", rp.summary_metrics(head))
+    print(f"report: {head.verdict}")
     rid = _log_report_run(params, head, tables, skipped)
     summary = {"report_run_id": rid, "tables": {t.name: int(t.rows.method.nunique()) for t in tables},
                "skipped": skipped + missing, "variants": list(runs.variant), "baselines": list(baselines.get("variant", []))}
@@ -291,7 +344,9 @@ def _log_report_run(params: Params, head, tables: list, skipped: list[str]) -> s
     from inpaint import report as rp
 
     client, experiment_id = tracking.open_experiment(params.tracking)
-    _runs_table_view(client, experiment_id)
+    tracking.set_headline_view(client, experiment_id)
+    print(f"report: the ranked runs in MLflow: `inpaint ui` prints the address (the Views menu: "
+          f"\"{tracking.HEADLINE_VIEW_NAME}\")")
     listing = "\n".join(f"- {t.title}: artifact `tables/{t.name}.md` (and .html, .csv)" for t in tables)
     note = f"{rp.description(head)}\n### Tables\n\n{listing}\n" + "".join(f"\n- {s}" for s in skipped)
     run = client.create_run(experiment_id, run_name="report", tags={
@@ -300,7 +355,7 @@ def _log_report_run(params: Params, head, tables: list, skipped: list[str]) -> s
     tracking.log_params(client, rid, {"profile": params.profile, "dataset": params.data.dataset,
                                       "image_size": params.data.image_size, "weights": params.weights,
                                       "variants": ",".join(params.variants)})
-    tracking.log_metrics(client, rid, rp.headline_metrics(head))
+    tracking.log_metrics(client, rid, rp.summary_metrics(head))
     for folder in ("tables", "plots", "figures"):
         client.log_artifacts(rid, str(paths.REPORTS / folder), artifact_path=folder)
     for table in (head, *tables):
@@ -309,46 +364,30 @@ def _log_report_run(params: Params, head, tables: list, skipped: list[str]) -> s
     return rid
 
 
-HEADLINE_VIEW = "headline"  # the runs-table view the report shares: ?viewStateShareKey=headline
-
-
-def _runs_table_view(client, experiment_id: str) -> None:
-    """Make MLflow's runs table compare the variants at a glance: the experiment opens on its runs (MLflow 3
-    opens an experiment on its GenAI traces page unless its kind says otherwise), and a shared view (what the
-    UI's Share button stores: an experiment tag holding the view as JSON) shows the train runs with the
-    headline metrics, best PSNR first."""
-    import json
-
-    client.set_experiment_tag(experiment_id, "mlflow.experimentKind", "custom_model_development")
-    columns = ["attributes.`Duration`", *[f"metrics.`{m}_mean`" for m in ("psnr", "ssim", "l1")],
-               f"tags.`{tracking.TAG_FRAMEWORK}`"]
-    view = {"selectedColumns": columns, "searchFilter": f"tags.`{tracking.TAG_KIND}` = 'train'",
-            "orderByKey": "metrics.`psnr_mean`", "orderByAsc": False}
-    client.set_experiment_tag(experiment_id, f"mlflow.sharedViewState.{HEADLINE_VIEW}", json.dumps(view))
-    print(f"report: MLflow runs table with the headline metrics: `inpaint ui`, then "
-          f"http://127.0.0.1:5000/#/experiments/{experiment_id}/runs?viewStateShareKey={HEADLINE_VIEW}")
-
-
 def _index_html(tables: list, skipped: list[str]) -> str:
+    """Every table on one page, after the ranking figure (reports/figures/all_ranked.png, beside tables/)."""
     import html
 
     from inpaint.report import HTML_STYLE, to_html
 
     body = "\n<hr>\n".join(to_html(t, standalone=False) for t in tables)
     notes = "".join(f"<li>{html.escape(s)}</li>" for s in skipped)
+    figure = "<img class=\"ranking\" src=\"../figures/all_ranked.png\" alt=\"ranking of every variant and fill\">"
     return (f"<!doctype html><html><head><meta charset=\"utf-8\"><title>inpaint report</title>{HTML_STYLE}</head>"
-            f"<body>\n<h1>inpaint report</h1>\n{body}\n" + (f"<ul>{notes}</ul>" if notes else "") + "</body></html>\n")
+            f"<body>\n<h1>inpaint report</h1>\n{figure}\n{body}\n" + (f"<ul>{notes}</ul>" if notes else "")
+            + "</body></html>\n")
 
 
-def _pictures(runs: pd.DataFrame, baselines: pd.DataFrame, plots: Path, figures_dir: Path) -> None:
-    """Metric-versus-hole-ratio plots (variants and baselines) and overlaid loss curves from the DVC outputs;
-    the comparison grid and the detector heat maps from each variant's runs/<variant>/model.pt (and the
-    baselines) on the fixed figure pairs."""
+def _pictures(runs: pd.DataFrame, baselines: pd.DataFrame, head, plots: Path, figures_dir: Path) -> None:
+    """The ranking of the headline table (all_ranked.png), metric-versus-hole-ratio plots (variants and
+    baselines) and overlaid loss curves from the DVC outputs; the comparison grid and the detector heat maps
+    from each variant's runs/<variant>/model.pt (and the baselines) on the fixed figure pairs."""
     from inpaint import baselines as bl, figures
     from inpaint.data.prepare import load_split
     from inpaint.evaluate import load_networks, read_pairs
     from inpaint.masks import MaskStore
 
+    figures.ranking(head.rows, figures_dir / "all_ranked.png")
     frame = figures.metric_vs_ratio(pd.concat([runs, baselines], ignore_index=True))
     with atomic_path(plots / "metric_vs_ratio.csv") as tmp:
         frame.to_csv(tmp, index=False)
@@ -365,8 +404,11 @@ def _pictures(runs: pd.DataFrame, baselines: pd.DataFrame, plots: Path, figures_
     if not models:
         return
     networks = {v: load_networks(p)[0] for v, p in models.items()}
-    chosen = figures.figure_pairs(read_pairs(paths.TEST_PAIRS))
-    image, mask = figures.load_batch(load_split(paths.PREPARED, "test"), MaskStore(paths.MASKS / "test"), chosen)
+    test_images = load_split(paths.PREPARED, "test")
+    manifest = pd.read_csv(paths.PREPARED / "manifest.csv")
+    sources = manifest[manifest.split == "test"].sort_values("index").source.reset_index(drop=True)
+    chosen = figures.figure_pairs(read_pairs(paths.TEST_PAIRS), test_images, sources)
+    image, mask = figures.load_batch(test_images, MaskStore(paths.MASKS / "test"), chosen)
     labels = [f"hole {bins.percent_label(b)}" for b, _, _ in chosen]
     fills = {v: n["generator"] for v, n in networks.items()} | {label: bl.build(name)
                                                                for name, (label, _) in bl.BASELINES.items()}

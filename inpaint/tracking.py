@@ -12,7 +12,7 @@ from pathlib import Path
 from inpaint.io import file_hash
 from inpaint.paths import REPO_ROOT
 
-TAG_KIND = "inpaint.kind"  # "train" or "report"
+TAG_KIND = "inpaint.kind"  # "train", "baseline", "report", "masks"
 TAG_VARIANT = "inpaint.variant"
 TAG_FRAMEWORK = "inpaint.framework"
 
@@ -49,13 +49,22 @@ def log_params(client, run_id: str, values: dict, prefix: str = "") -> None:
         client.log_batch(run_id, params=flat[i:i + 100])
 
 
-def log_metrics(client, run_id: str, values: dict[str, float]) -> None:
-    """Log the finite `values` at step 0 in one request per thousand (MLflow's batch limit): one SQLite
-    transaction each, where a request per metric took about 10 ms each."""
+def significant(value: float, digits: int = 4) -> float:
+    """`value` to `digits` significant digits (what a chart or a table cell can show; 16 say nothing more);
+    whole numbers such as counts stay exact."""
+    return value if float(value).is_integer() else float(f"{value:.{digits}g}")
+
+
+def log_metrics(client, run_id: str, values: dict[str, float], series: dict[str, list[float]] | None = None) -> None:
+    """Log the finite `values` at step 0, and each of `series` as one metric whose step is the list index
+    (MLflow draws it as one chart), to 4 significant digits (`significant`), in one request per thousand (MLflow's batch
+    limit): one SQLite transaction each, where a request per metric took about 10 ms each."""
     from mlflow.entities import Metric
 
     now = int(time.time() * 1000)
-    batch = [Metric(k, float(v), now, 0) for k, v in values.items() if math.isfinite(v)]
+    points = [(k, v, 0) for k, v in values.items()]
+    points += [(k, v, step) for k, values_ in (series or {}).items() for step, v in enumerate(values_)]
+    batch = [Metric(k, significant(float(v)), now, step) for k, v, step in points if math.isfinite(v)]
     for i in range(0, len(batch), 1000):
         client.log_batch(run_id, metrics=batch[i:i + 1000])
 
@@ -110,12 +119,14 @@ def open_experiment(cfg) -> tuple:
 
 
 def get_or_create_experiment(client, name: str) -> str:
-    """Artifacts of a local store go to <repo>/mlartifacts, an absolute location: Ray workers run in other
+    """A new experiment gets the headline view (`set_headline_view`). Artifacts of a local store go to <repo>/mlartifacts, an absolute location: Ray workers run in other
     directories. A tracking server keeps its own (`mlflow server --serve-artifacts`: uploads go through it)."""
     exp = client.get_experiment_by_name(name)
     if exp is None:
         server = client.tracking_uri.startswith(("http://", "https://"))
-        return client.create_experiment(name, artifact_location=None if server else ARTIFACTS.as_uri())
+        experiment_id = client.create_experiment(name, artifact_location=None if server else ARTIFACTS.as_uri())
+        set_headline_view(client, experiment_id)
+        return experiment_id
     follow_repository(client.tracking_uri, exp.artifact_location)
     return exp.experiment_id
 
@@ -145,3 +156,41 @@ def follow_repository(uri: str, artifact_location: str) -> None:
                            (here, n + 1, n, artifact_location, n, n + 1))
     print(f"mlflow: this repository's store named artifacts in {artifact_location}; now {here}")
 
+
+
+HEADLINE_VIEW = "headline"  # the saved view's id: ?viewStateShareKey=headline
+HEADLINE_VIEW_NAME = "Headline: variants and classical fills by PSNR"
+SAVED_VIEW_TAG = "mlflow.sharedViewState."  # MLflow 3's saved and shared runs-table views: one experiment tag each
+HEADLINE_COLUMNS = ("psnr_mean", "ssim_mean", "l1_pct_mean", "lpips_mean")
+
+
+def set_headline_view(client, experiment_id: str) -> None:
+    """The runs table the experiment is read by, saved in the experiment: every scored run (the variants and
+    the classical fills: those with a `psnr_mean`) with the headline means, best PSNR first. MLflow 3.17's UI
+    lists an experiment tag `mlflow.sharedViewState.<id>` holding {name, createdAt, updatedAt, state} (state:
+    the runs table's search and column settings as JSON) in its Views menu, and opens it from
+    ?viewStateShareKey=<id>. The experiment kind tag is what older UIs read to open on the runs table; 3.17
+    takes the kind from the `workflowType` of the address instead (`headline_url`)."""
+    import json
+
+    client.set_experiment_tag(experiment_id, "mlflow.experimentKind", "custom_model_development")
+    columns = [*[f"metrics.`{m}`" for m in HEADLINE_COLUMNS], f"tags.`{TAG_FRAMEWORK}`", "attributes.`Duration`"]
+    state = {"selectedColumns": columns, "searchFilter": "metrics.psnr_mean > 0",
+             "orderByKey": "metrics.`psnr_mean`", "orderByAsc": False, "runsExpanded": {}, "runsPinned": [],
+             "runsHidden": [], "viewMaximized": False, "runListHidden": False}
+    key = f"{SAVED_VIEW_TAG}{HEADLINE_VIEW}"
+    now = int(time.time() * 1000)
+    try:
+        created = json.loads(client.get_experiment(experiment_id).tags.get(key, "{}")).get("createdAt", now)
+    except json.JSONDecodeError:
+        created = now
+    client.set_experiment_tag(experiment_id, key, json.dumps(
+        {"name": HEADLINE_VIEW_NAME, "createdAt": created, "updatedAt": now, "state": json.dumps(state)}))
+
+
+def headline_url(base: str, experiment_id: str) -> str:
+    """The address of the headline view on a server at `base` (http://host:port): the runs table in MLflow's
+    model-training workflow (3.17 opens any experiment on its GenAI overview unless the address says
+    workflowType=machine_learning)."""
+    return (f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+            f"&viewStateShareKey={HEADLINE_VIEW}")

@@ -10,8 +10,8 @@ import yaml
 from inpaint.cli import main
 from inpaint.paths import REPO_ROOT
 
-COMMANDS = ["prepare", "masks", "pairs", "baselines", "train", "evaluate", "report", "ui", "weights", "models", "fill",
-            "params"]
+COMMANDS = ["prepare", "masks", "pairs", "baselines", "train", "evaluate", "report", "results", "ui", "weights", "models",
+            "fill", "params"]
 
 
 def test_help_lists_every_command(capsys):

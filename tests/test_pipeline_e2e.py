@@ -70,15 +70,19 @@ def test_every_variant_is_trained_and_evaluated_in_mlflow(pipeline):
         assert any(k.startswith("train/loss_g") for k in run.data.metrics), variant
         artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
         assert {"checkpoint", "train", "evaluation"} <= artifacts, (variant, artifacts)
-        for b in range(len(bins.BINS)):
-            for metric, (lo, hi) in RANGES.items():
-                key = f"test/{metric}/{bins.key(b)}"
-                assert key in run.data.metrics, (variant, key)
-                assert lo <= run.data.metrics[key] <= hi and math.isfinite(run.data.metrics[key]), (variant, key)
-            low, high = (run.data.metrics[f"test/psnr_ci_{s}/{bins.key(b)}"] for s in ("low", "high"))
-            assert low <= run.data.metrics[f"test/psnr/{bins.key(b)}"] <= high, (variant, b)
-        assert {"test/fid/all", "test/kid/all", "complexity/params_m", "complexity/gflops_256",
-                "complexity/infer_ms_cpu", "evaluate/pairs_per_s"} <= run.data.metrics.keys(), variant
+        record = json.loads((work / "evals" / f"{variant}.json").read_text())["metrics"]
+        for metric, (lo, hi) in RANGES.items():  # one series per metric, step = bin: one chart, not six
+            key = "test/l1_pct" if metric == "l1" else f"test/{metric}"
+            history = sorted(client.get_metric_history(run.info.run_id, key), key=lambda m: m.step)
+            assert [m.step for m in history] == list(range(len(bins.BINS))), (variant, key)
+            for b, m in enumerate(history):
+                assert lo <= m.value <= hi and math.isfinite(m.value), (variant, key, b)
+                assert m.value == pytest.approx(record[f"{metric}/{bins.key(b)}"], rel=1e-3)  # 4 significant digits
+        assert {"test/fid_all", "test/kid_all"} <= run.data.metrics.keys(), variant
+        assert {"complexity.params_m", "complexity.gflops_256", "complexity.infer_ms_cpu",  # constants: tags
+                "eval.pairs_per_s"} <= run.data.tags.keys(), variant
+        pairs = pd.read_csv(work / "evals" / f"{variant}_pairs.csv")  # the per-pair scores of the comparisons
+        assert list(pairs.columns[:3]) == ["bin", "image", "mask"] and pairs.psnr.notna().all()
 
 
 def test_every_module_a_stage_imported_at_run_time_is_a_dvc_dep(pipeline):
@@ -104,10 +108,18 @@ def test_report_run_holds_the_tables_and_pictures(pipeline):
     assert {"figures/comparison.png", "figures/psnr_vs_ratio.png", "figures/detector_gdn_det.png",
             "figures/loss_curves.png"} <= pictures
     assert "plots/metric_vs_ratio.csv" in {a.path for a in client.list_artifacts(rid, "plots")}
-    # the run page shows the headline table; the runs table the headline means
-    assert re.search(r"\nmethod +PSNR \(dB\) +SSIM +l1 \(%\)", report.data.tags["mlflow.note.content"])
-    assert set(VARIANTS) <= {k.split("/")[0] for k in report.data.metrics if k.endswith("/psnr_mean")}
-    assert "psnr_mean" in client.get_experiment(exp).tags["mlflow.sharedViewState.headline"]
+    # the run page shows the ranked headline and its verdict; the run's metrics are the few summary numbers
+    note = report.data.tags["mlflow.note.content"]
+    assert re.search(r"\nmethod +PSNR \(dB\) ↑ +SSIM ↑ +l1 \(%\) ↓", note) and "**Verdict: " in note
+    summary = json.loads((work / "metrics" / "headline.json").read_text())
+    assert report.data.metrics == pytest.approx(summary) and summary["variants"] == len(VARIANTS)
+    assert "figures/all_ranked.png" in {a.path for a in client.list_artifacts(rid, "figures")}
+    # the saved view of the Views menu: every scored run (variants and fills), best PSNR first
+    view = json.loads(client.get_experiment(exp).tags["mlflow.sharedViewState.headline"])
+    assert view["name"] and "psnr_mean" in json.loads(view["state"])["orderByKey"]
+    shown = client.search_runs([exp], json.loads(view["state"])["searchFilter"])
+    assert {r.data.tags["inpaint.kind"] for r in shown} == {"train", "baseline"}
+    assert {r.data.tags["inpaint.variant"] for r in shown} >= {*VARIANTS, "telea", "navier_stokes", "mean_colour"}
     # the tidy CSV: one row per method x metric x bin, our rows first, the baselines beside them
     table = pd.read_csv(work / "reports" / "tables" / "weight_adv_det.csv")
     ours = list(dict.fromkeys(table.method[table.kind == "ours"]))
@@ -125,7 +137,7 @@ def test_train_runs_carry_headline_metrics_and_a_curve(pipeline):
     work, _, _ = pipeline
     client, exp = _mlflow(work)
     for run in client.search_runs([exp], filter_string="tags.`inpaint.kind` = 'train'"):
-        assert {"psnr_mean", "ssim_mean", "l1_mean"} <= run.data.metrics.keys(), run.data.tags["inpaint.variant"]
+        assert {"psnr_mean", "ssim_mean", "l1_pct_mean"} <= run.data.metrics.keys(), run.data.tags["inpaint.variant"]
         figures = {a.path for a in client.list_artifacts(run.info.run_id, "evaluation")}
         assert "evaluation/metrics_vs_ratio.png" in figures
         assert {"startup/ray_s", "startup/setup_s"} <= run.data.metrics.keys()
@@ -174,11 +186,24 @@ def test_dvc_metrics_and_plots_render(pipeline):
     work, env, _ = pipeline
     dvc = str(Path(sys.executable).parent / "dvc")
     metrics = run_checked([dvc, "metrics", "show"], work, env)
-    assert "metrics/gdn_det.json" in metrics and "runs/gdn_det/train_metrics.json" in metrics
+    assert "metrics/headline.json" in metrics and "failed" not in metrics.lower()
+    assert max(map(len, metrics.splitlines())) <= 120, metrics  # a few columns, not one per variant and bin
     run_checked([dvc, "plots", "show", "-o", str(work / "plots_html")], work, env)
     html = (work / "plots_html" / "index.html").read_text()
     assert "ratio_histogram" in html and "<script src=\"http" not in html  # images only: renders offline
     assert "comparison.png" in html and "loss_curves.png" in html and "psnr_vs_ratio.png" in html
+    assert html.index("all_ranked.png") < html.index("comparison.png")  # the ranking first
+
+
+def test_results_prints_the_ranked_headline_in_120_columns(pipeline):
+    work, env, _ = pipeline
+    out = run_checked([str(Path(sys.executable).parent / "inpaint"), "results"], work, {**env, "COLUMNS": "120"})
+    lines = out.splitlines()
+    assert lines[0].startswith("Headline: every variant and classical fill, ranked by PSNR")
+    assert any(line.startswith("Verdict: ") and " of 5 variants beat the best classical fill on PSNR" in line
+               for line in lines)
+    assert sum(line.startswith("#") for line in lines) >= len(VARIANTS) + 3  # every variant and fill, ranked
+    assert max(map(len, lines)) <= 120
 
 
 def _train_runs(work, variant: str) -> list:

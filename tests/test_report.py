@@ -3,6 +3,7 @@ units, intervals, best marks), one note per cause naming its rows, variants outs
 skipped tables, refusal of mixed settings; and the pictures."""
 import json
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -25,7 +26,19 @@ VARIANTS = {  # variant: params.yaml entry
     "lgnet_light": {"framework": "lgnet", "generator": "lgnet_light"},
 }
 N_PER_BIN = 4
-FID_MISSING = "not computed: pt_inception-2015-12-05.pth is not in the torch cache"
+FID_MISSING = ("not computed: FID needs pt_inception-2015-12-05.pth, expected at /root/.cache/torch/hub/checkpoints/"
+               "pt_inception-2015-12-05.pth (the torch cache, TORCH_HOME). Download https://github.com/x/y.pth")
+SPREAD = (-1.0, 1.0, -0.5, 0.5)  # our rows' per-pair PSNR around the bin mean; the fills' the opposite
+TELEA = 3  # the best fill's seed: as good as gdn_det_ce (the 4th variant), better than the first three
+
+
+def _pair_scores(seed: int, sign: float = 1.0) -> pd.DataFrame:
+    """evals/<variant>_pairs.csv with the bin means of `_record`: PSNR 20 + seed + bin + sign x SPREAD[k] on the
+    k-th pair of each bin. Two rows of ours differ by the same amount on every pair; a row of ours and a fill
+    (sign -1) by seed difference + 2 x SPREAD: an interval about ±0.6 dB wide around it."""
+    return pd.DataFrame([{"bin": b, "image": k, "mask": 10 * b + k, "l1": 1.0 + b,
+                          "psnr": 20.0 + seed + b + sign * SPREAD[k],
+                          "ssim": 0.9 - 0.01 * b, "lpips": 0.1 + b / 100} for b in range(6) for k in range(N_PER_BIN)])
 
 
 def _record(variant: str, seed: int, pretrained: bool = False, fid: bool = True) -> dict:
@@ -56,11 +69,16 @@ def fixture(tmp_path):
             record = _record(variant, i, fid=False)
         if variant == "lgnet_c":
             record["provenance"] = {"switched_off": [{"term": "perceptual", "reason": "vgg16 weights missing"}]}
+        if variant == "lgnet_hole1":  # as the train stage records it: term -> reason, with the cache path and URL
+            record["provenance"] = {"switched_off": {"perceptual_style": "off: LGNet's perceptual loss needs vgg16.pth, "
+                                                     "expected at /root/.cache/torch/vgg16.pth. Download https://x/y"}}
         (evals / f"{variant}.json").write_text(json.dumps(record))
+        _pair_scores(i).to_csv(evals / f"{variant}_pairs.csv", index=False)
         (runs / variant).mkdir(parents=True)
         (runs / variant / "train_metrics.json").write_text(json.dumps({"steps": 2}))
-    for i, (name, label) in enumerate((("telea", "OpenCV Telea"), ("mean_colour", "Mean colour"))):
-        (evals / "baselines" / f"{name}.json").write_text(json.dumps({**_record(name, -5 - i), "label": label}))
+    for name, label, seed in (("telea", "OpenCV Telea", TELEA), ("mean_colour", "Mean colour", -6)):
+        (evals / "baselines" / f"{name}.json").write_text(json.dumps({**_record(name, seed), "label": label}))
+        _pair_scores(seed, sign=-1).to_csv(evals / "baselines" / f"{name}_pairs.csv", index=False)
     pd.DataFrame([{"bin": b, "image": k, "mask": k} for b in range(6) for k in range(10)]).to_csv(
         tmp_path / "pairs.csv", index=False)
     params = resolve({"profile": "ci", "variants": VARIANTS}, profiles_dir=None)
@@ -69,9 +87,16 @@ def fixture(tmp_path):
     return params, results, baselines, missing
 
 
-def _tables(fixture):
+@pytest.fixture
+def paired(fixture, tmp_path):
+    """The per-pair scores of the fixture's rows, resampled as the report does."""
     params, results, baselines, _ = fixture
-    tables, skipped = rp.build_tables(results, baselines, params)
+    return rp.load_pair_scores(results, baselines, tmp_path / "evals", params)
+
+
+def _tables(fixture, paired=None):
+    params, results, baselines, _ = fixture
+    tables, skipped = rp.build_tables(results, baselines, params, paired)
     return {t.name: t for t in tables}, skipped
 
 
@@ -85,8 +110,8 @@ def test_only_the_variants_of_params_yaml_are_read(fixture):
         assert "removed_variant" not in set(t.rows.variant.dropna())
 
 
-def test_paper_layout_one_block_per_metric_rows_methods_columns_bins(fixture):
-    t1 = _tables(fixture)[0]["gdn_table1"]
+def test_paper_layout_one_block_per_metric_rows_methods_columns_bins(fixture, paired):
+    t1 = _tables(fixture, paired)[0]["gdn_table1"]
     psnr = t1.block("psnr")
     assert list(psnr.columns) == ["1-10%", "10-20%", "20-30%", "30-40%", "40-50%", "50-60%"]
     ours = [m for m in psnr.index if m.endswith("ours)")]
@@ -98,7 +123,7 @@ def test_paper_layout_one_block_per_metric_rows_methods_columns_bins(fixture):
     md = rp.to_markdown(t1)
     blocks = [line for line in md.splitlines() if line.startswith("**")]
     assert blocks == ["**PSNR (dB) (higher is better)**", "**SSIM (higher is better)**", "**l1 (%) (lower is better)**",
-                      "**FID (lower is better)**"]
+                      "**FID (lower is better)**", f"**{rp.COMPARISON_HEADING}**"]
     header = next(line for line in md.splitlines() if line.startswith("| method"))
     assert header == "| method | 1-10% | 10-20% | 20-30% | 30-40% | 40-50% | 50-60% |"
     rows = md.split("**PSNR (dB) (higher is better)**")[1].split("**SSIM")[0]
@@ -106,9 +131,12 @@ def test_paper_layout_one_block_per_metric_rows_methods_columns_bins(fixture):
     assert "| 22.00 ±0.20 |" in det  # value and the half-width of its 95% interval
     published = next(line for line in rows.splitlines() if line.startswith("| PConv (published)"))
     assert "±" not in published and "| 34.88 |" in published
-    # best per column: the published GConv row has the highest PSNR at 1-10% (37.14)
+    # bold: the best of ours per column (PEN-Net, 24.00 at 1-10%), never a published row (GConv's 37.14 is higher)
     gconv = next(line for line in rows.splitlines() if line.startswith("| GConv (published)"))
-    assert gconv.split("|")[2].strip() == "**37.14**"
+    assert gconv.split("|")[2].strip() == "37.14"
+    pennet = next(line for line in rows.splitlines() if line.startswith("| PEN-Net (pennet, ours)"))
+    assert pennet.split("|")[2].strip() == "**24.00** ±0.20"
+    assert not any("**" in line for line in md.splitlines() if "(published)" in line or "(baseline)" in line)
     assert f"n = {N_PER_BIN} test pairs per hole-ratio bin" in md
 
 
@@ -122,7 +150,8 @@ def test_one_note_per_cause_naming_the_rows(fixture):
     random_lpips = next(n for n in t.notes if n.text.startswith("LPIPS computed with random weights"))
     assert len(random_lpips.rows) == 6 and random_lpips.metrics == ("lpips",)
     missing = next(n for n in t.notes if "not computed" in n.text)
-    assert missing.rows == ("Adv (gdn_adv, ours)",) and "missing pretrained file" in missing.text
+    assert missing.rows == ("Adv (gdn_adv, ours)",) and "pretrained file is missing" in missing.text
+    assert not any("/" in n.text or "http" in n.text for n in t.notes)  # no cache paths or URLs
     steps = next(n for n in t.notes if n.text.startswith("trained 2 steps"))
     assert len(steps.rows) == 4 and all("ours" in r for r in steps.rows)  # baselines are not trained
     size = next(n for n in t.notes if "images at 64 px" in n.text)
@@ -170,7 +199,7 @@ def test_lgnet_tables_and_complexity(fixture):
                                                     "C+L+G_att (lgnet_hole1, ours)"]
     assert t6.loc["C (published)", "30-40%"] == pt.LGNET_TABLE6["celeba_hq"]["C"][3]
     t7 = tables["lgnet_table7"].block("l1")
-    assert "λh=1, λper=0.05, λsty=120 (lgnet_hole1, ours)" in t7.index
+    assert "λh=1, λper and λsty off (lgnet_hole1, ours)" in t7.index  # its perceptual and style terms were off
     assert t7.loc["λh=1, λper=0.05, λsty=120 (published)", "1-10%"] == 0.63
     t5 = tables["lgnet_table5"].block("psnr")
     assert {"LGNet (lgnet_c_l_g_att, ours)", "LGNet_light (lgnet_light, ours)", "LGNet_share (published)"} <= set(t5.index)
@@ -184,19 +213,73 @@ def test_lgnet_tables_and_complexity(fixture):
     assert math.isnan(published.query("metric == 'gflops_256'").loc["LGNet_light (published)", "value"])
 
 
-def test_headline_table_and_metrics(fixture):
+def _cell(block: str, method: str, column: int) -> str:
+    """The `column`-th cell (1 = the first after the method) of the row of `method` in a markdown block."""
+    line = next(line for line in block.splitlines() if line.startswith(f"| {method}"))
+    return line.split("|")[column + 1].strip()
+
+
+def test_headline_ranks_with_paired_intervals_and_a_verdict(fixture, paired):
+    """The ranked headline of the fixed evals fixture: means with their bootstrap intervals, each variant's
+    paired difference from the best fill (OpenCV Telea, seed 3) with its interval and significance mark, the
+    ranking, the verdict and the few summary numbers."""
     params, results, baselines, _ = fixture
-    head = rp.headline(results, baselines, params)
-    block = head.rows[head.rows.metric == "psnr"].set_index("variant").value
-    assert block["gdn_det"] == pytest.approx(20.0 + 2 + 2.5)  # mean over the six bins
-    metrics = rp.headline_metrics(head)
-    assert metrics["gdn_det/psnr_mean"] == 24.5 and "gdn_adv/fid_mean" not in metrics
-    assert "| method | PSNR (dB) | SSIM | l1 (%) | LPIPS | FID | KID |" in rp.to_markdown(head)
-    text = rp.to_text(head).splitlines()  # the MLflow description: fixed-width columns, best marked '*'
-    assert text[0].split() == ["method", "PSNR", "(dB)", "SSIM", "l1", "(%)", "LPIPS", "FID", "KID"]
-    assert len({len(line) for line in text[1:] if line}) <= 2  # right-aligned: a trailing '*' at most
-    best = next(line for line in text if line.startswith("lgnet_light"))
-    assert "30.50*" in best  # the fixture's highest PSNR mean (its 9th variant: 20 + 8 + 2.5)
+    head = rp.headline(results, baselines, params, paired)
+    psnr = head.rows[head.rows.metric == "psnr"]
+    assert list(psnr.method[:3]) == ["#1 lgnet_light", "#2 lgnet_hole1", "#3 lgnet_c_l_g_att"]  # best PSNR first
+    assert list(psnr.method[5:7]) == ["#6 gdn_det_ce", "#7 OpenCV Telea (baseline)"]  # a tie keeps params order
+    det = psnr.set_index("variant").loc["gdn_det"]
+    assert det.value == pytest.approx(20.0 + 2 + 2.5) and det.ci_low < det.value < det.ci_high
+    fill = head.comparison.query("metric == 'psnr' and against == 'best fill'").set_index("method")
+    assert set(fill.against_label) == {"OpenCV Telea"} and len(fill) == len(VARIANTS)
+    assert fill.loc["#5 pennet"].value == pytest.approx(1.0) and fill.loc["#8 gdn_det"].value == pytest.approx(-1.0)
+    assert 0 < fill.loc["#5 pennet"].low < 1 < fill.loc["#5 pennet"].high  # paired: about ±0.6 dB
+    assert fill.loc["#6 gdn_det_ce"].low < 0 < fill.loc["#6 gdn_det_ce"].high  # the tie: not told apart
+
+    md = rp.to_markdown(head)
+    assert "| method | PSNR (dB) ↑ | SSIM ↑ | l1 (%) ↓ | LPIPS ↓ | FID ↓ | KID ↓ |" in md
+    metrics, differences = md.split(f"**{rp.COMPARISON_HEADING}**")
+    assert _cell(metrics, "#1 lgnet_light", 1).startswith("**30.50** ±")  # the best of ours in bold
+    assert not any("**" in line for line in metrics.splitlines() if "(baseline)" in line)
+    assert "Best classical fill: OpenCV Telea (PSNR" in differences
+    assert re.fullmatch(r"\+1\.00 ±0\.[5-7]\d\*", _cell(differences, "#5 pennet", 1))  # significant: marked
+    assert re.fullmatch(r"-1\.00 ±0\.[5-7]\d\*", _cell(differences, "#8 gdn_det", 1))
+    assert re.fullmatch(r"\+0\.00 ±0\.[5-7]\d", _cell(differences, "#6 gdn_det_ce", 1))  # interval holds 0: no mark
+    assert head.verdict.startswith("5 of 9 variants beat the best classical fill on PSNR (OpenCV Telea, 25.50 dB): "
+                                   "3 significantly worse, 1 not told apart; on SSIM 0 of 9")
+    assert f"**Verdict: {head.verdict}**" in md
+    assert rp.summary_metrics(head) == {"variants": 9, "beat_fill_psnr": 5, "best_psnr": 30.5, "fill_psnr": 25.5,
+                                        "best_minus_fill_psnr": 5.0}
+    text = rp.terminal_text(head, 120)
+    assert max(map(len, text.splitlines())) <= 120 and "Verdict: 5 of 9" in text
+
+
+def test_paper_tables_compare_with_their_reference_row_and_number_notes_once(fixture, paired):
+    tables, _ = _tables(fixture, paired)
+    wad = tables["weight_adv_det"]
+    c = wad.comparison.query("metric == 'psnr'")
+    reference = c[c.against == "reference"].set_index("method")
+    assert set(reference.against_label) == {"Weight (gdn_weight, ours)"}  # GDN Sec. 4.3's reference row
+    assert "Weight (gdn_weight, ours)" not in reference.index  # not against itself
+    assert reference.loc["Adv (gdn_adv, ours)"].value == pytest.approx(1.0)
+    md = rp.to_markdown(wad)
+    differences = md.split(f"**{rp.COMPARISON_HEADING}**")[1]
+    assert "Reference: Weight (gdn_weight, ours)." in differences
+    assert "| method | PSNR vs reference | PSNR vs best fill |" in differences
+    assert _cell(differences, "Adv (gdn_adv, ours)", 1) == "+1.00 ±0.00*"  # the same difference on every pair
+    assert _cell(differences, "Weight (gdn_weight, ours)", 1) == "-"
+    t6 = tables["lgnet_table6"].comparison  # FID alone has no pairs: compared on the per-pair metrics
+    assert set(t6.against_label) >= {"C (lgnet_c, ours)"} and set(t6.metric) == {"psnr", "ssim", "l1", "lpips"}
+    assert set(tables["gdn_table2"].comparison.against_label) >= {"CE (gdn_det_ce, ours)"}
+    assert all("**" not in line for t in tables.values() for line in rp.to_markdown(t).splitlines()
+               if "(published)" in line)  # a published row is never bold
+    # one number per note text in every table of a report
+    numbered = rp.number_notes(list(tables.values()))
+    meaning = {}
+    for t in numbered:
+        for i, note in enumerate(t.notes):
+            assert meaning.setdefault(t.number(i), note.text) == note.text
+            assert f"\n{t.number(i)}. {note.text[:1].upper()}" in rp.to_markdown(t)
 
 
 def test_tables_without_variants_are_skipped_with_a_note(fixture):
@@ -234,6 +317,8 @@ def test_comparison_and_detector_pictures(tmp_path):
     from inpaint.baselines import build as baseline
     from inpaint.models.registry import build
 
+    from PIL import Image
+
     torch.manual_seed(0)
     images = np.random.default_rng(1).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
     masks = (np.random.default_rng(2).random((5, 32, 32)) < 0.3).astype(np.uint8)
@@ -243,12 +328,22 @@ def test_comparison_and_detector_pictures(tmp_path):
     image, mask = figures.load_batch(images, masks, chosen)
     gen, det = build("gdn_generator", base_channels=8, res_blocks=1).eval(), build("gdn_detector", base_channels=4)
     labels = [bins.percent_label(b) for b, _, _ in chosen]
-    grid = figures.comparison({"a": gen, "Telea": baseline("telea")}, image, mask, labels, tmp_path / "comparison.png")
+    methods = {f"variant_{i}": gen for i in range(14)} | {"Telea": baseline("telea")}
+    grid = figures.comparison(methods, image, mask, labels, tmp_path / "comparison.png")
     heat = figures.detector_heat_maps(gen, det.eval(), image, mask, labels, tmp_path / "detector.png")
     for p in (grid, heat):
         assert p.read_bytes()[:4] == b"\x89PNG"
-    with pytest.raises(ValueError, match=r"bin \(0.4, 0.5\]"):
-        figures.figure_pairs(pairs[pairs.bin != 4])
+    width, height = Image.open(grid).size  # 17 columns (input, 15 methods, truth) x 4 rows, fit for 1600 px
+    assert 1400 <= width <= 1600 and height < width / 2
+    # with the images, each bin's pair is the most textured image not shown yet: never a flat one
+    flat = images.copy()
+    flat[0] = 128
+    textured = figures.figure_pairs(pd.DataFrame([{"bin": b, "image": k, "mask": k} for b in range(6) for k in range(3)]),
+                                    flat)
+    assert sorted(c[1] for c in textured[:2]) == [1, 2]  # the two textured images first, distinct
+    by_photo = figures.figure_pairs(pd.DataFrame([{"bin": b, "image": k, "mask": k} for b in range(6) for k in range(3)]),
+                                    flat, pd.Series(["a", "a", "b"]))
+    assert len({"aab"[c[1]] for c in by_photo[:2]}) == 2  # one crop of each photo before a second of either
 
 
 @pytest.mark.parametrize("name", ["telea", "navier_stokes", "mean_colour"])
@@ -278,3 +373,10 @@ def test_training_grid_labels_its_columns():
     for c in range(4):  # dark text in the white header above every column
         column = header[:, 2 + c * tile: (c + 1) * tile]
         assert (column.min(axis=2) < 100).sum() > 20, c
+
+
+def test_ranking_figure(fixture, paired, tmp_path):
+    params, results, baselines, _ = fixture
+    head = rp.headline(results, baselines, params, paired)
+    path = figures.ranking(head.rows, tmp_path / "all_ranked.png")
+    assert path.read_bytes()[:4] == b"\x89PNG"

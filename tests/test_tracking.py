@@ -44,3 +44,37 @@ def test_a_copied_repository_logs_its_artifacts_inside_itself(tmp_path, monkeypa
     assert client.get_run(first).info.artifact_uri == (new / "mlartifacts" / first / "artifacts").as_uri()
     assert [a.path for a in client.list_artifacts(first)] == ["a.txt"]  # the copied run reads its copied files
     assert tracking.get_or_create_experiment(client, "inpaint") == experiment  # idempotent
+
+
+def test_series_and_significant_digits(tmp_path):
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    rid = client.create_run(client.create_experiment("e")).info.run_id
+    tracking.log_metrics(client, rid, {"ray_s": 3.14159265358979, "count": 12345}, {"test/psnr": [20.123456, 21.5]})
+    metrics = client.get_run(rid).data.metrics
+    assert metrics["ray_s"] == 3.142 and metrics["count"] == 12345  # counts stay exact
+    history = sorted(client.get_metric_history(rid, "test/psnr"), key=lambda m: m.step)
+    assert [(m.step, m.value) for m in history] == [(0, 20.12), (1, 21.5)]  # one series: step = position
+
+
+def test_new_experiment_has_the_headline_view_of_the_views_menu(tmp_path):
+    """The envelope MLflow 3.17's Views menu parses (name, numeric createdAt, state as a JSON string) and a
+    filter that keeps the scored runs (variants and classical fills) only."""
+    import json
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    exp = tracking.get_or_create_experiment(client, "inpaint")
+    tags = client.get_experiment(exp).tags
+    view = json.loads(tags[f"mlflow.sharedViewState.{tracking.HEADLINE_VIEW}"])
+    assert view["name"] == tracking.HEADLINE_VIEW_NAME and isinstance(view["createdAt"], int)
+    state = json.loads(view["state"])
+    assert state["orderByKey"] == "metrics.`psnr_mean`" and state["orderByAsc"] is False
+    scored, masks = (client.create_run(exp).info.run_id for _ in range(2))
+    client.log_metric(scored, "psnr_mean", 20.0)
+    assert [r.info.run_id for r in client.search_runs([exp], state["searchFilter"])] == [scored]
+    created = view["createdAt"]
+    tracking.set_headline_view(client, exp)  # the report stage sets it again: same view, same creation time
+    assert json.loads(client.get_experiment(exp).tags[f"mlflow.sharedViewState.{tracking.HEADLINE_VIEW}"])[
+        "createdAt"] == created
+    url = tracking.headline_url("http://127.0.0.1:5029", exp)
+    assert url == (f"http://127.0.0.1:5029/#/experiments/{exp}/runs?workflowType=machine_learning"
+                   "&viewStateShareKey=headline")

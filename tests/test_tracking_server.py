@@ -125,7 +125,7 @@ def test_the_server_holds_every_run_and_its_artifacts(pipeline, server):
         assert any(f.name == name and f.stat().st_size > 0 for f in files), (kind, files)
     assert client.list_artifacts(by_kind["train"], "evaluation"), "the evaluate stage logged nothing"
     train = client.get_run(by_kind["train"])
-    assert any(k.startswith("test/psnr/") for k in train.data.metrics), train.data.metrics.keys()
+    assert "test/psnr" in train.data.metrics, train.data.metrics.keys()  # one series over the bins
     assert [m.step for m in client.get_metric_history(by_kind["train"], "train/loss_g")] == [1, 2]
     assert client.get_metric_history(by_kind["tune_trial"], "val/psnr")
     # the artifacts are files of the server's store, uploaded through it

@@ -221,7 +221,7 @@ def test_the_completed_trials_are_scored_on_the_test_pairs_into_the_study_table(
         a.path for a in client.list_artifacts(parent.info.run_id, "tables")}
     for rid in done.mlflow_run_id:  # the test metrics, as the evaluate stage logs them on a train run
         metrics = client.get_run(rid).data.metrics
-        assert 0 < metrics["psnr_mean"] <= 100 and any(k.startswith("test/psnr/") for k in metrics)
+        assert 0 < metrics["psnr_mean"] <= 100 and "test/psnr" in metrics  # one series over the bins
 
 
 def _stopped(cmd: list, work: Path, env: dict, trials: Path, stop: signal.Signals) -> tuple[int, str]:
