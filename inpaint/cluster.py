@@ -50,8 +50,8 @@ def connect(address: str | None = None, keep_alive_s: int = 0):
     if address:
         return ray.init(address=address, runtime_env={"env_vars": env})
     os.environ[LOOPBACK_SWITCH] = "0"  # the Ray processes this one starts read the switch at their import
-    # The package's one private Ray name: this process imported Ray before it could set the switch, and Ray
-    # reads it into this constant at import, with no public setter (tests/test_cluster.py checks the result).
+    # A private Ray name (the other is _use_token's): this process imported Ray before it could set the switch,
+    # and Ray reads it into this constant at import, with no public setter (tests/test_cluster.py checks it).
     import ray._private.ray_constants as ray_constants
 
     ray_constants.ENABLE_RAY_CLUSTER = False
@@ -181,19 +181,27 @@ def stop_head(root: Path | None = None) -> bool:
     path = _head_dir(root) / "head.json"
     if not path.is_file():
         return False
-    session, stopped = json.loads(path.read_text())["session"], False
+    stopped = _stop_session(json.loads(path.read_text())["session"])
+    path.unlink(missing_ok=True)
+    return stopped
+
+
+def _stop_session(session: int) -> bool:
+    """Stop every process of a head's session; whether there were any."""
+    stopped = False
     for _ in range(3):  # a process the head starts while it is being stopped joins its session too
         procs = session_processes(session)
         if not procs:
             break
         lifetime.stop(procs)
         stopped = True
-    path.unlink(missing_ok=True)
     return stopped
 
 
 def watch(directory: Path, poll_s: float = 1.0) -> None:
-    """The watchdog: stop the head `keep_alive_s` after the last leasing process has exited."""
+    """The watchdog: stop the head `keep_alive_s` after the last leasing process has exited. When the head's
+    record is gone (the repository deleted or moved) or its GCS stops answering, whatever is left of its
+    session is stopped too: a head nobody can find again must not run on."""
     import psutil
 
     head = json.loads((directory / "head.json").read_text())
@@ -209,6 +217,7 @@ def watch(directory: Path, poll_s: float = 1.0) -> None:
             stop_head(directory.parent)
             return
         time.sleep(poll_s)
+    _stop_session(head["session"])
 
 
 if __name__ == "__main__" and sys.argv[1:2] == ["watch"]:

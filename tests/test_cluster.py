@@ -1,6 +1,8 @@
 """The local Ray default: a head on the loopback address only, shared by the stages, stopped by its session
 id (its processes and nobody else's), its Ray client server on a port of its own."""
 import os
+import shutil
+import time
 
 import pytest
 
@@ -94,6 +96,12 @@ def test_two_heads_have_their_own_ports_and_stop_by_session(tmp_path):
         assert not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in a_procs)
         assert cluster.session_processes(heads["a"]["session"]) == []
         assert cluster.running_head(tmp_path / "b") is not None
+        b_procs = cluster.session_processes(heads["b"]["session"])
+        shutil.rmtree(tmp_path / "b")  # the repository deleted under a live head: its watchdog stops it
+        deadline = time.monotonic() + 30
+        while cluster.session_processes(heads["b"]["session"]) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in b_procs)
     finally:
         for name in heads:
             cluster.stop_head(tmp_path / name)
