@@ -1,7 +1,7 @@
 """DVC stage `baselines` (see dvc.yaml): a thin entry point over inpaint.stages."""
 import sys
 
-from inpaint.cli import main
+from inpaint.stages import main
 
 if __name__ == "__main__":
-    sys.exit(main(["baselines", *sys.argv[1:]]))
+    sys.exit(main("baselines", sys.argv[1:]))
