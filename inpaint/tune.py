@@ -396,7 +396,7 @@ def score_trials(params: Params, name: str, table: pd.DataFrame, trials: dict[st
     """Each completed trial's final model, written as the train stage writes model.pt (models/<trial>/model.pt),
     scored with `evaluate` on the test pairs; trial id -> evaluation record, in trial order. A trial stopped
     early is not scored: its model is from an earlier step than the others'."""
-    from inpaint.train import load_state
+    from inpaint.checkpoints import load_state
 
     records = {}
     for row in table[table.status == "completed"].itertuples():

@@ -150,7 +150,7 @@ class _NoRayCheckpoint:
         return None
 
 
-def test_a_truncated_newest_checkpoint_falls_back_to_the_older_one(tmp_path, framework, capsys):
+def test_a_truncated_newest_checkpoint_falls_back_to_the_older_one(tmp_path, framework, capfd):
     run = tmp_path / "run"
     old = _checkpoint(run, "attempt-1", "2026-12-01_10-00-00.000001", framework, 10)
     new = _checkpoint(run, "attempt-2", "2026-12-01_10-00-05.000001", framework, 20)
@@ -160,7 +160,7 @@ def test_a_truncated_newest_checkpoint_falls_back_to_the_older_one(tmp_path, fra
     session._train, session.rank = _NoRayCheckpoint, 0
     restored = session.restore(META, [str(p) for p in checkpoints.on_disk(run)])
     assert restored["step"] == 10
-    assert f"{state}: not a readable checkpoint" in capsys.readouterr().out
+    assert f"{state}: not a readable checkpoint" in capfd.readouterr().out  # printed to the process's stdout
     (old / STATE_FILE).unlink()
     assert session.restore(META, [str(new), str(old)]) is None
 

@@ -196,4 +196,4 @@ def test_evaluator_gives_the_same_numbers_with_batch_1_and_16():
         key = bins.key(b)
         assert results[0][f"ssim_ci_low/{key}"] <= results[0][f"ssim/{key}"] <= results[0][f"ssim_ci_high/{key}"]
         assert results[0][f"psnr/{key}"] == pytest.approx(per_image[per_image.bin == b].psnr.mean())
-    assert list(per_image.columns) == ["bin", "l1", "psnr", "ssim", "lpips"] and len(per_image) == 36
+    assert list(per_image.columns) == ["bin", "image", "mask", "l1", "psnr", "ssim", "lpips"] and len(per_image) == 36
