@@ -142,9 +142,11 @@ class Framework:
 
     @torch.no_grad()
     def visuals(self, image: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Images for the training grid: masked input, output, composite, ground truth."""
+        """Images for the training grid: masked input, output, composite, ground truth. Rank 0 alone draws
+        them, so through the bare networks: a DDP forward is a collective (it broadcasts BatchNorm buffers)
+        that the other workers would never join."""
         masked = masked_input(image, mask)
-        out = self.networks["generator"](masked, mask)["output"]
+        out = unwrap(self.networks["generator"])(masked, mask)["output"]
         return {"masked": masked, "output": out, "composite": composite(out, image, mask), "ground truth": image}
 
     def train(self, mode: bool = True) -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import torch
 
-from inpaint.frameworks.base import Framework, Losses, composite, frozen, masked_input
+from inpaint.frameworks.base import Framework, Losses, composite, frozen, masked_input, unwrap
 from inpaint.losses.adversarial import discriminator_loss, generator_loss
 from inpaint.losses.detector import detector_loss
 from inpaint.losses.reconstruction import hole_valid_weight, weight_mapping, weighted_l1
@@ -105,5 +105,6 @@ class DetFramework(Framework):
     @torch.no_grad()
     def visuals(self, image, mask):
         v = super().visuals(image, mask)
-        v["detector heat map"] = hole_probability(self.networks["detector"](v["output"])).expand(-1, 3, -1, -1)
+        heat = hole_probability(unwrap(self.networks["detector"])(v["output"]))  # rank 0 alone (base.py)
+        v["detector heat map"] = heat.expand(-1, 3, -1, -1)
         return v

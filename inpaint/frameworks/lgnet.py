@@ -125,7 +125,7 @@ class LGNetFramework(DiscriminatorFirst):
     def visuals(self, image, mask):
         """Masked input, each stage's composite (one column per stage), the last stage's raw output, gt."""
         masked = masked_input(image, mask)
-        result = self.networks["generator"](masked, mask)
+        result = unwrap(self.networks["generator"])(masked, mask)  # rank 0 alone: no DDP collective (base.py)
         v = {"masked": masked}
         v.update({f"merged {k}": m for k, m in enumerate(result["merged"], 1)})
         return {**v, "output": result["stages"][-1], "ground truth": image}
