@@ -200,8 +200,8 @@ def _stop_session(session: int) -> bool:
 
 def watch(directory: Path, poll_s: float = 1.0) -> None:
     """The watchdog: stop the head `keep_alive_s` after the last leasing process has exited. When the head's
-    record is gone (the repository deleted or moved) or its GCS stops answering, whatever is left of its
-    session is stopped too: a head nobody can find again must not run on."""
+    record is gone (the repository deleted or moved), whatever is left of its session is stopped too: a head
+    nobody can find again must not run on."""
     import psutil
 
     head = json.loads((directory / "head.json").read_text())
@@ -217,7 +217,8 @@ def watch(directory: Path, poll_s: float = 1.0) -> None:
             stop_head(directory.parent)
             return
         time.sleep(poll_s)
-    _stop_session(head["session"])
+    if not (directory / "head.json").is_file():  # not merely a GCS slow to answer: the record is gone
+        _stop_session(head["session"])
 
 
 if __name__ == "__main__" and sys.argv[1:2] == ["watch"]:

@@ -115,7 +115,7 @@ def test_the_server_holds_every_run_and_its_artifacts(pipeline, server):
     assert exp.artifact_location.startswith("mlflow-artifacts:"), exp.artifact_location  # proxied by the server
     runs = client.search_runs([exp.experiment_id])
     kinds = sorted(r.data.tags.get("inpaint.kind") for r in runs)
-    assert kinds == ["masks", "report", "train", "tune_study", "tune_trial"], kinds
+    assert kinds == ["baseline"] * 3 + ["masks", "report", "train", "tune_study", "tune_trial"], kinds
     by_kind = {r.data.tags["inpaint.kind"]: r.info.run_id for r in runs}
     expected = {"masks": ("pictures", "ratio_histogram.png"), "train": ("checkpoint", "model.pt"),
                 "report": ("tables", "weight_adv_det.md"), "tune_study": ("results", "results.csv")}
