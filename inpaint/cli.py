@@ -84,6 +84,34 @@ def _open_when_up(base: str, url: str, timeout_s: float = 120) -> None:
     print(f"MLflow did not answer at {base} within {timeout_s:.0f} s: open {url} yourself", file=sys.stderr)
 
 
+def _plan(args) -> None:
+    import yaml
+
+    from inpaint import plan
+    from inpaint.config import ParamsError, resolve
+
+    path = Path(args.params) if args.params else None
+    if args.profile:
+        from inpaint.paths import REPO_ROOT
+
+        path = path or REPO_ROOT / "params.yaml"
+        raw = {**yaml.safe_load(path.read_text()), "profile": args.profile}
+        params = resolve(raw, source=f"{path} with profile {args.profile}", profiles_dir=path.parent / "profiles")
+    else:
+        params = _params(args)
+    if args.gpus is None and args.cpus is None:
+        if not os.environ.get("RAY_ADDRESS"):
+            raise ParamsError("inpaint plan: give the cluster as --gpus N and/or --cpus M, or set RAY_ADDRESS")
+        capacity, where = plan.cluster_capacity(None), f"the cluster at {os.environ['RAY_ADDRESS']}"
+    else:
+        capacity, where = {"GPU": args.gpus or 0.0, "CPU": args.cpus or 0.0}, "as given"
+    try:
+        items, makespan, _ = plan.plan(params, capacity, args.calibration_steps)
+    except ValueError as e:  # a variant larger than the whole cluster
+        raise ParamsError(f"inpaint plan: {e}") from None
+    print(plan.table(params, items, makespan, capacity, where))
+
+
 def _results(args) -> None:
     """The ranked headline from evals/ (what the report stage writes as reports/tables/headline.md), in the
     terminal's width."""
@@ -220,6 +248,14 @@ def parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     s.add_argument("--samples", type=int, help="override the study's number of samples (a new study only)")
     s.add_argument("--restart", action="store_true", help="discard the study's saved state and start afresh")
     s.set_defaults(func=_tune)
+    text = ("what training every variant costs on a cluster: each variant's request, steps and seconds per step, "
+            "and the makespan of training them at once beside one after another")
+    s = sub.add_parser("plan", help=text, description=text + " (inpaint/plan.py; docs/cluster.md)")
+    s.add_argument("--gpus", type=float, help="the cluster's GPUs (default: RAY_ADDRESS's cluster)")
+    s.add_argument("--cpus", type=float, help="the cluster's CPUs (default: RAY_ADDRESS's cluster)")
+    s.add_argument("--profile", help="plan this profile instead of params.yaml's (e.g. paper)")
+    s.add_argument("--calibration-steps", type=int, default=2, help="timed steps per variant without an earlier run")
+    s.set_defaults(func=_plan)
     text = "print the ranked headline: every variant and classical fill, 95%% intervals, the verdict"
     s = sub.add_parser("results", help=text, description=text + " (from evals/; paired bootstrap over the test pairs)")
     s.set_defaults(func=_results)

@@ -35,6 +35,9 @@ from inpaint.io import atomic_path
 from inpaint.paths import REPO_ROOT
 
 LOOPBACK_SWITCH = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+# A Tune trial that drives a TorchTrainer only waits on it, and the trainer's workers reserve the CPUs (or GPUs)
+# themselves; Ray needs a non-empty request, so the driver reserves the memory it uses instead of Tune's default CPU.
+DRIVER_RESOURCES = {"CPU": 0, "memory": 256 * 2**20}
 HEAD_DIR = ".ray"
 
 

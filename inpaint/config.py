@@ -313,6 +313,9 @@ class RayConfig(Strict):
     storage_path: str = "checkpoints"  # Ray Train's checkpoints, one folder per variant; relative to the repo root
     keep_alive_s: Annotated[int, Field(ge=0)] = 0  # > 0: stages share a local head that stops after this idle time
     keep_runs: Annotated[int, Field(ge=1)] = 3  # run folders (one per fingerprint) kept per variant, most recent use first
+    # Under `dvc repro`, the first train stage trains every stale variant that has Ray workers at once, as many
+    # at a time as the cluster holds (inpaint/together.py; docs/cluster.md); false: one stage, one variant.
+    concurrent: bool = True
 
 
 class SearchDomain(Strict):

@@ -17,6 +17,10 @@ from inpaint.io import atomic_dir, atomic_path, write_json, write_text
 ARGUMENT = {"train": "VARIANT", "evaluate": "VARIANT", "tune": "STUDY"}  # the stages that take one
 
 
+class StageFailed(RuntimeError):
+    """A stage's work failed; the message says which and why in one line."""
+
+
 def main(name: str, argv: list[str]) -> int:
     """The entry point of DVC stage `name` (pipelines/<name>.py): params validated before any work, then the
     stage; bad input ends in one `error:` line and exit code 2. Goes straight here, not through the CLI, so
@@ -32,6 +36,9 @@ def main(name: str, argv: list[str]) -> int:
     except (ParamsError, weights.MissingWeights, lifetime.Busy, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except StageFailed as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt as e:  # Ctrl-C on `dvc repro`: one line, no traceback; outputs are whole or absent
         print(f"error: {e}" if str(e) else  # what an interrupted stage wrote (tune.StudyInterrupted)
               f"interrupted: stage {' '.join([name, *argv])} (a train stage resumes from its last checkpoint)",
@@ -119,8 +126,15 @@ def write_test_pairs(test_masks, sources: pd.Series, seed: int, path: Path) -> N
 
 
 def train(params: Params, variant: str) -> dict:
+    """Under `dvc repro`, the first train stage trains every stale variant at once (inpaint/together.py); each
+    stage then finishes its own variant, or fails with its error."""
+    from inpaint import together
     from inpaint.train import train_variant
 
+    if together.applies(params):
+        failure = together.train_stale(params, variant)
+        if failure:
+            raise StageFailed(f"train {variant}: {failure}")
     return train_variant(params, variant, paths.RUNS / variant)
 
 

@@ -118,6 +118,13 @@ def open_experiment(cfg) -> tuple:
     return client, get_or_create_experiment(client, cfg.experiment)
 
 
+def finished_train_run(client, experiment_id: str, variant: str, fp: str):
+    """The newest FINISHED train run of `variant` under fingerprint `fp`, or None."""
+    found = client.search_runs([experiment_id], max_results=1, order_by=["start_time DESC"], filter_string=(
+        f"tags.`{TAG_VARIANT}` = '{variant}' and tags.fingerprint = '{fp}' and attributes.status = 'FINISHED'"))
+    return found[0] if found else None
+
+
 def get_or_create_experiment(client, name: str) -> str:
     """A new experiment gets the headline view (`set_headline_view`). Artifacts of a local store go to <repo>/mlartifacts, an absolute location: Ray workers run in other
     directories. A tracking server keeps its own (`mlflow server --serve-artifacts`: uploads go through it)."""

@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -329,18 +330,36 @@ class RunLog:
 
 def train_variant(params: Params, variant: str, out_dir: Path) -> dict:
     """Driver: start (or resume) the Ray Train run of one variant and write `out_dir/model.pt`. One driver
-    per variant at a time (a second one fails at once instead of deleting the first one's checkpoints)."""
+    per variant at a time (a second one fails at once instead of deleting the first one's checkpoints). A
+    run that another driver finished under this fingerprint (inpaint/together.py trains every stale variant
+    at once) is picked up, not trained again."""
     if variant not in params.variants:
         raise KeyError(f"unknown variant {variant!r}; params.yaml variants: {', '.join(params.variants)}")
-    storage = paths.absolute(params.ray.storage_path) / variant
-    with lifetime.exclusive(storage / "train.lock", f"training of variant {variant}"):
-        return _train(params, variant, out_dir, storage)
+    with lifetime.exclusive(lock_path(params, variant), f"training of variant {variant}"):
+        return _train(params, variant, out_dir)
 
 
-def _train(params: Params, variant: str, out_dir: Path, storage: Path) -> dict:
+def lock_path(params: Params, variant: str) -> Path:
+    """The lock one driver of `variant` holds while it trains it."""
+    return paths.absolute(params.ray.storage_path) / variant / "train.lock"
+
+
+class TrainRun(NamedTuple):
+    """Where one training of a variant goes: its fingerprint, its run folder (attempts, checkpoints, result;
+    inpaint/checkpoints.py) and its MLflow run. Plain data: it crosses to the Tune trial that trains it."""
+    variant: str
+    fingerprint: str
+    folder: str
+    run_id: str
+
+
+def open_run(params: Params, variant: str) -> TrainRun:
+    """The run `variant` trains under now: its folder (older fingerprints' folders pruned by ray.keep_runs)
+    and its MLflow run (resumed or new, by `train.resume`)."""
     fp = fingerprint.fingerprint(params, variant)
+    storage = paths.absolute(params.ray.storage_path) / variant
     client, experiment_id = tracking.open_experiment(params.tracking)
-    run = storage / f"{variant}-{fp}"  # the run's attempts, checkpoints and result (inpaint/checkpoints.py)
+    run = storage / f"{variant}-{fp}"
     run.mkdir(parents=True, exist_ok=True)
     os.utime(run)  # its last use: what ray.keep_runs keeps
     removed = checkpoints.prune_runs(storage, run, params.ray.keep_runs)
@@ -348,36 +367,58 @@ def _train(params: Params, variant: str, out_dir: Path, storage: Path) -> dict:
         print(f"train {variant}: removed {len(removed)} run folder(s) of older fingerprints beyond ray.keep_runs="
               f"{params.ray.keep_runs}: {', '.join(p.name for p in removed)}", flush=True)
     run_id = _find_or_start_run(client, experiment_id, variant, fp, params, run)
-    summary = _finished(run, variant, fp)
-    trained, seconds = summary is None, 0.0
-    if trained:
-        model, summary, seconds = _fit(params, variant, run, run_id, fp)
-        checkpoints.write_model(model, run / FINISHED_MODEL)
-        write_json(run / FINISHED, summary)  # the marker: the run's result is complete
-        checkpoints.prune(run, keep=[])  # what a re-run needs is the result, not the checkpoints (GBs)
-    else:  # `train.resume: always` on a finished run, or a driver stopped after its result was written
-        print(f"train {variant}: finished before; model.pt from {run / FINISHED_MODEL}", flush=True)
-    _link(run / FINISHED_MODEL, out_dir / "model.pt")  # one file for runs/, the run and DVC's cache
-    write_json(out_dir / "train_metrics.json", summary)
-    _write_loss_curve(client, run_id, out_dir / "loss.csv")
-    _log_model(client, run_id, out_dir / "model.pt")
-    client.set_terminated(run_id)
-    print(f"train {variant}: {summary['steps']} steps in {seconds:.0f} s (MLflow run {run_id})")
-    return summary
+    return TrainRun(variant, fp, str(run), run_id)
 
 
-def _finished(run: Path, variant: str, fp: str) -> dict | None:
-    """The train metrics of a run that finished (its model.pt is in its folder), or None."""
-    marker, model = run / FINISHED, run / FINISHED_MODEL
+def finished(r: TrainRun) -> dict | None:
+    """The train metrics of a run whose result (model.pt and the marker) is in its folder, or None."""
+    folder = Path(r.folder)
+    marker, model = folder / FINISHED, folder / FINISHED_MODEL
     if not marker.is_file():
         return None
     try:
-        checkpoints.load_state(model, expect={"variant": variant, "fingerprint": fp})
+        checkpoints.load_state(model, expect={"variant": r.variant, "fingerprint": r.fingerprint})
     except ValueError as e:
         print(f"WARNING train: {e}; training again", flush=True)
         marker.unlink()
         return None
     return json.loads(marker.read_text())
+
+
+def fit_run(params: Params, r: TrainRun, wait_for_workers: bool = False) -> dict:
+    """Train the run (resuming from the newest checkpoint in its folder that loads) and write its result to
+    its folder: model.pt, then the marker with the train metrics, which it returns. `wait_for_workers`: the
+    worker group waits in Ray's queue for as long as the cluster is busy, instead of failing after
+    STARTUP_RETRIES attempts (inpaint/together.py, whose trainings queue behind one another)."""
+    folder = Path(r.folder)
+    model, summary = _fit(params, r, startup_retries=-1 if wait_for_workers else STARTUP_RETRIES)
+    checkpoints.write_model(model, folder / FINISHED_MODEL)
+    write_json(folder / FINISHED, summary)  # the marker: the run's result is complete
+    checkpoints.prune(folder, keep=[])  # what a re-run needs is the result, not the checkpoints (GBs)
+    return summary
+
+
+def _train(params: Params, variant: str, out_dir: Path) -> dict:
+    r = open_run(params, variant)
+    summary = finished(r)
+    if summary is None:
+        try:
+            summary = fit_run(params, r)
+        except SystemExit:  # Ctrl-C: Ray Train's SIGINT handler aborts the run, then its `ray.get` exits the process
+            raise KeyboardInterrupt from None
+        finally:  # Ray leaves that handler installed, and it would call the aborted controller on the next Ctrl-C
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+    else:  # trained together with the other stale variants, `train.resume: always` on a finished run, or a
+        # driver stopped after its result was written
+        print(f"train {variant}: finished before; model.pt from {Path(r.folder) / FINISHED_MODEL}", flush=True)
+    client, _ = tracking.open_experiment(params.tracking)
+    _link(Path(r.folder) / FINISHED_MODEL, out_dir / "model.pt")  # one file for runs/, the run and DVC's cache
+    write_json(out_dir / "train_metrics.json", summary)
+    _write_loss_curve(client, r.run_id, out_dir / "loss.csv")
+    _log_model(client, r.run_id, out_dir / "model.pt")
+    client.set_terminated(r.run_id)
+    print(f"train {variant}: {summary['steps']} steps in {summary['seconds']:.0f} s (MLflow run {r.run_id})")
+    return summary
 
 
 def _link(source: Path, target: Path) -> None:
@@ -391,14 +432,15 @@ def _link(source: Path, target: Path) -> None:
             shutil.copyfile(source, tmp)
 
 
-def _fit(params: Params, variant: str, run: Path, run_id: str, fp: str) -> tuple[dict, dict, float]:
-    """Train (resuming from the newest checkpoint on disk that loads) and return (model.pt content, train
-    metrics, seconds)."""
+def _fit(params: Params, r: TrainRun, startup_retries: int) -> tuple[dict, dict]:
+    """Train and return (model.pt content, train metrics)."""
     from inpaint import cluster
 
+    variant, run = r.variant, Path(r.folder)
     cfg, tcfg = params.variants[variant], params.train_for(variant)
     checkpoints.prune(run)
-    config = {**loop_config(params, variant, run_id, fp), "resume_from": [str(p) for p in checkpoints.on_disk(run)]}
+    config = {**loop_config(params, variant, r.run_id, r.fingerprint),
+              "resume_from": [str(p) for p in checkpoints.on_disk(run)]}
     attempt = checkpoints.new_attempt()
     if tcfg.num_workers == 0:  # in this process: no Ray to connect to, and the loop stores its checkpoints
         config["attempt"] = str(run / attempt)
@@ -406,21 +448,17 @@ def _fit(params: Params, variant: str, run: Path, run_id: str, fp: str) -> tuple
     else:
         cluster.connect(params.ray.address, params.ray.keep_alive_s)
     start, driver_s = time.perf_counter(), time.time() - _process_start()
-    try:
-        result = make_trainer(params, config, name=attempt, storage_path=run).fit()
-    except SystemExit:  # Ctrl-C: Ray Train's SIGINT handler aborts the run, then its `ray.get` exits the process
-        raise KeyboardInterrupt from None
-    finally:  # Ray leaves that handler installed, and it would call the aborted controller on the next Ctrl-C
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+    result = make_trainer(params, config, name=attempt, storage_path=run, startup_retries=startup_retries).fit()
     seconds = time.perf_counter() - start
     if result.checkpoint is None:
         raise RuntimeError(f"variant {variant}: training finished without a checkpoint")
-    model = checkpoints.checkpoint_model(result.checkpoint, variant, cfg, params.data.image_size, run_id, fp)
+    model = checkpoints.checkpoint_model(result.checkpoint, variant, cfg, params.data.image_size, r.run_id,
+                                         r.fingerprint)
     summary = {"variant": variant, "framework": cfg.framework, "steps": model["meta"]["steps"],
                "seconds": round(seconds, 1), "startup_driver_s": round(driver_s, 1),
                "images_per_s_with_startup": round(tcfg.steps * tcfg.batch_size / max(seconds, 1e-9), 2),
                **{k: round(float(v), 6) for k, v in result.metrics.items() if isinstance(v, (int, float))}}
-    return model, summary, seconds
+    return model, summary
 
 
 def _process_start() -> float:
@@ -441,12 +479,13 @@ def loop_config(params: Params, variant: str, run_id: str | None, fp: str) -> di
 
 
 def make_trainer(params: Params, config: dict, name: str, storage_path: Path | None = None, callbacks=None,
-                 train_fn=train_func):
+                 train_fn=train_func, startup_retries: int = STARTUP_RETRIES):
     """A TorchTrainer of `train_fn` (the loop's `train_func` unless bench/train.py wraps it) with the scaling,
     failure and checkpoint settings of `params`. A run with the same `name` under the same storage path
     resumes from its last checkpoint. `callbacks`: Ray Train callbacks, e.g. Tune's TuneReportCallback that
     forwards the workers' reports to a Tune trial (Ray calls none in local mode, `train.num_workers: 0`,
-    where `fit` runs the loop in this process)."""
+    where `fit` runs the loop in this process). `startup_retries`: worker groups that fail to start (no free
+    resources for 60 s each) before the run fails; -1 waits for as long as it takes."""
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
@@ -462,7 +501,7 @@ def make_trainer(params: Params, config: dict, name: str, storage_path: Path | N
         torch_config=torch_config(backend="nccl" if t.use_gpu else "gloo"),
         run_config=RunConfig(name=name, storage_path=str(storage_path or paths.absolute(params.ray.storage_path)),
                              failure_config=FailureConfig(max_failures=t.max_failures,
-                                                          controller_failure_limit=STARTUP_RETRIES),
+                                                          controller_failure_limit=startup_retries),
                              checkpoint_config=CheckpointConfig(num_to_keep=2), callbacks=callbacks))
 
 

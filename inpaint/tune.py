@@ -47,9 +47,6 @@ TAG_STUDY = "inpaint.tune.study"
 TAG_TRIAL = "inpaint.tune.trial_id"
 TAG_STATUS = "inpaint.tune.status"
 TAG_MODEL = "inpaint.tune.model"  # where a completed trial's final model file is
-# A trial's driver only waits on its TorchTrainer, whose workers reserve the CPUs (or GPUs) themselves; Ray
-# needs a non-empty request, so the driver reserves the memory it uses instead of Tune's default CPU.
-DRIVER_RESOURCES = {"CPU": 0, "memory": 256 * 2**20}
 # completed: trained all its steps; stopped early: ended by ASHA before; interrupted: its study stopped while it
 # trained (at its last reported step); not run: not started (a grid point Tune had not created yet included)
 STATUSES = ("completed", "stopped early", "failed", "interrupted", "not run")
@@ -269,7 +266,7 @@ def run_study(params: Params, name: str, evaluate: Evaluate, samples: int | None
     parent = _parent_run(client, experiment_id, name, study, params.tune, study_dir)
     trainable = tune.with_parameters(run_trial, params=params, study=name, parent_run_id=parent,
                                      experiment_id=experiment_id, trials_dir=str(study_dir / "trials"))
-    trainable = tune.with_resources(trainable, DRIVER_RESOURCES)
+    trainable = tune.with_resources(trainable, cluster.DRIVER_RESOURCES)
     tuner = _tuner(params, name, study, study_dir, trainable, steps)
     try:
         results = tuner.fit()  # Ctrl-C: Tune's own SIGINT handler ends the fit, saving the trials' state

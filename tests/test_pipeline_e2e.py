@@ -230,7 +230,7 @@ def test_a_code_change_retrains_from_step_0_under_a_new_run(pipeline):
     original, original_params = loss_file.read_text(), params_file.read_text()
     loss_file.write_text(original + "\n# an edited line\n")
     params = yaml.safe_load(original_params)
-    params["ray"] = {**(params.get("ray") or {}), "keep_runs": 1}
+    params["ray"] = {**(params.get("ray") or {}), "keep_runs": 1, "concurrent": False}  # this variant alone
     params_file.write_text(yaml.safe_dump(params, sort_keys=False))
     env = {**env, "PYTHONPATH": str(work)}  # the copy's own inpaint package, edited
     try:
@@ -275,6 +275,7 @@ def test_a_finished_run_is_trained_again_and_a_killed_dvc_repro_resumes_once(pip
     original = (work / "params.yaml").read_text()
     params = yaml.safe_load(original)
     params["train"] = {"steps": 12, "checkpoint_every": 2, "image_every": 100}
+    params["ray"] = {**(params.get("ray") or {}), "concurrent": False}  # this variant alone (tests/test_together.py)
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     try:
         storage = work / "checkpoints" / "gdn_adv"
