@@ -102,14 +102,16 @@ def _plan(args) -> None:
     if args.gpus is None and args.cpus is None:
         if not os.environ.get("RAY_ADDRESS"):
             raise ParamsError("inpaint plan: give the cluster as --gpus N and/or --cpus M, or set RAY_ADDRESS")
-        capacity, where = plan.cluster_capacity(None), f"the cluster at {os.environ['RAY_ADDRESS']}"
+        clusters, where = [plan.cluster_capacity(None)], f"the cluster at {os.environ['RAY_ADDRESS']}"
     else:
-        capacity, where = {"GPU": args.gpus or 0.0, "CPU": args.cpus or 0.0}, "as given"
-    try:
-        items, makespan, _ = plan.plan(params, capacity, args.calibration_steps)
-    except ValueError as e:  # a variant larger than the whole cluster
-        raise ParamsError(f"inpaint plan: {e}") from None
-    print(plan.table(params, items, makespan, capacity, where))
+        clusters, where = [{"GPU": g, "CPU": args.cpus or 0.0} for g in args.gpus or [0.0]], "as given"
+    items, device = plan.measure(params, args.calibration_steps)
+    for capacity in clusters:
+        try:
+            makespan = plan.schedule(items, capacity)
+        except ValueError as e:  # a variant larger than the whole cluster
+            raise ParamsError(f"inpaint plan: {e}") from None
+        print(plan.table(params, items, makespan, capacity, where))
 
 
 def _results(args) -> None:
@@ -251,7 +253,8 @@ def parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     text = ("what training every variant costs on a cluster: each variant's request, steps and seconds per step, "
             "and the makespan of training them at once beside one after another")
     s = sub.add_parser("plan", help=text, description=text + " (inpaint/plan.py; docs/cluster.md)")
-    s.add_argument("--gpus", type=float, help="the cluster's GPUs (default: RAY_ADDRESS's cluster)")
+    s.add_argument("--gpus", type=float, nargs="+", help="the cluster's GPUs; several sizes: a plan for each, one "
+                   "calibration (default: RAY_ADDRESS's cluster)")
     s.add_argument("--cpus", type=float, help="the cluster's CPUs (default: RAY_ADDRESS's cluster)")
     s.add_argument("--profile", help="plan this profile instead of params.yaml's (e.g. paper)")
     s.add_argument("--calibration-steps", type=int, default=2, help="timed steps per variant without an earlier run")

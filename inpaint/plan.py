@@ -118,9 +118,8 @@ def measured(params: Params, variant: str) -> float | None:
     return params.train_for(variant).batch_size / statistics.median(m.value for m in history)
 
 
-def plan(params: Params, capacity: dict[str, float], calibration_steps: int = 2,
-         progress=print) -> tuple[list[Item], float, str]:
-    """Every variant's item with its start in the schedule, the makespan (hours) and the device measured on."""
+def measure(params: Params, calibration_steps: int = 2, progress=print) -> tuple[list[Item], str]:
+    """Every variant's item (request, steps, seconds per step; not yet scheduled) and the device measured on."""
     import torch
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -132,7 +131,7 @@ def plan(params: Params, capacity: dict[str, float], calibration_steps: int = 2,
             step_s, source = calibrate(params, v, calibration_steps, device), f"calibrated on {device}"
         kind, amount = request(params, v)
         items.append(Item(v, cfg.framework, kind, amount, params.train_for(v).steps, step_s, source))
-    return items, schedule(items, capacity), device
+    return items, device
 
 
 def table(params: Params, items: list[Item], makespan_h: float, capacity: dict[str, float], where: str) -> str:
