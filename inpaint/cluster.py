@@ -41,13 +41,15 @@ DRIVER_RESOURCES = {"CPU": 0, "memory": 256 * 2**20}
 HEAD_DIR = ".ray"
 
 
-def connect(address: str | None = None, keep_alive_s: int = 0):
+def connect(address: str | None = None, keep_alive_s: int = 0, env: dict[str, str] | None = None):
+    """Join the cluster (or this repository's local head) once per process; `env`: environment variables for
+    every process of this job (its tasks, actors and Ray Train workers)."""
     address = address or os.environ.get("RAY_ADDRESS")
     import ray
 
     if ray.is_initialized():
         return ray.get_runtime_context()
-    env = {"INPAINT_ROOT": str(REPO_ROOT)}
+    env = {"INPAINT_ROOT": str(REPO_ROOT), **(env or {})}
     if os.environ.get("MLFLOW_TRACKING_URI"):  # Tune's trial drivers, on any node, log to the driver's store
         env["MLFLOW_TRACKING_URI"] = os.environ["MLFLOW_TRACKING_URI"]
     if address:

@@ -30,6 +30,10 @@ from inpaint.io import atomic_path
 from inpaint.plan import request
 
 OUTCOME = "together.json"  # in a variant's storage folder: how its training in a gathering ended
+# A queued worker group waits for its resources in one placement-group request for up to a week, instead of
+# Ray Train's 60 s followed by a retry that logs the timeout's traceback (the retries are unlimited anyway:
+# train.fit_run's wait_for_workers). Ray Train reads it in each run's controller, a process of this job.
+QUEUE_QUIETLY = {"RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S": str(7 * 24 * 3600)}
 
 
 def applies(params: Params) -> bool:
@@ -93,7 +97,7 @@ def _train_together(params: Params, own: str, gathering: str) -> None:
             except lifetime.Busy:
                 if v == own:
                     raise
-        cluster.connect(params.ray.address, params.ray.keep_alive_s)
+        cluster.connect(params.ray.address, params.ray.keep_alive_s, env=QUEUE_QUIETLY)
         fits = {}
         for v in locked:
             why = _infeasible(params, v)
@@ -156,7 +160,7 @@ def _fit_all(params: Params, runs: dict[str, train.TrainRun], gathering: str) ->
     seconds = time.perf_counter() - start
     unfinished = [v for v in runs if v not in ended]
     if unfinished:
-        raise KeyboardInterrupt(f"interrupted: training of {', '.join(unfinished)} stopped before its last step "
+        raise KeyboardInterrupt(f"interrupted: the training of {', '.join(unfinished)} stopped before the last step "
                                 "(the next `dvc repro` resumes each from its last checkpoint)")
     print(f"train: trained together in {seconds:.0f} s: " + ", ".join(f"{v} {s}" for v, s in ended.items()),
           flush=True)

@@ -144,7 +144,9 @@ ARTIFACTS = REPO_ROOT / "mlartifacts"
 def follow_repository(uri: str, artifact_location: str) -> None:
     """A copied or moved repository: its own mlflow.db still names the old folder's artifact store (MLflow
     stores absolute locations), so new runs would log into the old folder. Re-point the store's locations at
-    this repository's mlartifacts. Only for the repository's own SQLite store; a tracking server keeps its own."""
+    this repository's mlartifacts. Only for the repository's own SQLite store; a tracking server keeps its own.
+    MLflow has no public call that changes an experiment's or a run's artifact location, so this updates the
+    store's tables itself (tests/test_tracking.py checks a copied repository)."""
     import sqlite3
     from contextlib import closing
 

@@ -10,6 +10,8 @@ from inpaint.config import load_params
 from inpaint.evaluate import score
 from inpaint.masks.store import write_store
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 def files(tmp_path):

@@ -19,6 +19,8 @@ from inpaint import checkpoints, cluster
 from inpaint import train
 from inpaint.checkpoints import STATE_FILE, load_state
 
+pytestmark = pytest.mark.e2e
+
 VARIANT = "gdn_weight"
 STEPS = 16
 

@@ -121,6 +121,7 @@ def _mlflow(work):
     return client, client.get_experiment_by_name("inpaint").experiment_id
 
 
+@pytest.mark.e2e
 def test_a_failing_trial_is_reported_as_failed_while_the_others_finish(study):
     work, _, _, _ = study
     table = pd.read_csv(work / "reports" / "tune" / "ci3" / "results.csv")
@@ -134,6 +135,7 @@ def test_a_failing_trial_is_reported_as_failed_while_the_others_finish(study):
     assert (table.status == "completed").any()
 
 
+@pytest.mark.e2e
 def test_mlflow_nests_the_trials_under_the_study_run_with_table_plot_and_best_params(study):
     work, _, _, _ = study
     client, exp = _mlflow(work)
@@ -159,6 +161,7 @@ def test_mlflow_nests_the_trials_under_the_study_run_with_table_plot_and_best_pa
     assert "dvc exp run -S '++train.batch_size=" in (work / "reports" / "tune" / "ci3" / "best_params.yaml").read_text()
 
 
+@pytest.mark.e2e
 def test_a_finished_study_resumes_without_training_again(study):
     work, env, cli, _ = study
     log = run_checked([*cli, "tune", "ci3"], work, env)
@@ -197,6 +200,7 @@ def test_an_interrupted_study_is_read_from_its_trials_and_grid(tmp_path):
     assert best_trial(table, study).trial_id == "t1" and table.status.isin(UNFINISHED).any()
 
 
+@pytest.mark.e2e
 def test_the_completed_trials_are_scored_on_the_test_pairs_into_the_study_table(study):
     work, _, _, _ = study
     out = work / "reports" / "tune" / "ci3"
