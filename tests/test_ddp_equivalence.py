@@ -26,6 +26,8 @@ import torch.multiprocessing as mp
 from inpaint import global_batch
 from steps import BATCHNORM, FAMILIES, batch, image_size, one_step
 
+pytestmark = pytest.mark.slow  # two gloo processes per family: minutes
+
 BATCH = 2
 RTOL = 1e-10
 WORKER_TIMEOUT_S = 900

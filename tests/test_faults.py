@@ -165,6 +165,7 @@ def test_a_truncated_newest_checkpoint_falls_back_to_the_older_one(tmp_path, fra
     assert session.restore(META, [str(new), str(old)]) is None
 
 
+@pytest.mark.slow
 def test_inpaint_ui_stops_its_server_on_sigterm(tmp_path):
     """SIGTERM to `inpaint ui` stops the MLflow server and all of its workers (nothing keeps answering)."""
     import socket

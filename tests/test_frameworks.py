@@ -159,6 +159,7 @@ def process_group(tmp_path):
     dist.destroy_process_group()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cfg", JUDGED, ids=lambda c: c["framework"])
 def test_frozen_judge_works_under_ddp(cfg, process_group):
     """DDP wraps every network when Ray Train runs more than one worker; three steps through the wrappers

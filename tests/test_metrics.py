@@ -173,6 +173,7 @@ class _Masks:
         return self.data[i]
 
 
+@pytest.mark.slow
 def test_evaluator_gives_the_same_numbers_with_batch_1_and_16():
     from inpaint.models.registry import build
 
