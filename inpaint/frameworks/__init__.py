@@ -1,33 +1,35 @@
-"""Training recipes over the shared model zoo, chosen by name (`framework:` in a variant)."""
+"""Training recipes over the shared model zoo, chosen by name (`framework:` in a variant).
+
+    registry.py          register_framework: a framework's one declaration (settings, trainer, tables)
+    settings.py          what every framework's settings share (VariantBase, Optimiser, Augment)
+    <name>_settings.py   each framework's settings schema and registration (torch-free)
+    <name>.py            its trainer: a Framework subclass (base.py, discriminator_first.py)
+    build.py             build_networks, build_framework: a variant's networks and trainer
+
+Importing the package registers the package's own frameworks and nothing heavier: params validation
+(inpaint/config.py) reads the registrations in every stage, and torch loads only with a trainer.
+"""
 from __future__ import annotations
 
-from torch import nn
+import importlib
 
-from inpaint.frameworks.base import Framework
-from inpaint.frameworks.gconv import GConvFramework
-from inpaint.frameworks.gdn import AdvFramework, DetFramework, WeightFramework
-from inpaint.frameworks.lgnet import LGNetFramework
-from inpaint.frameworks.pconv import PConvFramework
-from inpaint.frameworks.pennet import PENFramework
-from inpaint.models.registry import build
+# The package's own frameworks, registered in this order (the order of FRAMEWORKS in error messages)
+from inpaint.frameworks import gdn_settings, lgnet_settings, pennet_settings  # noqa: F401, I001
+from inpaint.frameworks import pconv_settings, gconv_settings  # noqa: F401, I001
 
-FRAMEWORKS: dict[str, type[Framework]] = {
-    f.name: f for f in (WeightFramework, AdvFramework, DetFramework, LGNetFramework, PENFramework, PConvFramework,
-                        GConvFramework)}
+_EXPORTS = {
+    "build_networks": "inpaint.frameworks.build",
+    "build_framework": "inpaint.frameworks.build",
+}
 
-
-def build_networks(cfg, image_size: int) -> dict[str, nn.Module]:
-    """The networks a variant trains: its generator and, by framework, a discriminator or a detector."""
-    nets = {"generator": build(cfg.generator, image_size=image_size)}
-    for role in ("discriminator", "detector"):
-        if hasattr(cfg, role):
-            nets[role] = build(getattr(cfg, role), image_size=image_size)
-    return nets
+__all__ = list(_EXPORTS)
 
 
-def build_framework(cfg, networks: dict[str, nn.Module], *, weights_mode: str = "auto",
-                    accumulate: int = 1) -> Framework:
-    """`weights_mode` is params' `weights` setting (auto | required | random): what a framework that needs a
-    pretrained file (LGNet's VGG-16) does when it is missing; see the framework's `notes` afterwards.
-    `accumulate`: micro-batches per step (train.accumulate)."""
-    return FRAMEWORKS[cfg.framework](cfg, networks, weights_mode=weights_mode, accumulate=accumulate)
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'inpaint.frameworks' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)
