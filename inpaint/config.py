@@ -12,8 +12,8 @@ from typing import Annotated, Any, Literal, Union
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from inpaint.frameworks.registry import registrations
-from inpaint.frameworks.settings import Strict
+from inpaint.variants.registry import registrations
+from inpaint.variants.base import Strict
 from inpaint.masks.settings import MaskSettings
 from inpaint.paths import REPO_ROOT
 
@@ -79,7 +79,7 @@ class DataConfig(Strict):
         return self
 
 
-# Every registered framework's settings (inpaint/frameworks/registry.py), told apart by their `framework:` key.
+# Every registered framework's settings (inpaint/variants/registry.py), told apart by their `framework:` key.
 Variant = Annotated[Union[tuple(r.settings for r in registrations())], Field(discriminator="framework")]
 FRAMEWORKS = tuple(r.name for r in registrations())
 

@@ -23,7 +23,7 @@ from typing import Callable
 import pandas as pd
 
 from inpaint import bins, compare, paper_tables as pt
-from inpaint.frameworks.registry import in_table
+from inpaint.variants.registry import in_table
 from inpaint.io import atomic_path, write_text
 from inpaint.models.lgnet import TABLE_VI
 
@@ -43,7 +43,7 @@ TABLE_VI_GENERATORS = {f"lgnet_{arch.lower().replace('+', '_')}": arch for arch 
 DETECTOR_LOSSES = {"ce": "CE", "bce": "BCE", "focal": "Focal"}  # GDN Table 2's rows
 VARIANT_PARAMS = ("framework", "generator", "detector_loss", "hole_weight", "perceptual_weight", "style_weight")
 # Each framework-selected table's published rows in their printed order: a registered framework's rows stand
-# in the order of the rows it reproduces (inpaint/frameworks/registry.py `tables`)
+# in the order of the rows it reproduces (inpaint/variants/registry.py `tables`)
 PUBLISHED_ORDER = {"gdn_table1": list(pt.GDN_TABLE1["celeba_hq"]["psnr"]), "weight_adv_det": ["Ours"],
                    "lgnet_table7": list(pt.LGNET_TABLE7["l1"])}
 

@@ -5,7 +5,7 @@ import torch
 from PIL import Image, ImageFilter
 
 from inpaint.config import resolve
-from inpaint.frameworks.settings import Augment
+from inpaint.variants.base import Augment
 from inpaint.data.augment import augment_image, augment_mask
 from inpaint.data.pairs import TrainPairs
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from inpaint import paper_tables as pt
-from inpaint.frameworks.lgnet_settings import LGNetSettings
+from inpaint.variants.lgnet import LGNetSettings
 
 MD = Path(__file__).parent / "data" / "paper_tables.md"
 METRIC = {"ell_1": "l1", "psnr": "psnr", "ssim": "ssim", "fid": "fid", "lpips": "lpips"}

@@ -1,21 +1,17 @@
-"""Training recipes over the shared model zoo, chosen by name (`framework:` in a variant).
+"""Training recipes over the shared model zoo: a framework's trainer, chosen by the `framework:` of a variant
+through its registration (inpaint/variants).
 
-    registry.py          register_framework: a framework's one declaration (settings, trainer, tables)
-    settings.py          what every framework's settings share (VariantBase, Optimiser, Augment)
-    <name>_settings.py   each framework's settings schema and registration (torch-free)
-    <name>.py            its trainer: a Framework subclass (base.py, discriminator_first.py)
-    build.py             build_networks, build_framework: a variant's networks and trainer
+    base.py                   Framework: networks, optimisers, schedulers and the `step` a trainer defines
+    discriminator_first.py    the D-then-G iteration LGNet, PEN-Net and GConv share
+    <name>.py                 a framework's trainer (its settings and registration: inpaint/variants/<name>.py)
+    build.py                  build_networks, build_framework: a variant's networks and trainer
 
-Importing the package registers the package's own frameworks and nothing heavier: params validation
-(inpaint/config.py) reads the registrations in every stage, and torch loads only with a trainer.
+Attributes are imported lazily: what only needs `masked_input` or `composite` (evaluation, `fill`) does not
+import the trainers.
 """
 from __future__ import annotations
 
 import importlib
-
-# The package's own frameworks, registered in this order (the order of FRAMEWORKS in error messages)
-from inpaint.frameworks import gdn_settings, lgnet_settings, pennet_settings  # noqa: F401, I001
-from inpaint.frameworks import pconv_settings, gconv_settings  # noqa: F401, I001
 
 _EXPORTS = {
     "build_networks": "inpaint.frameworks.build",

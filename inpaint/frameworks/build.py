@@ -1,14 +1,20 @@
-"""A variant's networks and its framework's trainer, from the registrations (inpaint/frameworks/registry.py)."""
+"""A variant's networks and its framework's trainer, from the registrations (inpaint/variants/registry.py)."""
 from __future__ import annotations
+
+import importlib
+import pkgutil
 
 from torch import nn
 
-# The package's trainers, which the registrations name by path: imported here so that they are part of the
-# code a training stage runs as inpaint/codegraph.py reads it (imports, not paths).
-from inpaint.frameworks import gconv, gdn, lgnet, pconv, pennet  # noqa: F401
+from inpaint import frameworks
 from inpaint.frameworks.base import Framework
-from inpaint.frameworks.registry import registration
 from inpaint.models.registry import build
+from inpaint.variants.registry import registration
+
+# Every module of the package: the trainers the registrations name by path. A training process runs the
+# whole folder (and inpaint/codegraph.py reads this discovery as an import of each module).
+for _module in pkgutil.iter_modules(frameworks.__path__):
+    importlib.import_module(f"{frameworks.__name__}.{_module.name}")
 
 
 def build_networks(cfg, image_size: int) -> dict[str, nn.Module]:

@@ -5,8 +5,8 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from inpaint.frameworks.registry import register_framework
-from inpaint.frameworks.settings import Optimiser, VariantBase
+from inpaint.variants.registry import register_framework
+from inpaint.variants.base import Optimiser, VariantBase
 
 
 class GConvSettings(VariantBase):

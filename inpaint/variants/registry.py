@@ -2,14 +2,16 @@
 package (docs/add_a_framework.md).
 
 A `Registration` holds its settings schema (the `framework:` variants of params.yaml validate against it;
-it also says which pretrained files training reads, `VariantBase.pretrained_files`), its trainer, and the
-report tables its variants appear in. Everything else is derived from the registrations: the params
-`Variant` union (inpaint/config.py), the trainer registry (inpaint/frameworks/build.py), the weight files a
-configuration needs (inpaint/weights.py) and the framework rows of the tables (inpaint/report.py).
+it also says which pretrained files training reads, `VariantBase.pretrained_files`), its trainer, the label
+of its rows and the report tables its variants appear in. The rest is derived from the registrations: the
+params `Variant` union (inpaint/config.py), the trainer of a variant (inpaint/frameworks/build.py), the
+weight files a configuration needs (inpaint/weights.py) and the framework rows of the tables
+(inpaint/report.py).
 
-Torch-free: params validation imports it in every stage, so a trainer is named by its import path
-("module:Class") and imported only when a variant of it is built. A framework outside the package is a
-module named in INPAINT_FRAMEWORKS (comma-separated), imported the first time the registrations are read.
+Torch-free: params validation imports it in every stage, so the package's trainers are named by their
+import path ("module:Class") and imported only to build one. The package's own registrations are the
+modules of inpaint/variants; a framework kept outside the package is a module named in INPAINT_FRAMEWORKS
+(comma-separated), imported the first time the registrations are read.
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ import os
 from dataclasses import dataclass, field
 from typing import get_args
 
-from inpaint.frameworks.settings import VariantBase
+from inpaint.variants.base import VariantBase
 
 PLUGINS_ENV = "INPAINT_FRAMEWORKS"
 
@@ -79,8 +81,8 @@ def register_framework(settings: type[VariantBase], *, trainer: str | type, labe
 
 
 def registrations() -> tuple[Registration, ...]:
-    """Every registered framework, in registration order: the package's own (inpaint/frameworks/__init__.py
-    imports them), then those of the modules named in INPAINT_FRAMEWORKS."""
+    """Every registered framework, in registration order: the package's own (importing inpaint.variants
+    registers them), then those of the modules named in INPAINT_FRAMEWORKS."""
     global _plugins_loaded
     if not _plugins_loaded:
         _plugins_loaded = True
