@@ -13,9 +13,9 @@ counts whole: all its imports, at any depth.
 A package's modules imported by discovery (`pkgutil.iter_modules(package.__path__)`: the frameworks'
 registrations in inpaint/variants, the trainers in inpaint/frameworks/build.py) count as imports of every
 module in the package's folder. What this reading cannot see (any other import by computed name, say) is
-caught at run time: with
-INPAINT_RECORD_IMPORTS set to a folder, each stage process, and each Ray Train worker, writes the inpaint
-modules it actually imported, and tests/test_pipeline_e2e.py checks them against dvc.yaml's deps.
+caught at run time: with INPAINT_RECORD_IMPORTS set to a folder, each stage process, and each Ray Train
+worker, writes the inpaint modules it actually imported, and tests/test_pipeline_e2e.py checks them against
+dvc.yaml's deps.
 """
 from __future__ import annotations
 

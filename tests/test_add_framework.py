@@ -134,6 +134,15 @@ def test_the_package_registrations_are_its_variants_modules_and_their_trainers_r
             assert r.trainer_class().__module__ == r.trainer.partition(":")[0], r.name
 
 
+def test_every_registered_table_row_is_a_table_and_row_of_the_report():
+    from inpaint.report import PUBLISHED_ORDER, SPECS
+
+    for r in registry.registrations():
+        for table, row in r.tables.items():
+            assert table in PUBLISHED_ORDER and table in {s.name for s in SPECS}, (r.name, table)
+            assert row is None or row in PUBLISHED_ORDER[table], (r.name, table, row)
+
+
 class _Nameless(VariantBase):
     pass
 

@@ -9,7 +9,7 @@ weight files a configuration needs (inpaint/weights.py) and the framework rows o
 (inpaint/report.py).
 
 Torch-free: params validation imports it in every stage, so the package's trainers are named by their
-import path ("module:Class") and imported only to build one. The package's own registrations are the
+import path ("module:Class"), imported by what builds a trainer (inpaint/frameworks/build.py). The package's own registrations are the
 modules of inpaint/variants; a framework kept outside the package is a module named in INPAINT_FRAMEWORKS
 (comma-separated), imported the first time the registrations are read.
 """
@@ -101,11 +101,11 @@ def registration(name: str) -> Registration:
     return found[name]
 
 
-def in_table(table: str, published_order: list[str] | None = None) -> dict[str, str]:
+def in_table(table: str, published_order: list[str]) -> dict[str, str]:
     """The frameworks that table `table` shows, {name: label}: ordered as the published rows they reproduce
     stand in `published_order` (those without one first), then in registration order."""
     members = [r for r in registrations() if table in r.tables]
-    order = list(published_order or [])
+    order = list(published_order)
 
     def position(r: Registration) -> int:
         row = r.tables[table]
