@@ -10,9 +10,12 @@ stages.py only that function counts (with the module-level imports and the funct
 stages.py holds every stage, and a change to the report code must not retrain a model. Every other module
 counts whole: all its imports, at any depth.
 
-What this reading cannot see (an import by computed name, say) is caught at run time: with
-INPAINT_RECORD_IMPORTS set to a folder, each stage process, and each Ray Train worker, writes the inpaint
-modules it actually imported, and tests/test_pipeline_e2e.py checks them against dvc.yaml's deps.
+A package's modules imported by discovery (`pkgutil.iter_modules(package.__path__)`: the frameworks'
+registrations in inpaint/variants, the trainers in inpaint/frameworks/build.py) count as imports of every
+module in the package's folder. What this reading cannot see (any other import by computed name, say) is
+caught at run time: with INPAINT_RECORD_IMPORTS set to a folder, each stage process, and each Ray Train
+worker, writes the inpaint modules it actually imported, and tests/test_pipeline_e2e.py checks them against
+dvc.yaml's deps.
 """
 from __future__ import annotations
 
@@ -87,9 +90,36 @@ def _lazy_exports(package: str) -> dict[str, str]:
     return {}
 
 
+def _discovered(name: str) -> set[str]:
+    """A module that imports a package's modules by discovery, `pkgutil.iter_modules(<package>.__path__)` (or
+    `__path__` in the package's own __init__), imports every module in the package's folder."""
+    tree = _tree(name)
+    bound = {a.asname or a.name: f"{node.module}.{a.name}" for node in ast.walk(tree)
+             if isinstance(node, ast.ImportFrom) and not node.level and (node.module or "").split(".")[0] == "inpaint"
+             for a in node.names}
+    packages = set()
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Call) and node.args and getattr(node.func, "attr", None) == "iter_modules"):
+            continue
+        arg = node.args[0]
+        if isinstance(arg, ast.Name) and arg.id == "__path__" and module_file(name).name == "__init__.py":
+            packages.add(name)
+        elif isinstance(arg, ast.Attribute) and arg.attr == "__path__" and isinstance(arg.value, ast.Name) \
+                and arg.value.id in bound:
+            packages.add(bound[arg.value.id])
+    found = set()
+    for package in packages:
+        if _is_module(package) and module_file(package).name == "__init__.py":
+            folder = module_file(package).parent
+            found |= {f"{package}.{path.stem}" for path in folder.glob("*.py") if path.name != "__init__.py"}
+            found |= {f"{package}.{path.parent.name}" for path in folder.glob("*/__init__.py")}
+    return {p for m in found for p in _parents(m)}
+
+
 def imports(name: str) -> set[str]:
-    """Every inpaint module that `name` imports, anywhere in its source."""
-    return {m for node in ast.walk(_tree(name)) for m in _resolve(node, name)}
+    """Every inpaint module that `name` imports, anywhere in its source (a package's modules discovered with
+    pkgutil included)."""
+    return {m for node in ast.walk(_tree(name)) for m in _resolve(node, name)} | _discovered(name)
 
 
 def function_imports(name: str, function: str) -> set[str]:

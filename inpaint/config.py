@@ -7,20 +7,18 @@ range stops the stage before any work with a message naming the key and what is 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union, get_args
+from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
+from inpaint.variants.registry import registrations
+from inpaint.variants.base import Strict
 from inpaint.masks.settings import MaskSettings
 from inpaint.paths import REPO_ROOT
 
 PROFILES = ("smoke", "ci", "paper", "learn")
 SECTIONS = ("data", "masks", "train", "evaluate", "tracking", "ray", "tune")
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class DataConfig(Strict):
@@ -81,153 +79,9 @@ class DataConfig(Strict):
         return self
 
 
-class Optimiser(Strict):
-    lr_g: Annotated[float, Field(gt=0)] = 1e-4
-    lr_d: Annotated[float, Field(gt=0)] = 1e-5
-    beta1: Annotated[float, Field(ge=0, lt=1)] = 0.0
-    beta2: Annotated[float, Field(ge=0, lt=1)] = 0.9
-
-
-class Augment(Strict):
-    """Training-time augmentation (inpaint/data/pairs.py), every draw seeded by (train.seed, epoch, index).
-    Each framework's default is its authors' choice: GDN none, LGNet a random horizontal flip of images and
-    masks, PEN-Net flip + ColorJitter 0.05 on images and flip / rotation / dilation on masks."""
-
-    image_flip: Annotated[float, Field(ge=0, le=1)] = 0.0  # probability of a horizontal flip of the image
-    color_jitter: Annotated[float, Field(ge=0, lt=0.5)] = 0.0  # ColorJitter(x, x, x, x): brightness, contrast, ...
-    mask_flip: Annotated[float, Field(ge=0, le=1)] = 0.0  # the mask's own flip (independent of the image's)
-    mask_rotate: Annotated[int, Field(ge=0, le=180)] = 0  # degrees: a random integer in [0, x], expanded canvas
-    mask_dilate: Annotated[int, Field(ge=0)] = 0  # a max filter of this odd size over the holes (0: off)
-
-    @field_validator("mask_dilate")
-    @classmethod
-    def _odd(cls, v: int) -> int:
-        if v and v % 2 == 0:
-            raise ValueError(f"the dilation's max filter needs an odd size (or 0 for none), got {v}")
-        return v
-
-
-LGNET_AUGMENT = Augment(image_flip=0.5, mask_flip=0.5)  # pix2pix's RandomHorizontalFlip on both
-PEN_AUGMENT = Augment(image_flip=0.5, color_jitter=0.05, mask_flip=0.5, mask_rotate=45, mask_dilate=3)
-
-
-class VariantBase(Strict):
-    """What every variant has besides its framework's settings: train settings laid over the train section
-    (and over the profile's framework_train), e.g. `train: {batch_size: 4}`, and its augmentation."""
-
-    train: dict[str, Any] = {}
-    augment: Augment = Augment()
-
-
-class WeightFramework(VariantBase):
-    """GDN Sec. 4.3 'Weight': the generator alone, L1 weighted 6 in the hole and 1 outside (as PConv)."""
-
-    framework: Literal["weight"]
-    generator: str = "gdn_generator"
-    hole_weight: Annotated[float, Field(gt=0)] = 6.0
-    valid_weight: Annotated[float, Field(ge=0)] = 1.0
-    optimiser: Optimiser = Optimiser()
-
-
-class AdvFramework(WeightFramework):
-    """GDN Sec. 4.3 'Adv': Weight's L1 plus an SN-PatchGAN on the composite (hinge, weight 0.1)."""
-
-    framework: Literal["adv"]
-    discriminator: str = "sn_patchgan"
-    gan_loss: Literal["hinge", "lsgan", "nsgan"] = "hinge"
-    adv_weight: Annotated[float, Field(ge=0)] = 0.1
-
-
-class DetFramework(VariantBase):
-    """GDN 'Det': generator + 7-layer pixel detector; loss mean(W * |out - gt|), W = mapping(V)."""
-
-    framework: Literal["det"]
-    generator: str = "gdn_generator"
-    detector: str = "gdn_detector"
-    detector_loss: Literal["focal", "bce", "ce"] = "focal"
-    gamma: Annotated[float, Field(ge=0)] = 2.0
-    weight_mapping: Literal["exp", "linear"] = "exp"
-    exp_base: float = 10.0
-    detach_weight: bool = False  # the authors' code does not detach W
-    optimiser: Optimiser = Optimiser()
-
-    @field_validator("exp_base")
-    @classmethod
-    def _base_above_one(cls, v: float) -> float:
-        if not v > 1:
-            raise ValueError(f"the exponential weight mapping W = base^V needs base > 1, got {v}")
-        return v
-
-
-class LGNetFramework(VariantBase):
-    """LGNet (docs/authors_code.md 2.7-2.9): coarse + refinement stages, per-image masked L1 at every stage,
-    perceptual, style and TV on the refinement stages, LSGAN on the stage-1 composite; D first, then G."""
-
-    framework: Literal["lgnet"]
-    generator: str = "lgnet"  # any registered LGNet builder: lgnet, lgnet_c_l, lgnet_light, lgnet_share, ...
-    discriminator: str = "sn_patchgan"
-    hole_weight: Annotated[float, Field(gt=0)] = 6.0
-    valid_weight: Annotated[float, Field(ge=0)] = 1.0
-    perceptual_weight: Annotated[float, Field(ge=0)] = 0.05
-    style_weight: Annotated[float, Field(ge=0)] = 120.0
-    tv_weight: Annotated[float, Field(ge=0)] = 0.1
-    gan_loss: Literal["hinge", "lsgan", "nsgan"] = "lsgan"
-    adv_weight: Annotated[float, Field(ge=0)] = 0.1
-    constant_fraction: Annotated[float, Field(ge=0, le=1)] = 0.5  # share of train.steps at constant lr (100 of 200)
-    optimiser: Optimiser = Optimiser(lr_g=2e-4, lr_d=2e-4, beta1=0.5, beta2=0.999)
-    augment: Augment = LGNET_AUGMENT
-
-
-class PENFramework(VariantBase):
-    """PEN-Net (docs/authors_code.md 3.4-3.6): batch-normalised masked L1 + pyramid L1 + SN-PatchGAN (hinge) on the
-    composite; D first, then G; lr = lr0 * 0.1^(min(step, decay_steady) // decay_every)."""
-
-    framework: Literal["pen"]
-    generator: str = "pennet"
-    discriminator: str = "sn_patchgan"
-    gan_loss: Literal["hinge", "lsgan", "nsgan"] = "hinge"  # the authors' configs: hinge, or nsgan (DTD, Facade)
-    adv_weight: Annotated[float, Field(ge=0)] = 0.1
-    hole_weight: Annotated[float, Field(gt=0)] = 6.0
-    valid_weight: Annotated[float, Field(ge=0)] = 1.0
-    pyramid_weight: Annotated[float, Field(ge=0)] = 0.5
-    decay_every: Annotated[int, Field(gt=0)] = 100_000  # the authors' niter
-    decay_steady: Annotated[int, Field(gt=0)] = 10_000  # niter_steady; below decay_every: never decays (CelebA-HQ)
-    optimiser: Optimiser = Optimiser(lr_g=1e-4, lr_d=1e-4, beta1=0.5, beta2=0.999)
-    augment: Augment = PEN_AUGMENT
-
-
-class PConvFramework(VariantBase):
-    """PConv (Liu et al. 2018; frameworks/pconv.py): valid + 6 hole L1, perceptual 0.05, style 120 and TV 0.1
-    on the 1-pixel-dilated hole; Adam 2e-4, then fine-tuning at 5e-5 with the encoder's BatchNorm frozen."""
-
-    framework: Literal["pconv"]
-    generator: str = "pconv"
-    valid_weight: Annotated[float, Field(ge=0)] = 1.0
-    hole_weight: Annotated[float, Field(gt=0)] = 6.0
-    perceptual_weight: Annotated[float, Field(ge=0)] = 0.05
-    style_weight: Annotated[float, Field(ge=0)] = 120.0
-    tv_weight: Annotated[float, Field(ge=0)] = 0.1
-    finetune_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.25  # CelebA-HQ: 1 fine-tuning day of 3 + 1
-    lr_finetune: Annotated[float, Field(gt=0)] = 5e-5
-    optimiser: Optimiser = Optimiser(lr_g=2e-4, beta1=0.9, beta2=0.999)  # torch's Adam defaults; no D
-
-
-class GConvFramework(VariantBase):
-    """GConv, DeepFill v2 (Yu et al. 2019; frameworks/gconv.py): L1 on both stages + SN-PatchGAN hinge loss
-    on the composite with the mask channel, weights 1 and 1; D first, then G; Adam 1e-4, betas (0.5, 0.999)."""
-
-    framework: Literal["gconv"]
-    generator: str = "gconv"
-    discriminator: str = "deepfill_sn_patchgan"
-    gan_loss: Literal["hinge", "lsgan", "nsgan"] = "hinge"
-    l1_weight: Annotated[float, Field(ge=0)] = 1.0
-    adv_weight: Annotated[float, Field(ge=0)] = 1.0
-    optimiser: Optimiser = Optimiser(lr_g=1e-4, lr_d=1e-4, beta1=0.5, beta2=0.999)
-
-
-Variant = Annotated[Union[WeightFramework, AdvFramework, DetFramework, LGNetFramework, PENFramework,
-                          PConvFramework, GConvFramework], Field(discriminator="framework")]
-FRAMEWORKS = tuple(get_args(cls.model_fields["framework"].annotation)[0] for cls in get_args(get_args(Variant)[0]))
+# Every registered framework's settings (inpaint/variants/registry.py), told apart by their `framework:` key.
+Variant = Annotated[Union[tuple(r.settings for r in registrations())], Field(discriminator="framework")]
+FRAMEWORKS = tuple(r.name for r in registrations())
 
 
 class TrainConfig(Strict):

@@ -74,9 +74,11 @@ def resolve_device(name: str) -> torch.device:
 
 @dataclass
 class MetricStatus:
-    """Why each set metric is or is not computed (`pretrained`, `random weights ...`, `not computed: ...`)."""
+    """Why each set metric is or is not computed (`pretrained`, `random weights ...`, `not computed: ...`),
+    and for each one not computed the reason in a few words (`absent`, for metrics/<variant>.json)."""
 
     status: dict[str, str] = field(default_factory=dict)
+    absent: dict[str, str] = field(default_factory=dict)
 
     @property
     def pretrained(self) -> bool:
@@ -101,6 +103,7 @@ class SetMetrics(MetricStatus):
         path = weights.resolve(key, mode)
         if path is None and mode != "random":
             self.status[name] = "not computed: " + weights.missing_message(weights.FILES[key])
+            self.absent[name] = f"no {weights.FILES[key].filename} in the torch cache"
             print(f"WARNING {name} {self.status[name]}")
             return None
         self.status[name] = "pretrained" if path else "random weights (uncalibrated)"
@@ -258,7 +261,7 @@ def score_variant(model_path: Path, prepared: Path, test_masks: Path, pairs_path
     print(f"evaluate {model_path.parent.name} on {set_metrics.device}")
     results, per_image = evaluate(generator, load_split(prepared, "test"), MaskStore(test_masks),
                                   read_pairs(pairs_path), cfg, set_metrics)
-    return results, per_image, MetricStatus(dict(set_metrics.status))
+    return results, per_image, MetricStatus(dict(set_metrics.status), dict(set_metrics.absent))
 
 
 def on_ray(params: Params) -> bool:

@@ -63,10 +63,6 @@ GDN_TABLE1 = {
     },
 }
 
-# GDN Table 1's methods as our runs give them: framework -> our row's label, in the table's order (PConv, PEN,
-# GConv, then GDN's Det, the paper's "Ours").
-GDN_TABLE1_OURS = {"pconv": "PConv", "pen": "PEN-Net", "gconv": "GConv", "det": "Det"}
-
 # GDN Table 2 (CelebA-HQ): the detector loss ablation, rows by `detector_loss` (CE, BCE, Focal).
 GDN_TABLE2 = {
     "psnr": {"CE": [35.88, 31.77, 28.9, 26.56, 24.64, 21.49], "BCE": [36.29, 31.88, 28.95, 26.6, 24.67, 21.49], "Focal": [36.37, 32.02, 29.13, 26.81, 24.89, 21.79]},

@@ -23,6 +23,7 @@ from typing import Callable
 import pandas as pd
 
 from inpaint import bins, compare, paper_tables as pt
+from inpaint.variants.registry import in_table
 from inpaint.io import atomic_path, write_text
 from inpaint.models.lgnet import TABLE_VI
 
@@ -32,8 +33,6 @@ DECIMALS = {"l1": 2, "psnr": 2, "ssim": 3, "lpips": 3}  # FID and KID span decad
 SET_METRICS = ("fid", "kid")  # computed over a bin's sample, not per image: no interval
 BIN_LABELS = tuple(bins.percent_label(b) for b in range(len(bins.BINS)))  # the one label style of every table
 FID_MIN_SAMPLES = 2048  # below the Inception feature dimension the covariance is singular (biased FID)
-GDN_FRAMEWORKS = ("weight", "adv", "det")
-# GDN Table 1: our framework -> the row it stands beside (extend for PConv / GConv variants)
 # data.dataset -> the published tables' dataset; sample and folder data are compared with CelebA-HQ's rows
 PUBLISHED_DATASET = {"celeba_hq": "celeba_hq", "places2_gdn": "places2", "places2_lgnet": "places2",
                      "paris": "paris", "sample": "celeba_hq", "folder": "celeba_hq"}
@@ -43,6 +42,15 @@ FULL_LGNET = {"lgnet": "LGNet", "lgnet_c_l_g_att": "LGNet", "lgnet_light": "LGNe
 TABLE_VI_GENERATORS = {f"lgnet_{arch.lower().replace('+', '_')}": arch for arch in TABLE_VI} | {"lgnet": "C+L+G_att"}
 DETECTOR_LOSSES = {"ce": "CE", "bce": "BCE", "focal": "Focal"}  # GDN Table 2's rows
 VARIANT_PARAMS = ("framework", "generator", "detector_loss", "hole_weight", "perceptual_weight", "style_weight")
+# Each framework-selected table's published rows in their printed order: a registered framework's rows stand
+# in the order of the rows it reproduces (inpaint/variants/registry.py `tables`)
+PUBLISHED_ORDER = {"gdn_table1": list(pt.GDN_TABLE1["celeba_hq"]["psnr"]), "weight_adv_det": ["Ours"],
+                   "lgnet_table7": list(pt.LGNET_TABLE7["l1"])}
+
+
+def framework_rows(table: str) -> dict[str, str]:
+    """The frameworks whose variants `table` shows, {framework: label of their rows}, in the table's order."""
+    return in_table(table, PUBLISHED_ORDER[table])
 
 
 class MixedSettingsError(ValueError):
@@ -208,9 +216,9 @@ def _gdn_dataset(dataset: str) -> str:
 
 def gdn_table1(ours: pd.DataFrame, dataset: str, base: pd.DataFrame) -> tuple[pd.DataFrame, list[Note]]:
     ds = _gdn_dataset(dataset)
-    order = list(pt.GDN_TABLE1_OURS)
-    ours = ours.sort_values("framework", key=lambda s: s.map(order.index), kind="stable")
-    rows = [_ours(pt.GDN_TABLE1_OURS[r.framework], r) for _, r in ours.iterrows()]
+    labels = framework_rows("gdn_table1")
+    ours = ours.sort_values("framework", key=lambda s: s.map(list(labels).index), kind="stable")
+    rows = [_ours(labels[r.framework], r) for _, r in ours.iterrows()]
     published = _published(pt.GDN_TABLE1[ds], lambda row: "GDN (Det)" if row == "Ours" else row)
     frame = method_rows(rows, published, ("psnr", "ssim", "l1", "fid"), base)
     return frame, _dataset_note("GDN Table 1", ds, dataset, frame)
@@ -244,8 +252,9 @@ def gdn_table2(ours: pd.DataFrame, dataset: str, base: pd.DataFrame) -> tuple[pd
 def weight_adv_det(ours: pd.DataFrame, dataset: str, base: pd.DataFrame) -> tuple[pd.DataFrame, list[Note]]:
     """GDN Sec. 4.3: Weight / Adv / Det, with GDN Table 1's Det row ("Ours") beside them."""
     ds = _gdn_dataset(dataset)
-    ours = ours.sort_values("framework", key=lambda s: s.map(GDN_FRAMEWORKS.index), kind="stable")
-    rows = [_ours(r.framework.capitalize(), r) for _, r in ours.iterrows()]
+    labels = framework_rows("weight_adv_det")
+    ours = ours.sort_values("framework", key=lambda s: s.map(list(labels).index), kind="stable")
+    rows = [_ours(labels[r.framework], r) for _, r in ours.iterrows()]
     published = {"Det (GDN Table 1, published)": {m: v["Ours"] for m, v in pt.GDN_TABLE1[ds].items()}}
     frame = method_rows(rows, published, ("psnr", "ssim", "l1", "lpips", "fid", "kid"), base)
     return frame, _dataset_note("GDN Table 1", ds, dataset, frame)
@@ -341,17 +350,20 @@ class Spec:
 
 SPECS = (
     Spec("gdn_table1", "GDN Table 1: methods per hole ratio",
-         lambda r: r.framework.isin(list(pt.GDN_TABLE1_OURS)), gdn_table1, reference=lambda r: r.framework == "pen"),
+         lambda r: r.framework.isin(list(framework_rows("gdn_table1"))), gdn_table1,
+         reference=lambda r: r.framework == "pen"),
     Spec("gdn_table2", "GDN Table 2: detector loss ablation", lambda r: r.framework == "det", gdn_table2,
          reference=lambda r: r.detector_loss == "ce"),
-    Spec("weight_adv_det", "GDN Sec. 4.3: Weight / Adv / Det", lambda r: r.framework.isin(GDN_FRAMEWORKS),
-         weight_adv_det, reference=lambda r: r.framework == "weight"),
+    Spec("weight_adv_det", "GDN Sec. 4.3: Weight / Adv / Det",
+         lambda r: r.framework.isin(list(framework_rows("weight_adv_det"))), weight_adv_det,
+         reference=lambda r: r.framework == "weight"),
     Spec("lgnet_table5", "LGNet Table V: LGNet, LGNet_light, LGNet_share", lambda r: r.generator.isin(FULL_LGNET),
          lgnet_table5, reference=lambda r: r.generator.isin(["lgnet", "lgnet_c_l_g_att"])),
     Spec("lgnet_table6", "LGNet Table VI: FID per architecture", lambda r: r.generator.isin(TABLE_VI_GENERATORS),
          lgnet_table6, reference=lambda r: r.generator == "lgnet_c"),
-    Spec("lgnet_table7", "LGNet Table VII: loss weights", lambda r: (r.framework == "lgnet") & r.generator.isin(
-        ["lgnet", "lgnet_c_l_g_att"]), lgnet_table7,
+    Spec("lgnet_table7", "LGNet Table VII: loss weights",
+         lambda r: r.framework.isin(list(framework_rows("lgnet_table7"))) & r.generator.isin(["lgnet", "lgnet_c_l_g_att"]),
+         lgnet_table7,
          reference=lambda r: pd.Series([_weights(x) == pt.LGNET_TABLE7_WEIGHTS["Ours"] for _, x in r.iterrows()],
                                        index=r.index, dtype=bool)),
     Spec("complexity", "LGNet Table IV: model complexity", lambda r: r.filter(like="complexity/params_m").notna().any(axis=1),

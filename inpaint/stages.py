@@ -164,7 +164,7 @@ def evaluate(params: Params, variant: str) -> dict:
     record, per_image = evaluate_model(params, model, variant, meta)
     record["complexity"] = ev.complexity(generator, meta)
     write_json(paths.EVALS / f"{variant}.json", record)
-    write_json(paths.METRICS / f"{variant}.json", headline(record["metrics"], meta.get("steps")))
+    write_json(paths.METRICS / f"{variant}.json", headline(record["metrics"], meta.get("steps"), record["absent"]))
     write_pair_scores(per_image, compare.pairs_path(paths.EVALS / f"{variant}.json"))
     per_bin_csv = paths.EVALS / f"{variant}_per_bin.csv"
     with atomic_path(per_bin_csv) as tmp:
@@ -195,7 +195,8 @@ def evaluate_model(params: Params, model: Path, name: str, meta: dict) -> tuple[
     pairs_per_s = len(per_image) / max(seconds, 1e-9)
     print(f"evaluate {name}: {len(per_image)} pairs in {seconds:.1f} s ({pairs_per_s:.1f} pairs/s, all metrics)")
     record = {"variant": name, "metrics": results, "pretrained": set_metrics.pretrained,
-              "set_metrics": set_metrics.status, "pairs": len(per_image), "pairs_per_s": round(pairs_per_s, 2),
+              "set_metrics": set_metrics.status, "absent": set_metrics.absent,
+              "pairs": len(per_image), "pairs_per_s": round(pairs_per_s, 2),
               "pairs_per_bin": {bins.label(b): int(n) for b, n in per_image.groupby("bin").size().items()},
               "settings": {**params.evaluate.model_dump(mode="json"), "weights": params.weights},
               "provenance": evaluation_provenance(params, meta, set_metrics)}
@@ -234,16 +235,23 @@ def log_test_metrics(client, run_id: str, results: dict[str, float]) -> None:
     tracking.log_metrics(client, run_id, scalars, series)
 
 
-def headline(results: dict[str, float], steps: int | None) -> dict[str, float]:
+HEADLINE_NETWORK = {"lpips": "lpips", "fid": "fid", "kid": "fid"}  # the metric network each one is computed with
+
+
+def headline(results: dict[str, float], steps: int | None, absent: dict[str, str] | None = None) -> dict:
     """The few numbers `dvc exp show` / `dvc metrics diff` put side by side (metrics/<variant>.json): each
     per-image metric's mean over the hole-ratio bins (l1 in %, PSNR in dB), FID and KID over all bins, and the
-    steps trained. Metrics not computed are left out."""
-    out = {}
+    steps trained. A metric not computed is left out; with the evaluator's reasons (`MetricStatus.absent`,
+    by metric network), `absent` says why, e.g. {"fid": "no pt_inception-... in the torch cache"}."""
+    out: dict = {}
     for m in ("psnr", "ssim", "l1", "lpips"):
         values = [results.get(f"{m}/{bins.key(b)}", math.nan) for b in range(len(bins.BINS))]
         if all(math.isfinite(v) for v in values):
             out[m] = round(float(np.mean(values)), 4)
     out.update({m: round(results[f"{m}/all"], 4) for m in ("fid", "kid") if f"{m}/all" in results})
+    reasons = {m: absent[net] for m, net in HEADLINE_NETWORK.items() if m not in out and net in (absent or {})}
+    if reasons:
+        out["absent"] = reasons
     return {**out, "steps": steps} if steps is not None else out
 
 

@@ -67,14 +67,19 @@ def lpips_backbone(net: str) -> str:
 
 
 def needed_for_training(variant_cfg) -> list[str]:
-    """LGNet's and PConv's perceptual and style terms use VGG-16."""
-    uses_vgg = variant_cfg.framework in ("lgnet", "pconv") and (
-        variant_cfg.perceptual_weight or variant_cfg.style_weight)
-    return ["vgg16"] if uses_vgg else []
+    """What the variant's framework settings say training reads (`pretrained_files`: VGG-16 for the
+    perceptual and style terms of LGNet and PConv)."""
+    keys = list(variant_cfg.pretrained_files())
+    unknown = [k for k in keys if k not in FILES]
+    if unknown:
+        raise KeyError(f"framework {variant_cfg.framework!r} needs unknown weight file(s) {unknown}; "
+                       f"known: {', '.join(FILES)}")
+    return keys
 
 
 def needed(params) -> list[str]:
-    """The weight files a configuration uses: FID's Inception, the LPIPS backbone, VGG-16 for LGNet and PConv."""
+    """The weight files a configuration uses: FID's Inception, the LPIPS backbone, and what each variant's
+    training reads."""
     keys = {"fid_inception", lpips_backbone(params.evaluate.lpips_net)}
     for cfg in params.variants.values():
         keys.update(needed_for_training(cfg))

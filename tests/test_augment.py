@@ -4,7 +4,8 @@ import pytest
 import torch
 from PIL import Image, ImageFilter
 
-from inpaint.config import Augment, resolve
+from inpaint.config import resolve
+from inpaint.variants.base import Augment
 from inpaint.data.augment import augment_image, augment_mask
 from inpaint.data.pairs import TrainPairs
 

@@ -155,3 +155,24 @@ def test_the_ray_task_asks_for_a_gpu_when_evaluation_or_training_uses_one(device
     params = params.model_copy(update={"evaluate": EvaluateConfig(device=device),
                                        "train": params.train.model_copy(update={"use_gpu": use_gpu})})
     assert gpus_wanted(params) == gpus
+
+
+def test_headline_metrics_say_why_a_metric_is_absent(tmp_path, monkeypatch):
+    """metrics/<variant>.json: FID and KID (Inception) and LPIPS (AlexNet) left out for a missing weight file
+    carry the evaluator's reason; computed metrics carry none."""
+    import json
+
+    from inpaint import bins, stages
+    from inpaint.evaluate import SetMetrics
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))  # an empty torch cache
+    status = SetMetrics(EvaluateConfig(), "auto")
+    per_bin = {f"{m}/{bins.key(b)}": 1.0 for m in ("psnr", "ssim", "l1") for b in range(len(bins.BINS))}
+    out = json.loads(json.dumps(stages.headline(per_bin, 10, status.absent)))
+    inception = "no pt_inception-2015-12-05-6726825d.pth in the torch cache"
+    assert out["absent"] == {"fid": inception, "kid": inception, "lpips": "no alexnet-owt-7be5be79.pth in the torch cache"}
+    assert out.keys() == {"psnr", "ssim", "l1", "steps", "absent"}
+
+    computed = {**per_bin, **{f"lpips/{bins.key(b)}": 0.1 for b in range(len(bins.BINS))}, "fid/all": 3.0,
+                "kid/all": 0.01}
+    assert stages.headline(computed, 10, {}).keys() == {"psnr", "ssim", "l1", "lpips", "fid", "kid", "steps"}

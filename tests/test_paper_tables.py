@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from inpaint import paper_tables as pt
-from inpaint.config import LGNetFramework
+from inpaint.variants.lgnet import LGNetSettings
 
 MD = Path(__file__).parent / "data" / "paper_tables.md"
 METRIC = {"ell_1": "l1", "psnr": "psnr", "ssim": "ssim", "fid": "fid", "lpips": "lpips"}
@@ -102,7 +102,7 @@ def test_lgnet_table7_every_number_and_its_weights(md):
             "$\\lambda_{per}, \\lambda_{sty}$": "lambda_per+lambda_sty", "Ours": "Ours"}
     for (metric, setting), values in md["VII"]:
         assert pt.LGNET_TABLE7[_metric(metric)][rows[setting]] == values, (metric, setting)
-    defaults = LGNetFramework.model_fields
+    defaults = LGNetSettings.model_fields
     assert pt.LGNET_TABLE7_WEIGHTS["Ours"] == tuple(defaults[f"{w}_weight"].default for w in ("hole", "perceptual",
                                                                                               "style"))
     assert pt.LGNET_TABLE7_WEIGHTS["lambda_h"] == (1.0, 0.05, 120.0)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageFilter
 
-from inpaint.config import Augment
+from inpaint.variants.base import Augment
 
 
 def augment_image(rgb: np.ndarray, cfg: Augment, rng: np.random.Generator) -> np.ndarray:

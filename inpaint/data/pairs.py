@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from inpaint.config import Augment
+from inpaint.variants.base import Augment
 from inpaint.data.augment import augment_image, augment_mask
 
 

@@ -1,33 +1,31 @@
-"""Training recipes over the shared model zoo, chosen by name (`framework:` in a variant)."""
+"""Training recipes over the shared model zoo: a framework's trainer, chosen by the `framework:` of a variant
+through its registration (inpaint/variants).
+
+    base.py                   Framework: networks, optimisers, schedulers and the `step` a trainer defines
+    discriminator_first.py    the D-then-G iteration LGNet, PEN-Net and GConv share
+    <name>.py                 a framework's trainer (its settings and registration: inpaint/variants/<name>.py)
+    build.py                  build_networks, build_framework: a variant's networks and trainer
+
+Attributes are imported lazily: what only needs `masked_input` or `composite` (evaluation, `fill`) does not
+import the trainers.
+"""
 from __future__ import annotations
 
-from torch import nn
+import importlib
 
-from inpaint.frameworks.base import Framework
-from inpaint.frameworks.gconv import GConvFramework
-from inpaint.frameworks.gdn import AdvFramework, DetFramework, WeightFramework
-from inpaint.frameworks.lgnet import LGNetFramework
-from inpaint.frameworks.pconv import PConvFramework
-from inpaint.frameworks.pennet import PENFramework
-from inpaint.models.registry import build
+_EXPORTS = {
+    "build_networks": "inpaint.frameworks.build",
+    "build_framework": "inpaint.frameworks.build",
+}
 
-FRAMEWORKS: dict[str, type[Framework]] = {
-    f.name: f for f in (WeightFramework, AdvFramework, DetFramework, LGNetFramework, PENFramework, PConvFramework,
-                        GConvFramework)}
+__all__ = list(_EXPORTS)
 
 
-def build_networks(cfg, image_size: int) -> dict[str, nn.Module]:
-    """The networks a variant trains: its generator and, by framework, a discriminator or a detector."""
-    nets = {"generator": build(cfg.generator, image_size=image_size)}
-    for role in ("discriminator", "detector"):
-        if hasattr(cfg, role):
-            nets[role] = build(getattr(cfg, role), image_size=image_size)
-    return nets
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'inpaint.frameworks' has no attribute {name!r}")
 
 
-def build_framework(cfg, networks: dict[str, nn.Module], *, weights_mode: str = "auto",
-                    accumulate: int = 1) -> Framework:
-    """`weights_mode` is params' `weights` setting (auto | required | random): what a framework that needs a
-    pretrained file (LGNet's VGG-16) does when it is missing; see the framework's `notes` afterwards.
-    `accumulate`: micro-batches per step (train.accumulate)."""
-    return FRAMEWORKS[cfg.framework](cfg, networks, weights_mode=weights_mode, accumulate=accumulate)
+def __dir__():
+    return sorted(list(globals()) + __all__)

@@ -73,8 +73,6 @@ def frozen(network: nn.Module) -> Iterator[nn.Module]:
 
 
 class Framework:
-    name = "base"
-
     def __init__(self, cfg, networks: dict[str, nn.Module], *, weights_mode: str = "auto", accumulate: int = 1):
         self.cfg = cfg
         self.networks = networks

@@ -29,8 +29,6 @@ from inpaint.frameworks.discriminator_first import DiscriminatorFirst, to_author
 
 
 class GConvFramework(DiscriminatorFirst):
-    name = "gconv"
-
     def __init__(self, cfg, networks: dict[str, nn.Module], *, weights_mode: str = "auto", accumulate: int = 1):
         super().__init__(cfg, networks, weights_mode=weights_mode, accumulate=accumulate)
         first = next(m for m in unwrap(networks["discriminator"]).modules() if isinstance(m, nn.Conv2d))

@@ -25,8 +25,6 @@ from inpaint.models.gdn import hole_probability
 
 
 class WeightFramework(Framework):
-    name = "weight"
-
     def _reconstruction(self, out, image, mask):
         return weighted_l1(out, image, hole_valid_weight(mask, self.cfg.hole_weight, self.cfg.valid_weight))
 
@@ -44,8 +42,6 @@ class WeightFramework(Framework):
 
 
 class AdvFramework(WeightFramework):
-    name = "adv"
-
     def step(self, image, mask):
         gen, disc = self.networks["generator"], self.networks["discriminator"]
         opt_g, opt_d = self.optimisers["generator"], self.optimisers["discriminator"]
@@ -70,8 +66,6 @@ class AdvFramework(WeightFramework):
 
 
 class DetFramework(Framework):
-    name = "det"
-
     def _weight(self, logits):
         return weight_mapping(hole_probability(logits), self.cfg.weight_mapping, self.cfg.exp_base)
 

@@ -59,8 +59,6 @@ def linear_decay_factor(step: int, total_steps: int, constant_fraction: float) -
 
 
 class LGNetFramework(DiscriminatorFirst):
-    name = "lgnet"
-
     def __init__(self, cfg, networks, *, weights_mode: str = "auto", accumulate: int = 1):
         super().__init__(cfg, networks, weights_mode=weights_mode, accumulate=accumulate)
         gen = unwrap(networks["generator"])

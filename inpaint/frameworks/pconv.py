@@ -50,8 +50,6 @@ def finetune_start(total_steps: int, fraction: float) -> int:
 
 
 class PConvFramework(Framework):
-    name = "pconv"
-
     def __init__(self, cfg, networks: dict[str, nn.Module], *, weights_mode: str = "auto", accumulate: int = 1):
         super().__init__(cfg, networks, weights_mode=weights_mode, accumulate=accumulate)
         self.perceptual: PerceptualStyleLoss | None = None

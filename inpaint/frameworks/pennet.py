@@ -40,8 +40,6 @@ def step_decay_factor(step: int, decay_every: int, decay_steady: int) -> float:
 
 
 class PENFramework(DiscriminatorFirst):
-    name = "pen"
-
     def make_schedulers(self, total_steps: int) -> None:
         """The step decay does not depend on the run length; `total_steps` is taken for the common interface."""
         every, steady = self.cfg.decay_every, self.cfg.decay_steady
