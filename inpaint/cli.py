@@ -105,7 +105,7 @@ def _plan(args) -> None:
         clusters, where = [plan.cluster_capacity(None)], f"the cluster at {os.environ['RAY_ADDRESS']}"
     else:
         clusters, where = [{"GPU": g, "CPU": args.cpus or 0.0} for g in args.gpus or [0.0]], "as given"
-    items, device = plan.measure(params, args.calibration_steps)
+    items, device = plan.measure(params, args.calibration_steps, args.calibration_batch)
     for capacity in clusters:
         try:
             makespan = plan.schedule(items, capacity)
@@ -258,6 +258,8 @@ def parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     s.add_argument("--cpus", type=float, help="the cluster's CPUs (default: RAY_ADDRESS's cluster)")
     s.add_argument("--profile", help="plan this profile instead of params.yaml's (e.g. paper)")
     s.add_argument("--calibration-steps", type=int, default=2, help="timed steps per variant without an earlier run")
+    s.add_argument("--calibration-batch", type=int, help="calibrate on this many images and scale to the variant's "
+                   "micro-batch (default: the micro-batch itself)")
     s.set_defaults(func=_plan)
     text = "print the ranked headline: every variant and classical fill, 95%% intervals, the verdict"
     s = sub.add_parser("results", help=text, description=text + " (from evals/; paired bootstrap over the test pairs)")

@@ -68,9 +68,10 @@ def schedule(items: list[Item], capacity: dict[str, float]) -> float:
     return max((i.end_h for i in items), default=0.0)
 
 
-def calibrate(params: Params, variant: str, steps: int, device: str) -> float:
+def calibrate(params: Params, variant: str, steps: int, device: str, batch: int | None = None) -> float:
     """Median seconds of `steps` optimisation steps (after one warm-up step) of the variant's framework on
-    random images and square holes of the profile's size, at its micro-batch."""
+    random images and square holes of the profile's size, at its micro-batch; with `batch`, on that many
+    images, scaled to the micro-batch in proportion (a CPU's time per image barely depends on the batch)."""
     import torch
 
     from inpaint.frameworks import build_framework, build_networks
@@ -81,8 +82,9 @@ def calibrate(params: Params, variant: str, steps: int, device: str) -> float:
     framework = build_framework(cfg, networks, weights_mode="random" if params.weights == "random" else "auto")
     framework.make_optimisers()
     framework.make_schedulers(t.steps)
-    image = torch.rand(t.micro_batch, 3, size, size, device=device)
-    mask = torch.zeros(t.micro_batch, 1, size, size, device=device)
+    images = batch or t.micro_batch
+    image = torch.rand(images, 3, size, size, device=device)
+    mask = torch.zeros(images, 1, size, size, device=device)
     mask[..., size // 4: size // 2, size // 4: 3 * size // 4] = 1
     times = []
     for _ in range(steps + 1):
@@ -91,7 +93,7 @@ def calibrate(params: Params, variant: str, steps: int, device: str) -> float:
         if device == "cuda":
             torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
-    return statistics.median(times[1:]) * t.accumulate  # a step runs `accumulate` micro-batches
+    return statistics.median(times[1:]) * t.accumulate * t.micro_batch / images  # a step: `accumulate` micro-batches
 
 
 def measured(params: Params, variant: str) -> float | None:
@@ -118,7 +120,8 @@ def measured(params: Params, variant: str) -> float | None:
     return params.train_for(variant).batch_size / statistics.median(m.value for m in history)
 
 
-def measure(params: Params, calibration_steps: int = 2, progress=print) -> tuple[list[Item], str]:
+def measure(params: Params, calibration_steps: int = 2, calibration_batch: int | None = None,
+            progress=print) -> tuple[list[Item], str]:
     """Every variant's item (request, steps, seconds per step; not yet scheduled) and the device measured on."""
     import torch
 
@@ -128,7 +131,11 @@ def measure(params: Params, calibration_steps: int = 2, progress=print) -> tuple
         step_s, source = measured(params, v), "earlier run"
         if step_s is None:
             progress(f"plan: calibrating {v} ({calibration_steps} steps on {device})")
-            step_s, source = calibrate(params, v, calibration_steps, device), f"calibrated on {device}"
+            step_s = calibrate(params, v, calibration_steps, device, calibration_batch)
+            micro = params.train_for(v).micro_batch
+            scaled = calibration_batch and calibration_batch != micro
+            source = f"calibrated on {device}" + (f" (batch {calibration_batch}, x{micro / calibration_batch:g})"
+                                                   if scaled else "")
         kind, amount = request(params, v)
         items.append(Item(v, cfg.framework, kind, amount, params.train_for(v).steps, step_s, source))
     return items, device
