@@ -45,7 +45,7 @@ def test_the_plan_command_calibrates_each_variant_on_this_device(tmp_path):
     (tmp_path / "dvc.yaml").touch()
     env = {**os.environ, "INPAINT_ROOT": str(tmp_path)}  # no data prepared there, no MLflow store: calibration
     out = subprocess.run([sys.executable, "-m", "inpaint.cli", "plan", "--cpus", "1", "--calibration-steps", "1"],
-                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     (row,) = [line.split() for line in out.stdout.splitlines() if line.startswith("pconv")]
     assert row[-3:] == ["calibrated", "on", "cpu"] and float(row[5]) > 0  # seconds per step, measured
@@ -54,7 +54,7 @@ def test_the_plan_command_calibrates_each_variant_on_this_device(tmp_path):
 
 
 def test_without_a_cluster_the_plan_command_says_what_it_needs():
-    out = subprocess.run([sys.executable, "-m", "inpaint.cli", "plan"], capture_output=True, text=True, timeout=60,
+    out = subprocess.run([sys.executable, "-m", "inpaint.cli", "plan"], capture_output=True, text=True, timeout=600,
                          env={k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"})
     assert out.returncode == 2
     assert out.stderr.strip() == "error: inpaint plan: give the cluster as --gpus N and/or --cpus M, or set RAY_ADDRESS"
