@@ -1,6 +1,6 @@
 """Does training learn to inpaint unseen images? The `learn` profile's run, written to docs/results.md.
 
-    python bench/learn.py --jobs 3                         # the whole run: docs/results.md, its figure and CSV
+    python bench/learn.py --jobs 2                         # the whole run: docs/results.md, its figure and CSV
     python bench/learn.py --variants pconv --steps 40 --out /tmp/try    # a quick look, not over the committed files
 
 In a scratch folder (--workdir, default a new temporary one) the pipeline's own stage code prepares the
