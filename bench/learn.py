@@ -257,9 +257,11 @@ def write_results(params: config.Params, runs: dict[str, dict], base: dict[str, 
                     f"{run['train_wall_s'] / 60:.1f} / {run['train_cpu_s'] / 60:.1f} |")
         beats = all(compare.better(m, d) for m, d in vs_mean.items())
         psnr_curve = run["curve"].groupby("step").psnr.mean()
+        mid = psnr_curve.index[psnr_curve.index >= run["steps"] / 2][0]
         verdicts.append(
             f"- **{variant}**: held-out PSNR {start.psnr.mean():.2f} dB untrained, {psnr_curve.max():.2f} dB at its best "
-            f"point (step {psnr_curve.idxmax()}), {scores.mean(key, 'psnr').value:.2f} dB at the end; against the "
+            f"point (step {psnr_curve.idxmax()}), {scores.mean(key, 'psnr').value:.2f} dB at the end "
+            f"({psnr_curve[mid]:.2f} dB at step {mid}, half way); against the "
             f"mean-colour fill {'better' if beats else 'not shown better'} in both PSNR and l1 (the 95 % intervals "
             f"{'exclude' if beats else 'do not both exclude'} 0 in its favour)"
             + (f"; trained without: {'; '.join(f'{k} ({v})' for k, v in run['notes'].items() if v.startswith('off'))}"
@@ -312,7 +314,11 @@ Held-out test pairs ({n_pairs}), the mean of the six bin means. "vs" columns: th
 
 ## What it shows
 
-""" + "\n".join(verdicts) + "\n"
+""" + "\n".join(verdicts) + """
+
+Why GDN's generator (Weight and Det) starts more slowly than the others at this scale, and the probes behind
+that: [results_gdn.md](results_gdn.md).
+"""
     write_text(out / "results.md", text)
 
 
