@@ -22,19 +22,6 @@ def pytest_configure(config):
         torch.set_num_threads(1)
 
 
-def pytest_collection_modifyitems(config, items):
-    """The files that take minutes first (e2e, then slow; the order within a file kept): with `--dist loadfile
-    --no-loadscope-reorder` the test processes start on them, and the seconds-long files fill the gaps, instead
-    of one process running a minutes-long file alone at the end."""
-    def weight(item) -> int:
-        return 0 if item.get_closest_marker("e2e") else 1 if item.get_closest_marker("slow") else 2
-
-    heaviest = {}
-    for item in items:
-        heaviest[item.path] = min(heaviest.get(item.path, 2), weight(item))
-    items.sort(key=lambda item: heaviest[item.path])
-
-
 def square_hole_batch(n: int = 2, size: int = 64):
     """A seeded batch of `n` random images with one square hole each (the model tests' fixed input)."""
     import torch
