@@ -78,8 +78,7 @@ def _stale(params: Params, variant: str) -> bool:
     from inpaint.fingerprint import fingerprint
 
     fp = fingerprint(params, variant)
-    folder = paths.absolute(params.ray.storage_path) / variant / f"{variant}-{fp}"
-    if (folder / train.FINISHED).is_file():
+    if (train.run_folder(params, variant, fp) / train.FINISHED).is_file():
         return False
     return tracking.finished_train_run(*tracking.open_experiment(params.tracking), variant, fp) is None
 

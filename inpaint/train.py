@@ -339,6 +339,11 @@ def train_variant(params: Params, variant: str, out_dir: Path) -> dict:
         return _train(params, variant, out_dir)
 
 
+def run_folder(params: Params, variant: str, fp: str) -> Path:
+    """Where the run of `variant` under fingerprint `fp` keeps its attempts, checkpoints and result."""
+    return paths.absolute(params.ray.storage_path) / variant / f"{variant}-{fp}"
+
+
 def lock_path(params: Params, variant: str) -> Path:
     """The lock one driver of `variant` holds while it trains it."""
     return paths.absolute(params.ray.storage_path) / variant / "train.lock"
@@ -357,9 +362,9 @@ def open_run(params: Params, variant: str) -> TrainRun:
     """The run `variant` trains under now: its folder (older fingerprints' folders pruned by ray.keep_runs)
     and its MLflow run (resumed or new, by `train.resume`)."""
     fp = fingerprint.fingerprint(params, variant)
-    storage = paths.absolute(params.ray.storage_path) / variant
     client, experiment_id = tracking.open_experiment(params.tracking)
-    run = storage / f"{variant}-{fp}"
+    run = run_folder(params, variant, fp)
+    storage = run.parent
     run.mkdir(parents=True, exist_ok=True)
     os.utime(run)  # its last use: what ray.keep_runs keeps
     removed = checkpoints.prune_runs(storage, run, params.ray.keep_runs)

@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 
 import psutil
+import pytest
 
 from conftest import run_checked
 
@@ -114,3 +115,15 @@ class Cluster:
     @property
     def api(self) -> str:
         return f"http://127.0.0.1:{self.dashboard}"
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A two-node cluster for a test module, stopped at its end with no Ray process left."""
+    c = Cluster()
+    try:
+        c.start()
+        yield c
+    finally:
+        c.stop()
+    assert not processes([re.escape(c.head_dir), re.escape(c.node_dir), rf":{c.port}\b"]), "Ray processes left"

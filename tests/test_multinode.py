@@ -20,22 +20,11 @@ import torch
 import yaml
 
 from conftest import registered_checkpoint, run_checked
-from nodes import Cluster, processes
+from nodes import cluster  # noqa: F401 (the module's two-node cluster fixture)
 
 VARIANT = "gdn_weight"
 STEPS = 4
 CLI = [sys.executable, "-m", "inpaint.cli"]  # the copy's inpaint (its working directory comes first)
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    c = Cluster()
-    try:
-        c.start()
-        yield c
-    finally:
-        c.stop()
-    assert not processes([re.escape(c.head_dir), re.escape(c.node_dir), rf":{c.port}\b"]), "Ray processes left"
 
 
 def _spread(params: dict, shared: Path) -> None:

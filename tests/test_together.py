@@ -16,7 +16,7 @@ import torch
 import yaml
 
 from conftest import as_from_a_terminal, registered_checkpoint, run_checked
-from nodes import Cluster, processes
+from nodes import cluster  # noqa: F401 (the module's two-node cluster fixture)
 
 pytestmark = pytest.mark.e2e
 VARIANTS = ("gdn_weight", "pennet", "pconv")
@@ -24,17 +24,6 @@ STEPS = 4
 DVC = str(Path(sys.executable).parent / "dvc")
 CLI = [sys.executable, "-m", "inpaint.cli"]  # the copy's inpaint (its working directory comes first)
 LEASE_S = 30  # docs/cluster.md: how long trainings may outlive a killed `dvc repro`
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    c = Cluster()
-    try:
-        c.start()
-        yield c
-    finally:
-        c.stop()
-    assert not processes([re.escape(c.head_dir), re.escape(c.node_dir), rf":{c.port}\b"]), "Ray processes left"
 
 
 def _three(params: dict, shared: Path) -> None:
