@@ -18,14 +18,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from inpaint import checkpoints  # noqa: E402
+from inpaint.training import checkpoints  # noqa: E402
 from inpaint.config import load_params  # noqa: E402
 from inpaint.frameworks import build_networks  # noqa: E402
 from inpaint.paths import REPO_ROOT  # noqa: E402
 
 MB = 2**20
 ADAM_MOMENTS = 2
-RAY_KEEPS = 2  # CheckpointConfig(num_to_keep=2) in inpaint/train.py
+RAY_KEEPS = 2  # CheckpointConfig(num_to_keep=2) in inpaint/training/train.py
 
 
 def _bytes(network) -> int:

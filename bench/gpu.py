@@ -4,7 +4,7 @@
     python bench/gpu.py --families gdn_det pennet --no-compile
 
 For each model family (GDN Weight / Adv / Det, LGNet, PEN-Net) it trains `--steps` steps (20) at `--size`
-(256 x 256) on the first GPU in fp32, then once with each speed switch of inpaint/speed.py on its own (train.bf16,
+(256 x 256) on the first GPU in fp32, then once with each speed switch of inpaint/training/speed.py on its own (train.bf16,
 channels_last, compile, pin_memory, loader_workers), from the same seed on the same synthetic batches. It prints
 each run's step time (median of the steps after the first two, which include cuDNN autotuning and compilation),
 its peak GPU memory, and checks that every loss is finite and that the first step's losses match fp32 within
@@ -59,7 +59,7 @@ def peak_memory_mb(device: torch.device) -> float:
 
 def train_run(variant_cfg, switches: dict, args, device: torch.device) -> dict:
     """`args.steps` steps of one variant with the given speed switches: step times, losses, peak memory."""
-    from inpaint import speed
+    from inpaint.training import speed
     from inpaint.config import TrainConfig
     from inpaint.frameworks import build_framework, build_networks
 
@@ -100,12 +100,12 @@ def check(run: dict, reference: dict, tolerance: float) -> list[str]:
 
 
 def evaluation_throughput(args, device: torch.device) -> float:
-    """pairs/s of inpaint.evaluate at `args.size` on `device`, all metrics (random metric weights)."""
+    """pairs/s of inpaint.evaluation.evaluate at `args.size` on `device`, all metrics (random metric weights)."""
     import pandas as pd
 
     from inpaint import bins
     from inpaint.config import EvaluateConfig
-    from inpaint.evaluate import SetMetrics, evaluate
+    from inpaint.evaluation.evaluate import SetMetrics, evaluate
     from inpaint.models.registry import build
 
     n = args.eval_pairs_per_bin

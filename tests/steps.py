@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from inpaint import global_batch, speed
+from inpaint.training import global_batch, speed
 from inpaint.config import TrainConfig, load_params
 from inpaint.frameworks import build_framework, build_networks
 from inpaint.frameworks.base import unwrap

@@ -15,9 +15,10 @@ import psutil
 import pytest
 
 from conftest import run_checked
-from inpaint import checkpoints, cluster
-from inpaint import train
-from inpaint.checkpoints import STATE_FILE, load_state
+from inpaint import cluster
+from inpaint.training import checkpoints
+from inpaint.training import train
+from inpaint.training.checkpoints import STATE_FILE, load_state
 
 pytestmark = pytest.mark.e2e
 

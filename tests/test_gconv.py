@@ -11,7 +11,8 @@ import torch.nn.functional as F
 from pydantic import TypeAdapter
 
 from conftest import square_hole_batch
-from inpaint import bins, report
+from inpaint import bins
+from inpaint.results import report
 from inpaint.config import Variant
 from inpaint.frameworks import build_framework, build_networks
 from inpaint.models.gconv import ContextualAttention, GatedConv, resize_nearest, same_pad

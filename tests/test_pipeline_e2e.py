@@ -15,7 +15,8 @@ import pytest
 import yaml
 
 from conftest import as_from_a_terminal, catches_sigint, registered_checkpoint, run_checked
-from inpaint import bins, codegraph
+from inpaint import bins
+from inpaint.provenance import codegraph
 from test_dvc_deps import imports_outside_deps
 
 pytestmark = pytest.mark.e2e
@@ -34,7 +35,7 @@ def _ci_profile(params: dict) -> None:
 @pytest.fixture(scope="module")
 def pipeline(repo_copy, tmp_path_factory):
     """A copy of the repository at the ci profile with random metric weights, after `dvc repro`; every stage
-    process and Ray worker records the inpaint modules it imported (inpaint/codegraph.py)."""
+    process and Ray worker records the inpaint modules it imported (inpaint/provenance/codegraph.py)."""
     work, env = repo_copy(_ci_profile)
     env[codegraph.RECORD_ENV] = str(tmp_path_factory.mktemp("imports"))
     git = ["git", "-c", "user.email=ci@example.invalid", "-c", "user.name=ci"]
@@ -252,7 +253,7 @@ def test_a_code_change_retrains_from_step_0_under_a_new_run(pipeline):
     assert model["meta"]["run_id"] == after.info.run_id
     old_run = f"gdn_weight-{before.data.tags['fingerprint']}"
     assert f"removed 1 run folder(s) of older fingerprints beyond ray.keep_runs=1: {old_run}" in log, log[-3000:]
-    # beside the run folder: the lock and how its training with the others ended (inpaint/together.py)
+    # beside the run folder: the lock and how its training with the others ended (inpaint/training/together.py)
     assert sorted(p.name for p in storage.iterdir()) == [f"gdn_weight-{after.data.tags['fingerprint']}",
                                                          "together.json", "train.lock"]
 
@@ -265,7 +266,7 @@ def test_a_finished_run_is_trained_again_and_a_killed_dvc_repro_resumes_once(pip
     once and leaves no Ray checkpoint behind, only the result; a second one has nothing to do."""
     import psutil
 
-    from inpaint import checkpoints
+    from inpaint.training import checkpoints
 
     work, env, _ = pipeline
     inpaint, dvc = (str(Path(sys.executable).parent / name) for name in ("inpaint", "dvc"))
@@ -427,9 +428,9 @@ def _tree(folder: Path) -> str:
 def _uninterrupted(work, variant: str) -> dict:
     """The networks after the steps of `work`'s params.yaml, trained in this process without Ray (LocalSession):
     what an interrupted and resumed run must end with."""
-    from inpaint import train
+    from inpaint.training import train
     from inpaint.config import load_params
-    from inpaint.fingerprint import fingerprint
+    from inpaint.provenance.fingerprint import fingerprint
 
     loaded = load_params(work / "params.yaml")
     config = train.loop_config(loaded, variant, None, fingerprint(loaded, variant))
@@ -441,7 +442,7 @@ def _uninterrupted(work, variant: str) -> dict:
 
 def _in_process_checkpoint(storage: Path, since: float) -> Path | None:
     """A checkpoint an in-process run wrote since `since`: it takes its name only once complete."""
-    from inpaint import checkpoints
+    from inpaint.training import checkpoints
 
     for run in storage.glob("*-*"):
         found = [p for p in checkpoints.on_disk(run) if p.stat().st_mtime >= since]
@@ -458,7 +459,7 @@ def test_in_process_training_survives_ctrl_c_and_kill_9_and_does_every_step_once
     no Ray was started for it."""
     import torch
 
-    from inpaint import checkpoints
+    from inpaint.training import checkpoints
 
     work, env, _ = pipeline
     original = (work / "params.yaml").read_text()

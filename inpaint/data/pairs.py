@@ -2,7 +2,7 @@
 
 Training: image i is paired with a mask drawn from (seed, epoch, i) alone, and augmented (the variant's
 `augment`, inpaint/data/augment.py) with draws from the same generator, so the same params give the same
-pairs on any number of workers. Testing: a fixed, recorded order (written by the masks stage), never augmented.
+pairs on any number of workers. Testing: the recorded test pairs (inpaint/data/test_pairs.py), never augmented.
 """
 from __future__ import annotations
 

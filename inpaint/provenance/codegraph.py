@@ -1,14 +1,14 @@
 """Which `inpaint` source files a pipeline stage runs, read from the code itself.
 
 Two things need that list: dvc.yaml's deps (a stage must re-run when any file it runs changes; a test keeps
-the deps complete) and the run fingerprint (inpaint/fingerprint.py: a trained model is tied to the content of
+the deps complete) and the run fingerprint (inpaint/provenance/fingerprint.py: a trained model is tied to the content of
 the code that trained it). Both must see lazy imports (`from inpaint import x` inside a function), which
 `modulefinder` or importing the entry point would miss, so the graph is read from the source with `ast`.
 
-A stage starts in `inpaint.stages.<stage>` (pipelines/<stage>.py calls it through `stages.main`). In
-stages.py only that function counts (with the module-level imports and the functions of stages.py it calls);
-stages.py holds every stage, and a change to the report code must not retrain a model. Every other module
-counts whole: all its imports, at any depth.
+A stage starts in its function of inpaint/stages.py (pipelines/<stage>.py calls it through `stages.main`).
+Of stages.py only the module-level imports, `main` and the stage's own function count: the file holds every
+stage's entry point, each importing its stage's code inside itself, and a change to the report code must not
+retrain a model. Every other module counts whole: all its imports, at any depth.
 
 A package's modules imported by discovery (`pkgutil.iter_modules(package.__path__)`: the frameworks'
 registrations in inpaint/variants, the trainers in inpaint/frameworks/build.py) count as imports of every
@@ -26,7 +26,7 @@ import sys
 from functools import cache
 from pathlib import Path
 
-PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = Path(__file__).resolve().parents[1]  # inpaint/
 ENTRY_MODULE = "inpaint.stages"
 RUNNER = "main"  # the function of stages.py that every pipeline script calls
 RECORD_ENV = "INPAINT_RECORD_IMPORTS"  # a folder for the run-time records of what each stage imported
@@ -168,7 +168,7 @@ def stage_files(stage: str) -> list[Path]:
 
 def dvc_deps(stage: str) -> list[str]:
     """The code deps of `stage` as dvc.yaml lists them: a package folder when the stage runs all of it, the
-    single files otherwise (python -m inpaint.codegraph STAGE prints them)."""
+    single files otherwise (python -m inpaint.provenance.codegraph STAGE prints them)."""
     root = PACKAGE_DIR.parent
     files = set(stage_files(stage))
     deps = {f"pipelines/{stage}.py"}
