@@ -1,5 +1,5 @@
-"""Evaluation throughput and memory: `inpaint.evaluation.evaluate.evaluate` against a one-pair-at-a-time baseline, in the
-same run, at the smoke profile's evaluation settings.
+"""Evaluation throughput and memory: `inpaint.evaluation.evaluate.evaluate` against a one-pair-at-a-time baseline,
+in the same run, at the smoke profile's evaluation settings.
 
     python bench/evaluate.py                                   # smoke profile: 64 px, 16 pairs per bin, FID 2048-d
     python bench/evaluate.py --rounds 5 --generator pennet --rss-pairs 16 128

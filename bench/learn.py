@@ -9,9 +9,9 @@ then trained in this process by the train stage's loop (`train_loop`, Ray Train'
 and its generator is scored on the held-out test pairs by the evaluate stage's scoring (`score_bin`: the
 composite rounded to uint8; l1, PSNR, SSIM per pair) before training and at every `train.checkpoint_every`
 steps; the classical fills (inpaint/evaluation/baselines.py) are scored on the same pairs. The curve only describes:
-nothing is chosen from it (fixed step count, no early stopping), so the test pairs stay a test set. The
-table compares each variant's final scores with the mean-colour fill's and with the best classical fill's,
-pair by pair, with the report's own estimate (inpaint/evaluation/compare.py: the mean of the bin means and a bootstrap 95 %
+nothing is chosen from it (fixed step count, no early stopping), so the test pairs stay a test set. The table
+compares each variant's final scores with the mean-colour fill's and with the best classical fill's, pair by pair,
+with the report's own estimate (inpaint/evaluation/compare.py: the mean of the bin means and a bootstrap 95 %
 interval that resamples the pairs within each hole-ratio bin, evaluate.bootstrap resamples from evaluate.seed). Wall and CPU time (this process and its children) are measured and written with the results.
 """
 from __future__ import annotations

@@ -288,7 +288,8 @@ def parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=_models)
     text = "object removal: fill the white part of MASK in IMAGE with a trained model"
-    s = sub.add_parser("fill", help=text, description=text + " (see inpaint/evaluation/fill.py for how sizes are handled)")
+    s = sub.add_parser("fill", help=text,
+                       description=f"{text} (see inpaint/evaluation/fill.py for how sizes are handled)")
     s.add_argument("--checkpoint", required=True, help="runs/VARIANT/model.pt, or an MLflow run id of a train run")
     s.add_argument("--image", required=True, help="the photo, any size")
     s.add_argument("--mask", required=True, help="same size as the photo; white (255) = remove, black (0) = keep")

@@ -103,8 +103,8 @@ class TrainConfig(Strict):
     checkpoint_every: Annotated[int, Field(ge=1)] = 100
     torch_threads: Annotated[int, Field(ge=1)] = 2  # per worker, on CPU
     max_failures: Annotated[int, Field(ge=0)] = 1  # worker failures survived (Ray FailureConfig)
-    # A re-run with an unchanged fingerprint (inpaint/provenance/fingerprint.py): `interrupted` resumes a run that stopped
-    # before its last step and trains a finished one again from step 0 (`dvc repro -f` retrains); `always`
+    # A re-run with an unchanged fingerprint (inpaint/provenance/fingerprint.py): `interrupted` resumes a run that
+    # stopped before its last step and trains a finished one again from step 0 (`dvc repro -f` retrains); `always`
     # also reuses a finished run's final checkpoint (no step trained); `never` always starts from step 0.
     resume: Literal["interrupted", "always", "never"] = "interrupted"
     # Where the workers go on a cluster (docs/cluster.md): PACK fills one node first, SPREAD puts them on

@@ -46,7 +46,8 @@ def test_every_module_a_stage_imports_is_a_dep(stage):
     function, deps = _stages()[stage]
     code = [p.relative_to(REPO_ROOT).as_posix() for p in codegraph.stage_files(function)]
     missing = [p for p in [f"pipelines/{function}.py", *code] if not _covered(p, deps)]
-    assert not missing, f"dvc.yaml stage {stage} misses deps {missing} (python -m inpaint.provenance.codegraph {function})"
+    assert not missing, (f"dvc.yaml stage {stage} misses deps {missing} "
+                         f"(python -m inpaint.provenance.codegraph {function})")
     stale = [d for d in deps if d.startswith("inpaint/") and not any(_covered(p, [d]) for p in code)]
     assert not stale, f"dvc.yaml stage {stage} lists {stale}, which the stage does not run"
 
@@ -89,7 +90,8 @@ def test_an_import_by_computed_name_is_caught_at_run_time(tmp_path):
 
     def record(extra: str) -> dict:
         folder = tmp_path / str(len(extra))
-        code = f"import importlib; from inpaint import stages; from inpaint.provenance import codegraph; codegraph.record_imports('pairs'); {extra}"
+        code = (f"import importlib; from inpaint import stages; from inpaint.provenance import codegraph; "
+                f"codegraph.record_imports('pairs'); {extra}")
         subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, check=True,
                        env={**os.environ, codegraph.RECORD_ENV: str(folder)})
         return imports_outside_deps(folder)

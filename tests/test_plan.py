@@ -62,7 +62,8 @@ def test_without_a_cluster_the_plan_command_says_what_it_needs():
 
 def test_a_failed_trainings_error_is_its_last_line_that_says_what_went_wrong():
     error = RuntimeError("Training failed due to worker errors:\n[Rank 0 Error Snippet]:\nTraceback (most recent "
-                         "call last):\n  File \"inpaint/training/train.py\", line 200, in train_loop\n    raise ValueError(x)\n"
+                         "call last):\n  File \"inpaint/training/train.py\", line 200, in train_loop\n"
+                         "    raise ValueError(x)\n"
                          "ValueError: train.batch_size=512 is larger than the training set (80 images)\n")
     assert together.one_line(error) == "ValueError: train.batch_size=512 is larger than the training set (80 images)"
 

@@ -158,8 +158,8 @@ def _load(checkpoint: str, tracking_uri: str | None) -> tuple[torch.nn.Module, d
 
 
 def _pointed_to(client, run_id: str) -> tuple[torch.nn.Module, dict]:
-    """The model.pt a local store's train run points to (checkpoint/model.json, inpaint/training/checkpoints.py), if that
-    file still holds this run's model (a later training of the variant replaces it)."""
+    """The model.pt a local store's train run points to (checkpoint/model.json, inpaint/training/checkpoints.py),
+    if that file still holds this run's model (a later training of the variant replaces it)."""
     from mlflow.exceptions import MlflowException
 
     try:

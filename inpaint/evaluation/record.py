@@ -1,8 +1,9 @@
-"""The evaluation record: what scoring a model on the recorded test pairs writes, for a trained variant, a
-Tune trial's final model and each classical fill alike (inpaint/evaluation/baseline_record.py). On disk: evals/<name>.json (metrics with intervals,
-settings, provenance), the per-pair scores that the report's paired comparisons read, and for a variant
-metrics/<variant>.json (the numbers `dvc exp show` compares) and a per-bin CSV. In MLflow: the test metrics,
-settings and figure on the run that trained the model, or a run of its own for a classical fill."""
+"""The evaluation record: what scoring a model on the recorded test pairs writes, for a trained variant, a Tune
+trial's final model and each classical fill alike (inpaint/evaluation/baseline_record.py). On disk:
+evals/<name>.json (metrics with intervals, settings, provenance), the per-pair scores that the report's paired
+comparisons read, and for a variant metrics/<variant>.json (the numbers `dvc exp show` compares) and a per-bin CSV.
+In MLflow: the test metrics, settings and figure on the run that trained the model, or a run of its own for a
+classical fill."""
 from __future__ import annotations
 
 import math

@@ -1,6 +1,7 @@
 """The run fingerprint: one hash over everything a trained model depends on.
 
-- code: the content of every `inpaint` file the train stage runs (inpaint/provenance/codegraph.py, lazy imports included);
+- code: the content of every `inpaint` file the train stage runs (inpaint/provenance/codegraph.py, lazy imports
+  included);
 - data: the prepared dataset's manifest (it holds every image's content hash) and the training mask set's
   manifest (every mask's hash);
 - params: the variant, the train, data and masks sections, the `weights` mode and which pretrained files the

@@ -50,7 +50,8 @@ def publish_report(params: Params) -> dict:
     print(f"report: {head.verdict}")
     rid = log_report_run(params, head, tables, skipped)
     summary = {"report_run_id": rid, "tables": {t.name: int(t.rows.method.nunique()) for t in tables},
-               "skipped": skipped + missing, "variants": list(runs.variant), "baselines": list(baselines.get("variant", []))}
+               "skipped": skipped + missing, "variants": list(runs.variant),
+               "baselines": list(baselines.get("variant", []))}
     write_json(paths.REPORTS / "report.json", summary)
     return summary
 

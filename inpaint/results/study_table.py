@@ -1,6 +1,7 @@
 """The paper table of a tune study: the trials that trained all their steps, each scored on the pipeline's test
 pairs by the evaluate stage's code (inpaint/evaluation/record.py), are our rows, beside the paper's published rows
-where inpaint/results/paper_tables.py has them, in the report's layout (inpaint/results/report.py builds the notes and renders).
+where inpaint/results/paper_tables.py has them, in the report's layout (inpaint/results/report.py builds the notes
+and renders).
 
 A trial stopped early by ASHA, failed, interrupted or never run is not a row: its model, if any, is from an
 earlier step than the others', so its numbers would not compare; a note names those trials.
@@ -55,5 +56,6 @@ def build(params, study: str, results: pd.DataFrame, records: dict[str, dict], p
             + (f" at step {int(r.step)})" if pd.notna(r.step) else ")")
             for r in left.itertuples())))
     if not paper.rows:
-        notes.append(rp.Note(f"{paper.paper}: no published numbers in inpaint/results/paper_tables.py, so every row is ours"))
+        notes.append(rp.Note(f"{paper.paper}: no published numbers in inpaint/results/paper_tables.py, "
+                             "so every row is ours"))
     return rp.Table(name, title, frame, tuple(notes), rp.sample_sizes(frame, runs))
