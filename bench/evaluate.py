@@ -47,9 +47,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from inpaint import bins  # noqa: E402
-from inpaint.evaluation import metrics  # noqa: E402
 from inpaint.config import EvaluateConfig  # noqa: E402
 from inpaint.data.pairs import mask_tensor, to_tensor  # noqa: E402
+from inpaint.evaluation import metrics  # noqa: E402
 from inpaint.evaluation.evaluate import SetMetrics, evaluate  # noqa: E402
 from inpaint.frameworks.base import composite, masked_input  # noqa: E402
 from inpaint.models.registry import build  # noqa: E402

@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from inpaint.training import checkpoints  # noqa: E402
+from inpaint import checkpoints  # noqa: E402
 from inpaint.config import load_params  # noqa: E402
 from inpaint.frameworks import build_networks  # noqa: E402
 from inpaint.paths import REPO_ROOT  # noqa: E402

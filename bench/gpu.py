@@ -59,9 +59,9 @@ def peak_memory_mb(device: torch.device) -> float:
 
 def train_run(variant_cfg, switches: dict, args, device: torch.device) -> dict:
     """`args.steps` steps of one variant with the given speed switches: step times, losses, peak memory."""
-    from inpaint.training import speed
     from inpaint.config import TrainConfig
     from inpaint.frameworks import build_framework, build_networks
+    from inpaint.training import speed
 
     tcfg = TrainConfig(batch_size=args.batch_size, **switches)
     torch.manual_seed(0)

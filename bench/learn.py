@@ -108,9 +108,9 @@ class TestScorer:
 
     def __init__(self, params: config.Params):
         from inpaint import paths
-        from inpaint.evaluation import evaluate as ev
         from inpaint.data.prepare import load_split
         from inpaint.data.test_pairs import read_pairs
+        from inpaint.evaluation import evaluate as ev
         from inpaint.masks import MaskStore
 
         self.cfg = params.evaluate

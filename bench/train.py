@@ -45,11 +45,11 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from inpaint import cluster  # noqa: E402
-from inpaint.training import train  # noqa: E402
 from inpaint.config import load_params  # noqa: E402
 from inpaint.data.prepare import prepare  # noqa: E402
 from inpaint.masks import build_mask_sets  # noqa: E402
 from inpaint.paths import REPO_ROOT  # noqa: E402
+from inpaint.training import train  # noqa: E402
 
 FAMILIES = ("gdn_weight", "gdn_adv", "gdn_det", "lgnet_c_l_g_att", "pennet")  # GDN's three frameworks, LGNet, PEN-Net
 SIDES = ("plain", "ray")

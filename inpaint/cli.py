@@ -39,8 +39,8 @@ def _tune(args) -> None:
 def _ui(args) -> None:
     """The MLflow UI on 127.0.0.1:PORT, and the address of the experiment's headline view (the ranked runs,
     in MLflow's model-training view); --open opens it in a browser once the server answers."""
-    from inpaint.provenance import tracking
     from inpaint.lifetime import run_group
+    from inpaint.provenance import tracking
 
     params = _params(args)
     uri = tracking.tracking_uri(params.tracking.uri)
@@ -87,8 +87,8 @@ def _open_when_up(base: str, url: str, timeout_s: float = 120) -> None:
 def _plan(args) -> None:
     import yaml
 
-    from inpaint.training import plan
     from inpaint.config import ParamsError, resolve
+    from inpaint.training import plan
 
     path = Path(args.params) if args.params else None
     if args.profile:

@@ -12,10 +12,10 @@ from typing import Annotated, Any, Literal, Union
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from inpaint.variants.registry import registrations
-from inpaint.variants.base import Strict
 from inpaint.masks.settings import MaskSettings
 from inpaint.paths import REPO_ROOT
+from inpaint.variants.base import Strict
+from inpaint.variants.registry import registrations
 
 PROFILES = ("smoke", "ci", "paper", "learn")
 SECTIONS = ("data", "masks", "train", "evaluate", "tracking", "ray", "tune")

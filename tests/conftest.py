@@ -38,7 +38,7 @@ def untrained_model_file(path: Path) -> Path:
     but fills, for the tests of what reads a model file."""
     import torch
 
-    from inpaint.training import checkpoints
+    from inpaint import checkpoints
     from inpaint.models.registry import build
 
     torch.manual_seed(0)
@@ -79,7 +79,7 @@ def registered_checkpoint(storage: Path, since: float = 0.0) -> bool:
     is not enough: it appears while the worker is still uploading, and a worker killed then restarts from the
     previous registered checkpoint (or from step 0). The checkpoint's own time counts, not the snapshot's: a
     resumed run's first snapshot may name the checkpoint it resumed from. A Tune trial's Ray run is a folder
-    of `storage`; a train run's attempts are two levels down (inpaint/training/checkpoints.py)."""
+    of `storage`; a train run's attempts are two levels down (inpaint/checkpoints.py)."""
     for snapshot in Path(storage).rglob("checkpoint_manager_snapshot.json"):
         try:
             latest = json.loads(snapshot.read_text()).get("latest_checkpoint_result")

@@ -9,8 +9,8 @@ import textwrap
 
 import pytest
 
-from inpaint.provenance import codegraph
 from inpaint.paths import REPO_ROOT
+from inpaint.provenance import codegraph
 from inpaint.variants import registry
 from inpaint.variants.base import VariantBase
 

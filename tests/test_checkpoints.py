@@ -5,7 +5,7 @@ from pydantic import TypeAdapter
 
 from inpaint.config import Variant
 from inpaint.frameworks import build_framework, build_networks
-from inpaint.training.checkpoints import STATE_FILE, load_state, save_state
+from inpaint.checkpoints import STATE_FILE, load_state, save_state
 
 
 @pytest.fixture

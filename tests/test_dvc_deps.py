@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from inpaint.provenance import codegraph
 from inpaint.paths import REPO_ROOT
+from inpaint.provenance import codegraph
 
 DVC_FILES = ("dvc.yaml", "studies/dvc.yaml")
 

@@ -6,8 +6,8 @@ import pytest
 import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from inpaint.evaluation import metrics
 from inpaint.config import EvaluateConfig, load_params
+from inpaint.evaluation import metrics
 from inpaint.evaluation.evaluate import PairFeatures, gpus_wanted, on_ray, resolve_device
 
 

@@ -10,9 +10,8 @@ import psutil
 import pytest
 from pydantic import TypeAdapter
 
-from inpaint import cluster
-from inpaint.training import checkpoints
-from inpaint.training.checkpoints import STATE_FILE, load_state, save_state
+from inpaint import checkpoints, cluster
+from inpaint.checkpoints import STATE_FILE, load_state, save_state
 from inpaint.config import Variant
 from inpaint.frameworks import build_framework, build_networks
 from inpaint.lifetime import Busy, exclusive

@@ -15,10 +15,9 @@ import psutil
 import pytest
 
 from conftest import run_checked
-from inpaint import cluster
-from inpaint.training import checkpoints
+from inpaint import checkpoints, cluster
+from inpaint.checkpoints import STATE_FILE, load_state
 from inpaint.training import train
-from inpaint.training.checkpoints import STATE_FILE, load_state
 
 pytestmark = pytest.mark.e2e
 

@@ -57,6 +57,6 @@ def test_no_import_cycle_in_the_package():
 @pytest.mark.parametrize("reader", ["inpaint.evaluation.evaluate", "inpaint.evaluation.fill"])
 def test_model_file_readers_do_not_import_the_trainer(reader):
     reached = codegraph.closure({reader})
-    assert "inpaint.training.checkpoints" in reached
+    assert "inpaint.checkpoints" in reached
     trainer = {"inpaint.training.train", "inpaint.training.tune"}
     assert not trainer & reached, sorted(trainer & reached)

@@ -9,8 +9,8 @@ import torch
 from pytorch_fid.fid_score import calculate_frechet_distance
 
 from inpaint import bins
-from inpaint.evaluation import metrics
 from inpaint.config import EvaluateConfig
+from inpaint.evaluation import metrics
 from inpaint.evaluation.evaluate import SetMetrics, evaluate
 
 

@@ -266,7 +266,7 @@ def test_a_finished_run_is_trained_again_and_a_killed_dvc_repro_resumes_once(pip
     once and leaves no Ray checkpoint behind, only the result; a second one has nothing to do."""
     import psutil
 
-    from inpaint.training import checkpoints
+    from inpaint import checkpoints
 
     work, env, _ = pipeline
     inpaint, dvc = (str(Path(sys.executable).parent / name) for name in ("inpaint", "dvc"))
@@ -428,9 +428,9 @@ def _tree(folder: Path) -> str:
 def _uninterrupted(work, variant: str) -> dict:
     """The networks after the steps of `work`'s params.yaml, trained in this process without Ray (LocalSession):
     what an interrupted and resumed run must end with."""
-    from inpaint.training import train
     from inpaint.config import load_params
     from inpaint.provenance.fingerprint import fingerprint
+    from inpaint.training import train
 
     loaded = load_params(work / "params.yaml")
     config = train.loop_config(loaded, variant, None, fingerprint(loaded, variant))
@@ -442,7 +442,7 @@ def _uninterrupted(work, variant: str) -> dict:
 
 def _in_process_checkpoint(storage: Path, since: float) -> Path | None:
     """A checkpoint an in-process run wrote since `since`: it takes its name only once complete."""
-    from inpaint.training import checkpoints
+    from inpaint import checkpoints
 
     for run in storage.glob("*-*"):
         found = [p for p in checkpoints.on_disk(run) if p.stat().st_mtime >= since]
@@ -459,7 +459,7 @@ def test_in_process_training_survives_ctrl_c_and_kill_9_and_does_every_step_once
     no Ray was started for it."""
     import torch
 
-    from inpaint.training import checkpoints
+    from inpaint import checkpoints
 
     work, env, _ = pipeline
     original = (work / "params.yaml").read_text()

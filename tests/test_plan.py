@@ -7,9 +7,9 @@ import sys
 import pytest
 import yaml
 
-from inpaint.training import plan, together
 from inpaint.config import resolve
 from inpaint.paths import REPO_ROOT
+from inpaint.training import plan, together
 
 
 def _item(name: str, amount: float, hours: float, kind: str = "GPU") -> plan.Item:

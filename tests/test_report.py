@@ -11,9 +11,8 @@ import pytest
 import torch
 
 from inpaint import bins
-from inpaint.results import figures, paper_tables as pt
-from inpaint.results import report as rp
 from inpaint.config import resolve
+from inpaint.results import figures, paper_tables as pt, report as rp
 
 VARIANTS = {  # variant: params.yaml entry
     "gdn_weight": {"framework": "weight"},

@@ -5,10 +5,10 @@ import pytest
 import torch
 from pydantic import TypeAdapter
 
-from inpaint.training import speed
 from inpaint.config import TrainConfig, Variant
 from inpaint.frameworks import build_framework, build_networks
 from inpaint.frameworks.base import unwrap
+from inpaint.training import speed
 from steps import FAMILIES, batch, image_size, one_step
 
 SIZE = 32  # bfloat16 convolutions are slow on a CPU without bf16 units: 64 px costs 6x the time

@@ -7,9 +7,9 @@ import math
 import pandas as pd
 import pytest
 
+from inpaint.config import resolve
 from inpaint.results import report as rp, study_table
 from inpaint.training import tune
-from inpaint.config import resolve
 from test_report import N_PER_BIN, _record
 
 STEPS = 24

@@ -21,9 +21,9 @@ import yaml
 
 from conftest import as_from_a_terminal, catches_sigint, registered_checkpoint, run_checked
 from inpaint import stages
+from inpaint.config import ParamsError, resolve
 from inpaint.results import report as rp
 from inpaint.training import tune
-from inpaint.config import ParamsError, resolve
 
 STUDY = {"variant": "gdn_det", "space": {"train.batch_size": {"grid": [1, 2, 4096]}}}  # 4096: more than the images
 

@@ -10,8 +10,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from inpaint.variants.base import Augment
 from inpaint.data.augment import augment_image, augment_mask
+from inpaint.variants.base import Augment
 
 
 def to_tensor(image: np.ndarray) -> torch.Tensor:

@@ -21,13 +21,12 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from inpaint import bins, weights
-from inpaint.evaluation import metrics
-from inpaint.training import checkpoints
-from inpaint.evaluation.compare import PAIR_COLUMNS
+from inpaint import bins, checkpoints, weights
 from inpaint.config import EvaluateConfig, Params
 from inpaint.data.pairs import TestPairs
 from inpaint.data.test_pairs import read_pairs
+from inpaint.evaluation import metrics
+from inpaint.evaluation.compare import PAIR_COLUMNS
 from inpaint.frameworks.base import composite, masked_input
 from inpaint.models.registry import build, build_loaded
 

@@ -36,13 +36,12 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from inpaint import paths
-from inpaint.provenance import tracking
-from inpaint.training import checkpoints
+from inpaint import checkpoints, paths
 from inpaint.data.sources import BadImage, decode
 from inpaint.evaluation.evaluate import load_generator
 from inpaint.frameworks.base import masked_input
 from inpaint.io import atomic_path
+from inpaint.provenance import tracking
 
 RUN_ID = re.compile(r"[0-9a-f]{32}")
 ARTIFACT = "checkpoint/model.pt"  # where the train stage logs model.pt (inpaint/training/train.py)
@@ -158,7 +157,7 @@ def _load(checkpoint: str, tracking_uri: str | None) -> tuple[torch.nn.Module, d
 
 
 def _pointed_to(client, run_id: str) -> tuple[torch.nn.Module, dict]:
-    """The model.pt a local store's train run points to (checkpoint/model.json, inpaint/training/checkpoints.py),
+    """The model.pt a local store's train run points to (checkpoint/model.json, inpaint/checkpoints.py),
     if that file still holds this run's model (a later training of the variant replaces it)."""
     from mlflow.exceptions import MlflowException
 

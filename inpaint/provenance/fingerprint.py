@@ -16,9 +16,9 @@ import hashlib
 import json
 
 from inpaint import paths, weights
-from inpaint.provenance import codegraph
 from inpaint.config import Params
 from inpaint.io import file_hash
+from inpaint.provenance import codegraph
 
 # train settings that change how a run is watched or fed, not what it computes: a resumed run may change them
 NOT_IN_FINGERPRINT = {"log_every", "image_every", "max_failures", "loader_workers", "pin_memory", "resume",

@@ -24,10 +24,10 @@ import pandas as pd
 
 from inpaint import bins
 from inpaint.evaluation import compare
-from inpaint.results import paper_tables as pt
-from inpaint.variants.registry import in_table
 from inpaint.io import atomic_path, write_text
 from inpaint.models.lgnet import TABLE_VI
+from inpaint.results import paper_tables as pt
+from inpaint.variants.registry import in_table
 
 METRICS = {"l1": "l1 (%)", "psnr": "PSNR (dB)", "ssim": "SSIM", "fid": "FID", "kid": "KID", "lpips": "LPIPS"}
 HIGHER_IS_BETTER = compare.HIGHER_IS_BETTER

@@ -25,10 +25,10 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from inpaint import cluster, lifetime, paths
-from inpaint.provenance import tracking
-from inpaint.training import train
 from inpaint.config import Params
 from inpaint.io import atomic_path
+from inpaint.provenance import tracking
+from inpaint.training import train
 from inpaint.training.plan import request
 
 OUTCOME = "together.json"  # in a variant's storage folder: how its training in a gathering ended

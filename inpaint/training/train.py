@@ -7,7 +7,7 @@ across workers, each running its share as `train.accumulate` micro-batches (inpa
 Checkpoints (networks, optimisers, step, RNG states) go through `ray.train.report`. The
 Ray run and the MLflow run are named by the run fingerprint (code + data + params, inpaint/provenance/fingerprint.py):
 an interrupted run with the same fingerprint resumes from the newest checkpoint on disk that loads
-(inpaint/training/checkpoints.py), anything else trains from step 0 under a new MLflow run (`train.resume`). Only
+(inpaint/checkpoints.py), anything else trains from step 0 under a new MLflow run (`train.resume`). Only
 rank 0 talks to MLflow.
 """
 from __future__ import annotations
@@ -30,11 +30,10 @@ import pandas as pd
 import torch
 from pydantic import TypeAdapter
 
-from inpaint import lifetime, paths
-from inpaint.provenance import codegraph, fingerprint, tracking
-from inpaint.training import checkpoints
+from inpaint import checkpoints, lifetime, paths
 from inpaint.config import Params, TrainConfig, Variant
 from inpaint.io import atomic_path, write_json
+from inpaint.provenance import codegraph, fingerprint, tracking
 
 # Ray Train retries a worker group that cannot start (no free CPU, 60 s each) forever by default: a run or
 # Tune trial whose CPUs never come would hang; after this many retries it fails, saying why.
@@ -155,11 +154,11 @@ def train_func(config: dict) -> None:
 def train_loop(config: dict, session) -> None:
     """Build the networks and the framework, resume if a checkpoint exists, and run `train.steps` steps."""
     entered = time.time()
-    from inpaint.training import global_batch, speed
     from inpaint.data.pairs import TrainPairs
     from inpaint.data.prepare import load_split
-    from inpaint.frameworks import build_framework, build_networks
+    from inpaint.frameworks import build_framework, build_networks, global_batch
     from inpaint.masks import MaskStore
+    from inpaint.training import speed
 
     cfg = TypeAdapter(Variant).validate_python(config["variant_cfg"])
     tcfg = TrainConfig.model_validate(config["train"])
@@ -353,7 +352,7 @@ def lock_path(params: Params, variant: str) -> Path:
 
 class TrainRun(NamedTuple):
     """Where one training of a variant goes: its fingerprint, its run folder (attempts, checkpoints, result;
-    inpaint/training/checkpoints.py) and its MLflow run. Plain data: it crosses to the Tune trial that trains it."""
+    inpaint/checkpoints.py) and its MLflow run. Plain data: it crosses to the Tune trial that trains it."""
     variant: str
     fingerprint: str
     folder: str

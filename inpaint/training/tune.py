@@ -39,10 +39,10 @@ import yaml
 from pydantic import ValidationError
 
 from inpaint import paths
+from inpaint.config import Params, ParamsError, Study, TuneConfig, explain, merge
+from inpaint.io import atomic_dir, atomic_path, write_json, write_text
 from inpaint.provenance import tracking
 from inpaint.results import report, study_table
-from inpaint.config import Params, ParamsError, Study, TuneConfig, merge, explain
-from inpaint.io import atomic_dir, atomic_path, write_json, write_text
 
 TAG_PARENT = "mlflow.parentRunId"  # MLflow's own tag: the UI nests the trials under their study
 TAG_STUDY = "inpaint.tune.study"
@@ -143,8 +143,8 @@ def run_trial(config: dict, params: Params, study: str, parent_run_id: str, expe
     from mlflow.tracking import MlflowClient
     from ray.tune.integration.ray_train import TuneReportCallback
 
-    from inpaint.training import train
     from inpaint.provenance.fingerprint import fingerprint
+    from inpaint.training import train
 
     trial = trial_params(params, study, config)
     (variant,) = trial.variants  # trial_params keeps the study's variant alone
@@ -395,7 +395,7 @@ def score_trials(params: Params, name: str, table: pd.DataFrame, trials: dict[st
     """Each completed trial's final model, written as the train stage writes model.pt (models/<trial>/model.pt),
     scored with `evaluate` on the test pairs; trial id -> evaluation record, in trial order. A trial stopped
     early is not scored: its model is from an earlier step than the others'."""
-    from inpaint.training.checkpoints import load_state
+    from inpaint.checkpoints import load_state
 
     records = {}
     for row in table[table.status == "completed"].itertuples():
@@ -418,7 +418,7 @@ def trial_model(trial: Params, checkpoint: str, run_id: str, path: Path) -> dict
     """The model file of a trial's checkpoint (as the train stage writes model.pt); returns its meta."""
     import ray.train
 
-    from inpaint.training import checkpoints
+    from inpaint import checkpoints
 
     (variant,) = trial.variants
     model = checkpoints.checkpoint_model(ray.train.Checkpoint(checkpoint), variant, trial.variants[variant],

@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from inpaint.evaluation import metrics
 from inpaint.data.pairs import ValidationPairs
+from inpaint.evaluation import metrics
 from inpaint.frameworks.base import composite, masked_input
 
 

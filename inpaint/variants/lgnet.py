@@ -5,8 +5,8 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from inpaint.variants.registry import register_framework
 from inpaint.variants.base import Augment, Optimiser, PerceptualStyle
+from inpaint.variants.registry import register_framework
 
 
 class LGNetSettings(PerceptualStyle):
