@@ -52,14 +52,15 @@ def run(name: str, params: Params, *argument: str) -> None:
                           f"(there are: {', '.join(params.variants)})")
     weights.preflight(params)
     start = time.perf_counter()
-    globals()[name](params, *argument)
+    STAGES[name](params, *argument)
     print(f"{' '.join([name, *argument])}: done in {time.perf_counter() - start:.1f} s")
 
 
 def prepare(params: Params) -> dict:
-    from inpaint.data.prepare import prepare as run
+    """The prepared crops at the working resolution, split by source photo (inpaint/data/prepare.py)."""
+    from inpaint.data.prepare import prepare as prepare_data
 
-    return run(params.data, paths.PREPARED)
+    return prepare_data(params.data, paths.PREPARED)
 
 
 def masks(params: Params) -> dict:
@@ -130,3 +131,6 @@ def report(params: Params) -> dict:
     from inpaint.results.publish import publish_report
 
     return publish_report(params)
+
+
+STAGES = {stage.__name__: stage for stage in (prepare, masks, pairs, train, tune, evaluate, baselines, report)}
