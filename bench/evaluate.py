@@ -1,5 +1,5 @@
-"""Evaluation throughput and memory: `inpaint.evaluate.evaluate` against a one-pair-at-a-time baseline, in the
-same run, at the smoke profile's evaluation settings.
+"""Evaluation throughput and memory: `inpaint.evaluation.evaluate.evaluate` against a one-pair-at-a-time baseline,
+in the same run, at the smoke profile's evaluation settings.
 
     python bench/evaluate.py                                   # smoke profile: 64 px, 16 pairs per bin, FID 2048-d
     python bench/evaluate.py --rounds 5 --generator pennet --rss-pairs 16 128
@@ -46,10 +46,11 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from inpaint import bins, metrics  # noqa: E402
+from inpaint import bins  # noqa: E402
 from inpaint.config import EvaluateConfig  # noqa: E402
 from inpaint.data.pairs import mask_tensor, to_tensor  # noqa: E402
-from inpaint.evaluate import SetMetrics, evaluate  # noqa: E402
+from inpaint.evaluation import metrics  # noqa: E402
+from inpaint.evaluation.evaluate import SetMetrics, evaluate  # noqa: E402
 from inpaint.frameworks.base import composite, masked_input  # noqa: E402
 from inpaint.models.registry import build  # noqa: E402
 
@@ -231,7 +232,7 @@ def timing(args, settings: dict, size: int) -> bool:
     print(f"\nresults: {len(outputs['baseline'])} numbers compared; largest relative difference {diff:.2e} ({key}): "
           + ("EQUAL within 1e-4" if equal else "DIFFERENT"))
     print(f"\n{'':40s} {'wall s, median [range]':>26s} {'CPU s, median [range]':>26s} {'pairs/s (wall)':>15s}")
-    for name, label in (("evaluator", f"inpaint.evaluate (cpu, batch {cfg.batch_size})"),
+    for name, label in (("evaluator", f"inpaint.evaluation.evaluate (cpu, batch {cfg.batch_size})"),
                         ("baseline", "baseline: one pair at a time")):
         t = times[name]
         print(f"{label:40s} {spread(t['wall']):>26s} {spread(t['cpu']):>26s} "

@@ -25,7 +25,7 @@ from inpaint.paths import REPO_ROOT  # noqa: E402
 
 MB = 2**20
 ADAM_MOMENTS = 2
-RAY_KEEPS = 2  # CheckpointConfig(num_to_keep=2) in inpaint/train.py
+RAY_KEEPS = 2  # CheckpointConfig(num_to_keep=2) in inpaint/training/train.py
 
 
 def _bytes(network) -> int:

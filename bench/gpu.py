@@ -3,14 +3,14 @@
     python bench/gpu.py                          # every model family, every speed switch, evaluation throughput
     python bench/gpu.py --families gdn_det pennet --no-compile
 
-For each model family (GDN Weight / Adv / Det, LGNet, PEN-Net) it trains `--steps` steps (20) at `--size`
-(256 x 256) on the first GPU in fp32, then once with each speed switch of inpaint/speed.py on its own (train.bf16,
+For each model family (GDN Weight / Adv / Det, LGNet, PEN-Net) it trains `--steps` steps (20) at `--size` (256 x
+256) on the first GPU in fp32, then once with each speed switch of inpaint/training/speed.py on its own (train.bf16,
 channels_last, compile, pin_memory, loader_workers), from the same seed on the same synthetic batches. It prints
-each run's step time (median of the steps after the first two, which include cuDNN autotuning and compilation),
-its peak GPU memory, and checks that every loss is finite and that the first step's losses match fp32 within
-a stated relative tolerance (bf16: 5e-2, its 8-bit mantissa; the other switches: 1e-3, reordered float32
-sums). Later steps are not compared: adversarial training amplifies any difference step by step. Then the
-evaluator's throughput on the GPU (pairs/s, all metrics, random metric weights).
+each run's step time (median of the steps after the first two, which include cuDNN autotuning and compilation), its
+peak GPU memory, and checks that every loss is finite and that the first step's losses match fp32 within a stated
+relative tolerance (bf16: 5e-2, its 8-bit mantissa; the other switches: 1e-3, reordered float32 sums). Later steps
+are not compared: adversarial training amplifies any difference step by step. Then the evaluator's throughput on the
+GPU (pairs/s, all metrics, random metric weights).
 
 Without CUDA it says so and exits 0 (`--device cpu` runs the same code on the CPU, for checking the script).
 Exit status 1 when a check fails.
@@ -59,9 +59,9 @@ def peak_memory_mb(device: torch.device) -> float:
 
 def train_run(variant_cfg, switches: dict, args, device: torch.device) -> dict:
     """`args.steps` steps of one variant with the given speed switches: step times, losses, peak memory."""
-    from inpaint import speed
     from inpaint.config import TrainConfig
     from inpaint.frameworks import build_framework, build_networks
+    from inpaint.training import speed
 
     tcfg = TrainConfig(batch_size=args.batch_size, **switches)
     torch.manual_seed(0)
@@ -100,12 +100,12 @@ def check(run: dict, reference: dict, tolerance: float) -> list[str]:
 
 
 def evaluation_throughput(args, device: torch.device) -> float:
-    """pairs/s of inpaint.evaluate at `args.size` on `device`, all metrics (random metric weights)."""
+    """pairs/s of inpaint.evaluation.evaluate at `args.size` on `device`, all metrics (random metric weights)."""
     import pandas as pd
 
     from inpaint import bins
     from inpaint.config import EvaluateConfig
-    from inpaint.evaluate import SetMetrics, evaluate
+    from inpaint.evaluation.evaluate import SetMetrics, evaluate
     from inpaint.models.registry import build
 
     n = args.eval_pairs_per_bin

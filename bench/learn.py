@@ -8,10 +8,10 @@ data, builds the masks and records the test pairs at profiles/learn.yaml. Each v
 then trained in this process by the train stage's loop (`train_loop`, Ray Train's local mode without Ray),
 and its generator is scored on the held-out test pairs by the evaluate stage's scoring (`score_bin`: the
 composite rounded to uint8; l1, PSNR, SSIM per pair) before training and at every `train.checkpoint_every`
-steps; the classical fills (inpaint/baselines.py) are scored on the same pairs. The curve only describes:
-nothing is chosen from it (fixed step count, no early stopping), so the test pairs stay a test set. The
-table compares each variant's final scores with the mean-colour fill's and with the best classical fill's,
-pair by pair, with the report's own estimate (inpaint/compare.py: the mean of the bin means and a bootstrap 95 %
+steps; the classical fills (inpaint/evaluation/baselines.py) are scored on the same pairs. The curve only describes:
+nothing is chosen from it (fixed step count, no early stopping), so the test pairs stay a test set. The table
+compares each variant's final scores with the mean-colour fill's and with the best classical fill's, pair by pair,
+with the report's own estimate (inpaint/evaluation/compare.py: the mean of the bin means and a bootstrap 95 %
 interval that resamples the pairs within each hole-ratio bin, evaluate.bootstrap resamples from evaluate.seed). Wall and CPU time (this process and its children) are measured and written with the results.
 """
 from __future__ import annotations
@@ -55,7 +55,8 @@ import types  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
-from inpaint import baselines, bins, compare, config  # noqa: E402
+from inpaint import bins, config  # noqa: E402
+from inpaint.evaluation import baselines, compare  # noqa: E402
 from inpaint.io import atomic_path, write_text  # noqa: E402
 
 
@@ -106,19 +107,21 @@ class TestScorer:
     stage's per-pair table."""
 
     def __init__(self, params: config.Params):
-        from inpaint import evaluate as ev, paths
+        from inpaint import paths
         from inpaint.data.prepare import load_split
+        from inpaint.data.test_pairs import read_pairs
+        from inpaint.evaluation import evaluate as ev
         from inpaint.masks import MaskStore
 
         self.cfg = params.evaluate
         self.images, self.masks = load_split(paths.PREPARED, "test"), MaskStore(paths.MASKS / "test")
-        pairs = ev.read_pairs(paths.TEST_PAIRS)
+        pairs = read_pairs(paths.TEST_PAIRS)
         self.selected = [ev.bin_pairs(pairs, b, self.cfg) for b in range(len(bins.BINS))]
         self.set_metrics = types.SimpleNamespace(device=torch.device("cpu"), lpips=None)  # no LPIPS, FID: per-pair only
 
     @torch.no_grad()
     def __call__(self, generator: torch.nn.Module) -> pd.DataFrame:
-        from inpaint import evaluate as ev
+        from inpaint.evaluation import evaluate as ev
 
         tables = [ev.score_bin(generator, self.images, self.masks, sel, self.cfg, self.set_metrics, None,
                                bins.label(b)).assign(bin=b, image=sel[:, 0], mask=sel[:, 1])
@@ -167,7 +170,7 @@ def train_and_score(params: config.Params, variant: str, scorer: TestScorer) -> 
     from pydantic import TypeAdapter
 
     from inpaint.frameworks import build_networks
-    from inpaint.train import loop_config, train_loop
+    from inpaint.training.train import loop_config, train_loop
 
     cfg, tcfg = params.variants[variant], params.train_for(variant)
     session = CurveSession(scorer)
@@ -297,7 +300,7 @@ for {tcfg.steps} steps of batch {tcfg.batch_size} with the train stage's loop ({
 a process of {tcfg.torch_threads} thread(s)), with its authors' optimiser and losses unless listed here. {departure_text} Scores: the evaluate stage's, on the composite rounded to
 uint8, over the same {n_pairs} recorded test pairs ({cfg.pairs_per_bin} per bin, the six bins of 0-60 % holes),
 before training and every {tcfg.checkpoint_every} steps. Means are the mean of the six bin means; differences are
-paired (the same image and mask for both rows), with the report's own estimate (inpaint/compare.py): a
+paired (the same image and mask for both rows), with the report's own estimate (inpaint/evaluation/compare.py): a
 percentile bootstrap 95 % interval ({cfg.bootstrap} resamples) that resamples the pairs within each hole-ratio
 bin. The best classical fill on these pairs is {best_label}.
 

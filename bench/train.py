@@ -5,7 +5,7 @@ taking turns window by window.
     python bench/train.py --variants pennet --window-s 10 --pairs 10
     python bench/train.py --variants gdn_det --torch-threads 1     # both sides on one intra-op thread
 
-Both sides run `inpaint.train.train_loop` on the same prepared data and masks, at the smoke profile's
+Both sides run `inpaint.training.train.train_loop` on the same prepared data and masks, at the smoke profile's
 resolution, batch and thread count: the plain side with `LocalSession` in a fresh Python process, the Ray
 side in one CPU worker of the project's `TorchTrainer` (`train.make_trainer`). Each side stops at the end of
 every window of steps and waits until the bench lets it run the next one, so exactly one side trains at a
@@ -44,11 +44,12 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from inpaint import cluster, train  # noqa: E402
+from inpaint import cluster  # noqa: E402
 from inpaint.config import load_params  # noqa: E402
 from inpaint.data.prepare import prepare  # noqa: E402
 from inpaint.masks import build_mask_sets  # noqa: E402
 from inpaint.paths import REPO_ROOT  # noqa: E402
+from inpaint.training import train  # noqa: E402
 
 FAMILIES = ("gdn_weight", "gdn_adv", "gdn_det", "lgnet_c_l_g_att", "pennet")  # GDN's three frameworks, LGNet, PEN-Net
 SIDES = ("plain", "ray")

@@ -18,7 +18,7 @@ gets its name (`publish`).
 Loading is the completeness test (a truncated state.pt does not load), so the newest is tried first and an
 older one is the fallback. Before an attempt the run keeps its two newest checkpoints (the newest may be
 the truncated one); once the run has finished none is kept: its result (model.pt and finished.json in the
-run's folder, inpaint/train.py) is all a re-run needs.
+run's folder, inpaint/training/train.py) is all a re-run needs.
 
 This module also owns both file formats: a checkpoint's state.pt (networks, optimisers, schedulers, step, RNG,
 and a meta that names the variant and fingerprint) and a finished run's model.pt (the generator, the Det
@@ -40,7 +40,7 @@ from inpaint.io import atomic_path
 PREFIX = "checkpoint_"
 ATTEMPT = "attempt-"
 KEEP = 2  # the newest may be the one a crash truncated: keep the one before it
-RUN_NAME = re.compile(r".+-[0-9a-f]{12}")  # <variant>-<fingerprint> (inpaint/fingerprint.py)
+RUN_NAME = re.compile(r".+-[0-9a-f]{12}")  # <variant>-<fingerprint> (inpaint/provenance/fingerprint.py)
 STATE_FILE = "state.pt"  # a checkpoint's one file
 MODEL_POINTER = "checkpoint/model.json"  # where a local MLflow store keeps the path of a run's model.pt
 
@@ -126,7 +126,7 @@ def model_content(state: dict, cfg, image_size: int, run_id: str) -> dict:
     """A model.pt's content from a checkpoint's state: what evaluation and `inpaint fill` need of a finished
     run, the generator (and, for Det, the detector, whose heat maps the report draws), with enough metadata
     to rebuild them."""
-    from inpaint import fingerprint
+    from inpaint.provenance import fingerprint
 
     networks = state["framework"]["networks"]
     meta = {**state["meta"], "generator": cfg.generator, "image_size": image_size, "steps": state["step"],

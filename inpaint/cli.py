@@ -39,8 +39,8 @@ def _tune(args) -> None:
 def _ui(args) -> None:
     """The MLflow UI on 127.0.0.1:PORT, and the address of the experiment's headline view (the ranked runs,
     in MLflow's model-training view); --open opens it in a browser once the server answers."""
-    from inpaint import tracking
     from inpaint.lifetime import run_group
+    from inpaint.provenance import tracking
 
     params = _params(args)
     uri = tracking.tracking_uri(params.tracking.uri)
@@ -62,7 +62,7 @@ def _headline_url(uri: str, experiment: str, base: str) -> str:
     """The headline view's address, or `base` when the store has no such experiment yet."""
     from mlflow.tracking import MlflowClient
 
-    from inpaint import tracking
+    from inpaint.provenance import tracking
 
     found = MlflowClient(uri).get_experiment_by_name(experiment)
     return base if found is None else tracking.headline_url(base, found.experiment_id)
@@ -87,8 +87,8 @@ def _open_when_up(base: str, url: str, timeout_s: float = 120) -> None:
 def _plan(args) -> None:
     import yaml
 
-    from inpaint import plan
     from inpaint.config import ParamsError, resolve
+    from inpaint.training import plan
 
     path = Path(args.params) if args.params else None
     if args.profile:
@@ -119,7 +119,8 @@ def _results(args) -> None:
     terminal's width."""
     import shutil
 
-    from inpaint import paths, report as rp
+    from inpaint import paths
+    from inpaint.results import report as rp
 
     params = _params(args)
     runs, missing = rp.load_results(params, paths.EVALS, paths.RUNS, paths.TEST_PAIRS)
@@ -179,7 +180,7 @@ def _models(args) -> None:
 
 
 def _fill(args) -> None:
-    from inpaint.fill import fill
+    from inpaint.evaluation.fill import fill
 
     result = fill(args.checkpoint, Path(args.image), Path(args.mask), Path(args.out))
     print(f"filled {result['hole_ratio']:.1%} of a {result['size'][0]}x{result['size'][1]} photo with "
@@ -252,7 +253,7 @@ def parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     s.set_defaults(func=_tune)
     text = ("what training every variant costs on a cluster: each variant's request, steps and seconds per step, "
             "and the makespan of training them at once beside one after another")
-    s = sub.add_parser("plan", help=text, description=text + " (inpaint/plan.py; docs/cluster.md)")
+    s = sub.add_parser("plan", help=text, description=text + " (inpaint/training/plan.py; docs/cluster.md)")
     s.add_argument("--gpus", type=float, nargs="+", help="the cluster's GPUs; several sizes: a plan for each, one "
                    "calibration (default: RAY_ADDRESS's cluster)")
     s.add_argument("--cpus", type=float, help="the cluster's CPUs (default: RAY_ADDRESS's cluster)")
@@ -287,7 +288,8 @@ def parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=_models)
     text = "object removal: fill the white part of MASK in IMAGE with a trained model"
-    s = sub.add_parser("fill", help=text, description=text + " (see inpaint/fill.py for how sizes are handled)")
+    s = sub.add_parser("fill", help=text,
+                       description=f"{text} (see inpaint/evaluation/fill.py for how sizes are handled)")
     s.add_argument("--checkpoint", required=True, help="runs/VARIANT/model.pt, or an MLflow run id of a train run")
     s.add_argument("--image", required=True, help="the photo, any size")
     s.add_argument("--mask", required=True, help="same size as the photo; white (255) = remove, black (0) = keep")
@@ -306,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "weights" and args.action == "import" and not args.dir:
         parser(argv).error("weights import needs DIR")
     from inpaint.config import ParamsError  # after parsing: see the note on imports at the top
-    from inpaint.fill import FillError
+    from inpaint.evaluation.fill import FillError
     from inpaint.lifetime import Busy
     from inpaint.weights import MissingWeights
 

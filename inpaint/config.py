@@ -12,10 +12,10 @@ from typing import Annotated, Any, Literal, Union
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from inpaint.variants.registry import registrations
-from inpaint.variants.base import Strict
 from inpaint.masks.settings import MaskSettings
 from inpaint.paths import REPO_ROOT
+from inpaint.variants.base import Strict
+from inpaint.variants.registry import registrations
 
 PROFILES = ("smoke", "ci", "paper", "learn")
 SECTIONS = ("data", "masks", "train", "evaluate", "tracking", "ray", "tune")
@@ -103,15 +103,15 @@ class TrainConfig(Strict):
     checkpoint_every: Annotated[int, Field(ge=1)] = 100
     torch_threads: Annotated[int, Field(ge=1)] = 2  # per worker, on CPU
     max_failures: Annotated[int, Field(ge=0)] = 1  # worker failures survived (Ray FailureConfig)
-    # A re-run with an unchanged fingerprint (inpaint/fingerprint.py): `interrupted` resumes a run that stopped
-    # before its last step and trains a finished one again from step 0 (`dvc repro -f` retrains); `always`
+    # A re-run with an unchanged fingerprint (inpaint/provenance/fingerprint.py): `interrupted` resumes a run that
+    # stopped before its last step and trains a finished one again from step 0 (`dvc repro -f` retrains); `always`
     # also reuses a finished run's final checkpoint (no step trained); `never` always starts from step 0.
     resume: Literal["interrupted", "always", "never"] = "interrupted"
     # Where the workers go on a cluster (docs/cluster.md): PACK fills one node first, SPREAD puts them on
     # different nodes where it can; the STRICT_ forms refuse to start otherwise.
     placement_strategy: Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"] = "PACK"
     gpus_per_worker: Annotated[float, Field(gt=0, le=1)] = 1.0  # with use_gpu; 0.5: two Tune trials share a GPU
-    # Speed switches for GPU clusters (inpaint/speed.py); all off by default and on CPU.
+    # Speed switches for GPU clusters (inpaint/training/speed.py); all off by default and on CPU.
     bf16: bool = False  # forward passes under bfloat16 autocast; losses and optimiser steps stay float32
     channels_last: bool = False  # NHWC memory layout for networks and batches (faster convolutions on GPUs)
     compile: bool = False  # torch.compile each network (generator, discriminator/detector) separately
@@ -168,7 +168,7 @@ class RayConfig(Strict):
     keep_alive_s: Annotated[int, Field(ge=0)] = 0  # > 0: stages share a local head that stops after this idle time
     keep_runs: Annotated[int, Field(ge=1)] = 3  # run folders (one per fingerprint) kept per variant, most recent use first
     # Under `dvc repro`, the first train stage trains every stale variant that has Ray workers at once, as many
-    # at a time as the cluster holds (inpaint/together.py; docs/cluster.md); false: one stage, one variant.
+    # at a time as the cluster holds (inpaint/training/together.py; docs/cluster.md); false: one stage, one variant.
     concurrent: bool = True
 
 
@@ -206,7 +206,7 @@ class SearchDomain(Strict):
 
 
 class Study(Strict):
-    """One sweep (inpaint/tune.py): the variant it perturbs and the training params it varies.
+    """One sweep (inpaint/training/tune.py): the variant it perturbs and the training params it varies.
 
     `space` maps a dotted training param to its values: `variant.X` is a key of the study's variant (e.g.
     `variant.exp_base`), `train.X` a key of the train section; the key `variant` alone takes whole partial
@@ -233,7 +233,7 @@ class Study(Strict):
 class ValidationConfig(Strict):
     """The held-out validation split that trials are scored on: whole source photos of the prepared training
     images, drawn with `seed` until at least `images` are held out (left out of the trials' training set),
-    each with one training mask drawn with `seed` (inpaint/validation.py)."""
+    each with one training mask drawn with `seed` (inpaint/training/validation.py)."""
 
     images: Annotated[int, Field(ge=1)] = 16  # at least this many (whole photos are held out)
     seed: int = 7
@@ -241,7 +241,7 @@ class ValidationConfig(Strict):
 
 
 class TuneConfig(Strict):
-    """Ray Tune sweeps (inpaint/tune.py). Each trial trains its variant for `train` (laid over the train
+    """Ray Tune sweeps (inpaint/training/tune.py). Each trial trains its variant for `train` (laid over the train
     section; resources per trial: train.num_workers Ray Train workers of 1 CPU, or of train.gpus_per_worker GPUs
     with use_gpu)."""
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from inpaint import global_batch, speed
 from inpaint.config import TrainConfig, load_params
-from inpaint.frameworks import build_framework, build_networks
+from inpaint.frameworks import build_framework, build_networks, global_batch
 from inpaint.frameworks.base import unwrap
+from inpaint.training import speed
 
 RUNNING = ("running_mean", "running_var")
 # one variant per model family, and those among them with BatchNorm

@@ -9,8 +9,8 @@ import textwrap
 
 import pytest
 
-from inpaint import codegraph
 from inpaint.paths import REPO_ROOT
+from inpaint.provenance import codegraph
 from inpaint.variants import registry
 from inpaint.variants.base import VariantBase
 
@@ -77,7 +77,7 @@ import torch
 from inpaint import weights
 from inpaint.config import FRAMEWORKS, ParamsError, resolve
 from inpaint.frameworks import build_framework, build_networks
-from inpaint.report import framework_rows
+from inpaint.results.report import framework_rows
 
 params = resolve({"profile": "ci", "variants": {"toy_a": {"framework": "toy", "l1_weight": 2.0}}})
 cfg = params.variants["toy_a"]
@@ -135,7 +135,7 @@ def test_the_package_registrations_are_its_variants_modules_and_their_trainers_r
 
 
 def test_every_registered_table_row_is_a_table_and_row_of_the_report():
-    from inpaint.report import PUBLISHED_ORDER, SPECS
+    from inpaint.results.report import PUBLISHED_ORDER, SPECS
 
     for r in registry.registrations():
         for table, row in r.tables.items():

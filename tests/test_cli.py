@@ -100,7 +100,7 @@ def test_an_interrupted_study_ends_with_its_own_line(monkeypatch, capsys):
     """tune.StudyInterrupted, raised once an interrupted study has written its partial results: its message
     as the one `error:` line, exit 130, from the command and from the stage."""
     from inpaint import cli, stages
-    from inpaint.tune import StudyInterrupted
+    from inpaint.training.tune import StudyInterrupted
 
     def interrupted(*_args, **_kwargs):
         raise StudyInterrupted("tune s: interrupted before every trial finished: 1 not run (batch_size=2)")

@@ -23,7 +23,7 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from inpaint import global_batch
+from inpaint.frameworks import global_batch
 from steps import BATCHNORM, FAMILIES, batch, image_size, one_step
 
 pytestmark = pytest.mark.slow  # two gloo processes per family: minutes

@@ -1,4 +1,4 @@
-"""dvc.yaml and studies/dvc.yaml list every `inpaint` file each stage runs (inpaint/codegraph.py reads the
+"""dvc.yaml and studies/dvc.yaml list every `inpaint` file each stage runs (inpaint/provenance/codegraph.py reads the
 imports from the code, lazy ones included), so that an edit anywhere in a stage's code re-runs that stage;
 studies/dvc.yaml has a stage for every study of params.yaml."""
 import os
@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from inpaint import codegraph
 from inpaint.paths import REPO_ROOT
+from inpaint.provenance import codegraph
 
 DVC_FILES = ("dvc.yaml", "studies/dvc.yaml")
 
@@ -46,7 +46,8 @@ def test_every_module_a_stage_imports_is_a_dep(stage):
     function, deps = _stages()[stage]
     code = [p.relative_to(REPO_ROOT).as_posix() for p in codegraph.stage_files(function)]
     missing = [p for p in [f"pipelines/{function}.py", *code] if not _covered(p, deps)]
-    assert not missing, f"dvc.yaml stage {stage} misses deps {missing} (python -m inpaint.codegraph {function})"
+    assert not missing, (f"dvc.yaml stage {stage} misses deps {missing} "
+                         f"(python -m inpaint.provenance.codegraph {function})")
     stale = [d for d in deps if d.startswith("inpaint/") and not any(_covered(p, [d]) for p in code)]
     assert not stale, f"dvc.yaml stage {stage} lists {stale}, which the stage does not run"
 
@@ -55,7 +56,7 @@ def test_the_graph_sees_lazy_imports_and_lazy_package_attributes():
     train = codegraph.stage_modules("train")
     assert "inpaint.losses.detector" in train  # frameworks import it inside functions
     assert "inpaint.masks.store" in train  # `from inpaint.masks import MaskStore`: a lazily exported attribute
-    assert "inpaint.report" not in train  # stages.py's other stages do not count for train
+    assert "inpaint.results.report" not in train  # stages.py's other stages do not count for train
     assert "inpaint.masks.generate" not in train
 
 
@@ -89,13 +90,14 @@ def test_an_import_by_computed_name_is_caught_at_run_time(tmp_path):
 
     def record(extra: str) -> dict:
         folder = tmp_path / str(len(extra))
-        code = f"import importlib; from inpaint import codegraph, stages; codegraph.record_imports('pairs'); {extra}"
+        code = (f"import importlib; from inpaint import stages; from inpaint.provenance import codegraph; "
+                f"codegraph.record_imports('pairs'); {extra}")
         subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, check=True,
                        env={**os.environ, codegraph.RECORD_ENV: str(folder)})
         return imports_outside_deps(folder)
 
     assert record("") == {}
-    assert "inpaint/figures.py" in record("importlib.import_module('inpaint.' + 'figures')")["pairs"]
+    assert "inpaint/results/figures.py" in record("importlib.import_module('inpaint.results.' + 'figures')")["pairs"]
 
 
 def test_every_study_has_a_stage():

@@ -6,9 +6,9 @@ import pytest
 import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from inpaint import metrics
 from inpaint.config import EvaluateConfig, load_params
-from inpaint.evaluate import PairFeatures, gpus_wanted, on_ray, resolve_device
+from inpaint.evaluation import metrics
+from inpaint.evaluation.evaluate import PairFeatures, gpus_wanted, on_ray, resolve_device
 
 
 @pytest.fixture
@@ -162,17 +162,18 @@ def test_headline_metrics_say_why_a_metric_is_absent(tmp_path, monkeypatch):
     carry the evaluator's reason; computed metrics carry none."""
     import json
 
-    from inpaint import bins, stages
-    from inpaint.evaluate import SetMetrics
+    from inpaint import bins
+    from inpaint.evaluation import record
+    from inpaint.evaluation.evaluate import SetMetrics
 
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))  # an empty torch cache
     status = SetMetrics(EvaluateConfig(), "auto")
     per_bin = {f"{m}/{bins.key(b)}": 1.0 for m in ("psnr", "ssim", "l1") for b in range(len(bins.BINS))}
-    out = json.loads(json.dumps(stages.headline(per_bin, 10, status.absent)))
+    out = json.loads(json.dumps(record.headline(per_bin, 10, status.absent)))
     inception = "no pt_inception-2015-12-05-6726825d.pth in the torch cache"
     assert out["absent"] == {"fid": inception, "kid": inception, "lpips": "no alexnet-owt-7be5be79.pth in the torch cache"}
     assert out.keys() == {"psnr", "ssim", "l1", "steps", "absent"}
 
     computed = {**per_bin, **{f"lpips/{bins.key(b)}": 0.1 for b in range(len(bins.BINS))}, "fid/all": 3.0,
                 "kid/all": 0.01}
-    assert stages.headline(computed, 10, {}).keys() == {"psnr", "ssim", "l1", "lpips", "fid", "kid", "steps"}
+    assert record.headline(computed, 10, {}).keys() == {"psnr", "ssim", "l1", "lpips", "fid", "kid", "steps"}

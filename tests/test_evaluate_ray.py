@@ -7,7 +7,7 @@ import pytest
 from conftest import untrained_model_file
 from inpaint import bins
 from inpaint.config import load_params
-from inpaint.evaluate import score
+from inpaint.evaluation.evaluate import score
 from inpaint.masks.store import write_store
 
 pytestmark = pytest.mark.slow

@@ -15,7 +15,7 @@ from inpaint.checkpoints import STATE_FILE, load_state, save_state
 from inpaint.config import Variant
 from inpaint.frameworks import build_framework, build_networks
 from inpaint.lifetime import Busy, exclusive
-from inpaint.train import RaySession
+from inpaint.training.train import RaySession
 
 HOLD = ("import sys, time; from pathlib import Path; from inpaint.lifetime import exclusive\n"
         "with exclusive(Path(sys.argv[1]), 'training of variant x'):\n"
@@ -209,7 +209,7 @@ def _rank(rank: int, port_queue, result_queue) -> None:
     import torch
     import torch.distributed as dist
 
-    from inpaint import rendezvous
+    from inpaint.training import rendezvous
 
     if rank == 0:
         port = rendezvous._listen()

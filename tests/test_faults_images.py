@@ -10,7 +10,7 @@ from conftest import untrained_model_file
 from inpaint.config import DataConfig
 from inpaint.data.prepare import prepare
 from inpaint.data.sources import decode
-from inpaint.fill import FillError, fill
+from inpaint.evaluation.fill import FillError, fill
 
 ORIENTATION = 0x0112
 

@@ -16,8 +16,8 @@ import pytest
 
 from conftest import run_checked
 from inpaint import checkpoints, cluster
-from inpaint import train
 from inpaint.checkpoints import STATE_FILE, load_state
+from inpaint.training import train
 
 pytestmark = pytest.mark.e2e
 

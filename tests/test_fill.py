@@ -1,11 +1,11 @@
-"""Object removal (`inpaint.fill`): any photo size, unmasked pixels untouched, clear errors for bad input."""
+"""Object removal (`inpaint.evaluation.fill`): any photo size, unmasked pixels untouched, clear errors for bad input."""
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
 from conftest import untrained_model_file
-from inpaint.fill import FillError, fill, model_mask
+from inpaint.evaluation.fill import FillError, fill, model_mask
 
 W, H = 100, 70
 HOLE = (slice(25, 45), slice(40, 70))  # rows, columns: a 30 x 20 hole

@@ -17,7 +17,7 @@ from inpaint.frameworks import build_framework, build_networks
 from inpaint.frameworks.base import masked_input
 from inpaint.frameworks.lgnet import linear_decay_factor
 from inpaint.frameworks.pennet import step_decay_factor
-from inpaint.train import switched_off
+from inpaint.training.train import switched_off
 
 TOTAL_STEPS = 10
 

@@ -11,11 +11,12 @@ import torch.nn.functional as F
 from pydantic import TypeAdapter
 
 from conftest import square_hole_batch
-from inpaint import bins, report
+from inpaint import bins
 from inpaint.config import Variant
 from inpaint.frameworks import build_framework, build_networks
 from inpaint.models.gconv import ContextualAttention, GatedConv, resize_nearest, same_pad
 from inpaint.models.registry import build, count_parameters, registered
+from inpaint.results import report
 
 
 def test_parameter_count_is_lgnet_table_iv():

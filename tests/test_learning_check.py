@@ -22,7 +22,7 @@ from inpaint.frameworks import build_networks
 from inpaint.frameworks.base import masked_input
 from inpaint.masks import MaskStore, build_mask_sets
 from inpaint.masks.settings import MaskSettings
-from inpaint.train import train_loop
+from inpaint.training.train import train_loop
 
 SIZE, CHECKS = 64, 3  # the held-out error is measured untrained and every steps / CHECKS steps
 # variant: (settings, steps). LGNet's coarse network moves more slowly from its untrained output than GDN's

@@ -8,9 +8,10 @@ import pytest
 import torch
 from pytorch_fid.fid_score import calculate_frechet_distance
 
-from inpaint import bins, metrics
+from inpaint import bins
 from inpaint.config import EvaluateConfig
-from inpaint.evaluate import SetMetrics, evaluate
+from inpaint.evaluation import metrics
+from inpaint.evaluation.evaluate import SetMetrics, evaluate
 
 
 @pytest.fixture

@@ -163,8 +163,8 @@ def test_removing_a_workers_node_resumes_on_the_node_left_and_does_every_step_on
 def test_tune_trials_ask_for_the_gpus_and_placement_of_params():
     """Trials on a GPU cluster: each Ray Train worker of a trial reserves train.gpus_per_worker GPUs (0.5: two
     trials share one GPU); this machine has no GPU to run them, so the request itself is checked."""
-    from inpaint import train, tune
     from inpaint.config import resolve
+    from inpaint.training import train, tune
 
     params = resolve({"profile": "ci", "variants": {VARIANT: {"framework": "weight"}},
                       "train": {"placement_strategy": "SPREAD"}, "tune": {

@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 
 from inpaint import bins
-from inpaint.stages import stratified_order, write_test_pairs
+from inpaint.data.test_pairs import stratified_order, write_test_pairs
 
 
 class _Masks:

@@ -1,11 +1,11 @@
-"""The published numbers in inpaint/paper_tables.py against the transcription they were typed from
+"""The published numbers in inpaint/results/paper_tables.py against the transcription they were typed from
 (tests/data/paper_tables.md: the tables as the papers published them), parsed here independently."""
 import re
 from pathlib import Path
 
 import pytest
 
-from inpaint import paper_tables as pt
+from inpaint.results import paper_tables as pt
 from inpaint.variants.lgnet import LGNetSettings
 
 MD = Path(__file__).parent / "data" / "paper_tables.md"

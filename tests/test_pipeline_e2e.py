@@ -15,7 +15,8 @@ import pytest
 import yaml
 
 from conftest import as_from_a_terminal, catches_sigint, registered_checkpoint, run_checked
-from inpaint import bins, codegraph
+from inpaint import bins
+from inpaint.provenance import codegraph
 from test_dvc_deps import imports_outside_deps
 
 pytestmark = pytest.mark.e2e
@@ -34,7 +35,7 @@ def _ci_profile(params: dict) -> None:
 @pytest.fixture(scope="module")
 def pipeline(repo_copy, tmp_path_factory):
     """A copy of the repository at the ci profile with random metric weights, after `dvc repro`; every stage
-    process and Ray worker records the inpaint modules it imported (inpaint/codegraph.py)."""
+    process and Ray worker records the inpaint modules it imported (inpaint/provenance/codegraph.py)."""
     work, env = repo_copy(_ci_profile)
     env[codegraph.RECORD_ENV] = str(tmp_path_factory.mktemp("imports"))
     git = ["git", "-c", "user.email=ci@example.invalid", "-c", "user.name=ci"]
@@ -252,7 +253,7 @@ def test_a_code_change_retrains_from_step_0_under_a_new_run(pipeline):
     assert model["meta"]["run_id"] == after.info.run_id
     old_run = f"gdn_weight-{before.data.tags['fingerprint']}"
     assert f"removed 1 run folder(s) of older fingerprints beyond ray.keep_runs=1: {old_run}" in log, log[-3000:]
-    # beside the run folder: the lock and how its training with the others ended (inpaint/together.py)
+    # beside the run folder: the lock and how its training with the others ended (inpaint/training/together.py)
     assert sorted(p.name for p in storage.iterdir()) == [f"gdn_weight-{after.data.tags['fingerprint']}",
                                                          "together.json", "train.lock"]
 
@@ -427,9 +428,9 @@ def _tree(folder: Path) -> str:
 def _uninterrupted(work, variant: str) -> dict:
     """The networks after the steps of `work`'s params.yaml, trained in this process without Ray (LocalSession):
     what an interrupted and resumed run must end with."""
-    from inpaint import train
     from inpaint.config import load_params
-    from inpaint.fingerprint import fingerprint
+    from inpaint.provenance.fingerprint import fingerprint
+    from inpaint.training import train
 
     loaded = load_params(work / "params.yaml")
     config = train.loop_config(loaded, variant, None, fingerprint(loaded, variant))

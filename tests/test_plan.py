@@ -1,5 +1,5 @@
-"""`inpaint plan` (inpaint/plan.py): the schedule of trainings on a cluster, and the command's table; and the
-pieces of inpaint/together.py that need no cluster."""
+"""`inpaint plan` (inpaint/training/plan.py): the schedule of trainings on a cluster, and the command's table; and the
+pieces of inpaint/training/together.py that need no cluster."""
 import os
 import subprocess
 import sys
@@ -7,9 +7,9 @@ import sys
 import pytest
 import yaml
 
-from inpaint import plan, together
 from inpaint.config import resolve
 from inpaint.paths import REPO_ROOT
+from inpaint.training import plan, together
 
 
 def _item(name: str, amount: float, hours: float, kind: str = "GPU") -> plan.Item:
@@ -62,7 +62,8 @@ def test_without_a_cluster_the_plan_command_says_what_it_needs():
 
 def test_a_failed_trainings_error_is_its_last_line_that_says_what_went_wrong():
     error = RuntimeError("Training failed due to worker errors:\n[Rank 0 Error Snippet]:\nTraceback (most recent "
-                         "call last):\n  File \"inpaint/train.py\", line 200, in train_loop\n    raise ValueError(x)\n"
+                         "call last):\n  File \"inpaint/training/train.py\", line 200, in train_loop\n"
+                         "    raise ValueError(x)\n"
                          "ValueError: train.batch_size=512 is larger than the training set (80 images)\n")
     assert together.one_line(error) == "ValueError: train.batch_size=512 is larger than the training set (80 images)"
 

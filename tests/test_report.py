@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 import torch
 
-from inpaint import bins, figures, paper_tables as pt
-from inpaint import report as rp
+from inpaint import bins
 from inpaint.config import resolve
+from inpaint.results import figures, paper_tables as pt, report as rp
 
 VARIANTS = {  # variant: params.yaml entry
     "gdn_weight": {"framework": "weight"},
@@ -314,7 +314,7 @@ def test_metric_plots_loss_curves_and_run_figure(fixture, tmp_path):
 
 
 def test_comparison_and_detector_pictures(tmp_path):
-    from inpaint.baselines import build as baseline
+    from inpaint.evaluation.baselines import build as baseline
     from inpaint.models.registry import build
 
     from PIL import Image
@@ -348,8 +348,8 @@ def test_comparison_and_detector_pictures(tmp_path):
 
 @pytest.mark.parametrize("name", ["telea", "navier_stokes", "mean_colour"])
 def test_baselines_fill_only_the_hole(name):
-    from inpaint.baselines import build
-    from inpaint.evaluate import composites
+    from inpaint.evaluation.baselines import build
+    from inpaint.evaluation.evaluate import composites
 
     image = torch.rand(2, 3, 16, 16)
     mask = torch.zeros(2, 1, 16, 16)
@@ -363,7 +363,7 @@ def test_baselines_fill_only_the_hole(name):
 
 
 def test_training_grid_labels_its_columns():
-    from inpaint.train import _grid
+    from inpaint.training.train import _grid
 
     visuals = {name: torch.rand(4, 3, 32, 32) for name in ("masked", "output", "composite", "ground truth")}
     grid = _grid(visuals)

@@ -1,14 +1,14 @@
-"""The GPU speed switches (inpaint/speed.py), exercised on CPU: a framework trains through them, sees float32
+"""The GPU speed switches (inpaint/training/speed.py), exercised on CPU: a framework trains through them, sees float32
 outputs, saves checkpoints with the same keys as without them, and every family's gradient stays within a
 stated distance of float32's."""
 import pytest
 import torch
 from pydantic import TypeAdapter
 
-from inpaint import speed
 from inpaint.config import TrainConfig, Variant
 from inpaint.frameworks import build_framework, build_networks
 from inpaint.frameworks.base import unwrap
+from inpaint.training import speed
 from steps import FAMILIES, batch, image_size, one_step
 
 SIZE = 32  # bfloat16 convolutions are slow on a CPU without bf16 units: 64 px costs 6x the time

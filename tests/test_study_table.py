@@ -1,4 +1,4 @@
-"""A tune study's paper table (inpaint/study_table.py) from a fixed fixture of trial evaluations: our rows are
+"""A tune study's paper table (inpaint/results/study_table.py) from a fixed fixture of trial evaluations: our rows are
 the completed trials, labelled by their setting and steps, beside the paper's published rows, in the report's
 layout (blocks per metric with units, bins as columns, intervals, best marked); the trials that are not rows
 are named in a note. And how a trial's setting reads."""
@@ -7,8 +7,9 @@ import math
 import pandas as pd
 import pytest
 
-from inpaint import report as rp, study_table, tune
 from inpaint.config import resolve
+from inpaint.results import report as rp, study_table
+from inpaint.training import tune
 from test_report import N_PER_BIN, _record
 
 STEPS = 24

@@ -1,5 +1,5 @@
 """`dvc repro` on a two-node Ray cluster with room for three one-CPU trainings (a head of 2 CPUs and a node of 1)
-trains the three stale variants at once (inpaint/together.py): their training intervals overlap, each model
+trains the three stale variants at once (inpaint/training/together.py): their training intervals overlap, each model
 equals the one trained alone (same fingerprint, parameters within 1e-6: the same steps on the same batches
 in one worker each), and the train phase's wall time is printed beside the one-after-another sum. `dvc repro`
 killed with -9 while they train leaves no training on the cluster; the next `dvc repro` resumes each from

@@ -1,7 +1,7 @@
-"""MLflow helpers (inpaint/tracking.py): metric keys MLflow accepts, params logged in batches."""
+"""MLflow helpers (inpaint/provenance/tracking.py): metric keys MLflow accepts, params logged in batches."""
 from mlflow.tracking import MlflowClient
 
-from inpaint import tracking
+from inpaint.provenance import tracking
 
 
 def test_metric_keys_lose_the_characters_mlflow_refuses():

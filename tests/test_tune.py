@@ -1,4 +1,4 @@
-"""Ray Tune studies (inpaint/tune.py): search spaces are checked before Ray starts; at the `ci` profile a
+"""Ray Tune studies (inpaint/training/tune.py): search spaces are checked before Ray starts; at the `ci` profile a
 3-trial study in a temporary copy of the repository finishes with one trial failing, its completed trials are
 scored on the test pairs into the study's table, and MLflow holds the parent run (the table as its
 description), the nested trials named by their setting, the results table, the plot and the best params. The
@@ -20,8 +20,10 @@ import pytest
 import yaml
 
 from conftest import as_from_a_terminal, catches_sigint, registered_checkpoint, run_checked
-from inpaint import report as rp, stages, tune
+from inpaint import stages
 from inpaint.config import ParamsError, resolve
+from inpaint.results import report as rp
+from inpaint.training import tune
 
 STUDY = {"variant": "gdn_det", "space": {"train.batch_size": {"grid": [1, 2, 4096]}}}  # 4096: more than the images
 
@@ -179,7 +181,7 @@ def test_an_interrupted_study_is_read_from_its_trials_and_grid(tmp_path):
     from types import SimpleNamespace
 
     from inpaint.config import Study
-    from inpaint.tune import UNFINISHED, best_trial, results_table
+    from inpaint.training.tune import UNFINISHED, best_trial, results_table
 
     study = Study.model_validate({"variant": "gdn_weight", "metric": "val/psnr", "samples": 2,
                                   "space": {"train.batch_size": {"grid": [2, 4, 8]}, "variant.gamma": {"uniform": [1, 2]}}})

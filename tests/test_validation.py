@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from inpaint.validation import Validation, held_out
+from inpaint.training.validation import Validation, held_out
 
 
 def _manifest(photos: list[str], crops: int) -> pd.DataFrame:

@@ -2,7 +2,7 @@
 import pytest
 
 from inpaint.config import ParamsError, resolve
-from inpaint.train import loop_config
+from inpaint.training.train import loop_config
 
 VARIANTS = {"lg": {"framework": "lgnet", "generator": "lgnet_c"}, "pen": {"framework": "pen"},
             "det": {"framework": "det"}, "small": {"framework": "lgnet", "train": {"batch_size": 2, "steps": 3}}}

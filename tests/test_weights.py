@@ -4,7 +4,7 @@ import torch
 
 from inpaint import weights
 from inpaint.config import EvaluateConfig
-from inpaint.evaluate import SetMetrics
+from inpaint.evaluation.evaluate import SetMetrics
 
 
 @pytest.fixture

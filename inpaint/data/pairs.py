@@ -2,7 +2,7 @@
 
 Training: image i is paired with a mask drawn from (seed, epoch, i) alone, and augmented (the variant's
 `augment`, inpaint/data/augment.py) with draws from the same generator, so the same params give the same
-pairs on any number of workers. Testing: a fixed, recorded order (written by the masks stage), never augmented.
+pairs on any number of workers. Testing: the recorded test pairs (inpaint/data/test_pairs.py), never augmented.
 """
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from inpaint.variants.base import Augment
 from inpaint.data.augment import augment_image, augment_mask
+from inpaint.variants.base import Augment
 
 
 def to_tensor(image: np.ndarray) -> torch.Tensor:

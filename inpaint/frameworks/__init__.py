@@ -5,6 +5,7 @@ through its registration (inpaint/variants).
     discriminator_first.py    the D-then-G iteration LGNet, PEN-Net and GConv share
     <name>.py                 a framework's trainer (its settings and registration: inpaint/variants/<name>.py)
     build.py                  build_networks, build_framework: a variant's networks and trainer
+    global_batch.py           BatchNorm statistics and means over the global batch of DDP workers
 
 Attributes are imported lazily: what only needs `masked_input` or `composite` (evaluation, `fill`) does not
 import the trainers.

@@ -1,7 +1,7 @@
 """What every training framework is: networks, optimisers, learning-rate schedulers and a `step` that owns
 the order of updates.
 
-The training loop (inpaint/train.py) knows nothing about losses; a framework knows nothing about Ray,
+The training loop (inpaint/training/train.py) knows nothing about losses; a framework knows nothing about Ray,
 DVC or MLflow. `networks` may be replaced by their DDP-wrapped versions before `make_optimisers`.
 
 Life cycle, as the training loop drives it:
@@ -46,7 +46,7 @@ def unwrap(module: nn.Module) -> nn.Module:
     while True:
         inner = getattr(module, "_orig_mod", None)  # torch.compile
         if inner is None:
-            inner = getattr(module, "module", None)  # DDP, inpaint.speed.Autocast
+            inner = getattr(module, "module", None)  # DDP, inpaint.training.speed.Autocast
         if not isinstance(inner, nn.Module):
             return module
         module = inner

@@ -12,7 +12,7 @@ from inpaint.models.registry import build
 from inpaint.variants.registry import registration
 
 # Every module of the package: the trainers the registrations name by path. A training process runs the
-# whole folder (and inpaint/codegraph.py reads this discovery as an import of each module).
+# whole folder (and inpaint/provenance/codegraph.py reads this discovery as an import of each module).
 for _module in pkgutil.iter_modules(frameworks.__path__):
     importlib.import_module(f"{frameworks.__name__}.{_module.name}")
 

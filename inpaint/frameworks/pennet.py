@@ -30,7 +30,7 @@ from torch import Tensor
 
 from inpaint.frameworks.base import composite
 from inpaint.frameworks.discriminator_first import DiscriminatorFirst, to_authors_range
-from inpaint.global_batch import mean_over_workers
+from inpaint.frameworks.global_batch import mean_over_workers
 from inpaint.losses.reconstruction import masked_l1_per_batch, pyramid_l1
 
 

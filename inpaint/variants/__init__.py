@@ -5,7 +5,7 @@
     <name>.py     a framework's settings schema and its registration; its trainer is inpaint/frameworks/<name>.py
 
 Importing the package imports every module in it, so a module added here registers its framework with no
-other change (inpaint/codegraph.py reads the discovery as importing the whole folder). Params validation
+other change (inpaint/provenance/codegraph.py reads the discovery as importing the whole folder). Params validation
 (inpaint/config.py) reads the registrations in every stage, hence no torch here.
 """
 from __future__ import annotations

@@ -5,8 +5,8 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from inpaint.variants.registry import register_framework
 from inpaint.variants.base import Augment, Optimiser, PerceptualStyle
+from inpaint.variants.registry import register_framework
 
 
 class LGNetSettings(PerceptualStyle):
@@ -26,6 +26,6 @@ class LGNetSettings(PerceptualStyle):
     augment: Augment = Augment(image_flip=0.5, mask_flip=0.5)  # pix2pix's RandomHorizontalFlip on both
 
 
-# LGNet's Tables V and VI select by generator (inpaint/report.py); Table VII is the framework's loss weights.
+# LGNet's Tables V and VI select by generator (inpaint/results/report.py); Table VII is the framework's loss weights.
 register_framework(LGNetSettings, trainer="inpaint.frameworks.lgnet:LGNetFramework", label="LGNet",
                    tables={"lgnet_table7": "Ours"})

@@ -6,7 +6,7 @@ it also says which pretrained files training reads, `VariantBase.pretrained_file
 of its rows and the report tables its variants appear in. The rest is derived from the registrations: the
 params `Variant` union (inpaint/config.py), the trainer of a variant (inpaint/frameworks/build.py), the
 weight files a configuration needs (inpaint/weights.py) and the framework rows of the tables
-(inpaint/report.py).
+(inpaint/results/report.py).
 
 Torch-free: params validation imports it in every stage, so the package's trainers are named by their
 import path ("module:Class"), imported by what builds a trainer (inpaint/frameworks/build.py). The package's own registrations are the
@@ -37,7 +37,7 @@ class Registration:
     settings: type[VariantBase]
     trainer: str | type  # "inpaint.frameworks.gdn:WeightFramework", or the class itself
     label: str  # the name our rows carry in the tables
-    # report table (inpaint/report.py SPECS) -> the published row of that table the framework reproduces,
+    # report table (inpaint/results/report.py SPECS) -> the published row of that table the framework reproduces,
     # None when the paper prints no row of its own for it
     tables: dict[str, str | None] = field(default_factory=dict)
 

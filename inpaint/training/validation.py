@@ -5,7 +5,7 @@ photos, in an order drawn with `validation.seed`, until at least `validation.ima
 No validation image shares a photo with a training image (the sample dataset cuts several crops from each
 photo), and the draw spreads the split over the categories of a categorised dataset (Places2) instead of
 taking the last one. Each held-out image is paired with a training mask drawn with the same seed. Scored as
-the evaluator scores the test pairs (inpaint/evaluate.py): on the composite rounded to uint8, l1 (%), PSNR
+the evaluator scores the test pairs (inpaint/evaluation/evaluate.py): on the composite rounded to uint8, l1 (%), PSNR
 and SSIM per image, averaged.
 """
 from __future__ import annotations
@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from inpaint import metrics
 from inpaint.data.pairs import ValidationPairs
+from inpaint.evaluation import metrics
 from inpaint.frameworks.base import composite, masked_input
 
 

@@ -1,6 +1,7 @@
 """The run fingerprint: one hash over everything a trained model depends on.
 
-- code: the content of every `inpaint` file the train stage runs (inpaint/codegraph.py, lazy imports included);
+- code: the content of every `inpaint` file the train stage runs (inpaint/provenance/codegraph.py, lazy imports
+  included);
 - data: the prepared dataset's manifest (it holds every image's content hash) and the training mask set's
   manifest (every mask's hash);
 - params: the variant, the train, data and masks sections, the `weights` mode and which pretrained files the
@@ -14,9 +15,10 @@ from __future__ import annotations
 import hashlib
 import json
 
-from inpaint import codegraph, paths, weights
+from inpaint import paths, weights
 from inpaint.config import Params
 from inpaint.io import file_hash
+from inpaint.provenance import codegraph
 
 # train settings that change how a run is watched or fed, not what it computes: a resumed run may change them
 NOT_IN_FINGERPRINT = {"log_every", "image_every", "max_failures", "loader_workers", "pin_memory", "resume",

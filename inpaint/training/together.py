@@ -24,10 +24,12 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from inpaint import cluster, lifetime, paths, train, tracking
+from inpaint import cluster, lifetime, paths
 from inpaint.config import Params
 from inpaint.io import atomic_path
-from inpaint.plan import request
+from inpaint.provenance import tracking
+from inpaint.training import train
+from inpaint.training.plan import request
 
 OUTCOME = "together.json"  # in a variant's storage folder: how its training in a gathering ended
 # A queued worker group waits for its resources in one placement-group request for up to a week, instead of
@@ -75,7 +77,7 @@ def train_stale(params: Params, own: str) -> str | None:
 def _stale(params: Params, variant: str) -> bool:
     """No finished run of the variant's current fingerprint: neither a result in its run folder nor a
     FINISHED MLflow run."""
-    from inpaint.fingerprint import fingerprint
+    from inpaint.provenance.fingerprint import fingerprint
 
     fp = fingerprint(params, variant)
     if (train.run_folder(params, variant, fp) / train.FINISHED).is_file():

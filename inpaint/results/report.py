@@ -1,8 +1,8 @@
 """Tables in the papers' layouts, from the DVC outputs of the variants in params.yaml (docs/protocol.md section 5).
 
 The source is the files DVC tracks: evals/<variant>.json and runs/<variant>/train_metrics.json of each
-variant params.yaml names, and evals/baselines/<name>.json (the classical fills, inpaint/baselines.py); a
-variant removed from params.yaml is gone from every table. MLflow receives copies (stages.report).
+variant params.yaml names, and evals/baselines/<name>.json (the classical fills, inpaint/evaluation/baselines.py); a
+variant removed from params.yaml is gone from every table. MLflow receives copies (inpaint/results/publish.py).
 
 Each table is a `Spec`: which of our variants it shows and how it names them. A table is long data (one row
 per method x metric x hole-ratio bin) rendered as one block per metric: rows = methods (ours, published,
@@ -22,10 +22,12 @@ from typing import Callable
 
 import pandas as pd
 
-from inpaint import bins, compare, paper_tables as pt
-from inpaint.variants.registry import in_table
+from inpaint import bins
+from inpaint.evaluation import compare
 from inpaint.io import atomic_path, write_text
 from inpaint.models.lgnet import TABLE_VI
+from inpaint.results import paper_tables as pt
+from inpaint.variants.registry import in_table
 
 METRICS = {"l1": "l1 (%)", "psnr": "PSNR (dB)", "ssim": "SSIM", "fid": "FID", "kid": "KID", "lpips": "LPIPS"}
 HIGHER_IS_BETTER = compare.HIGHER_IS_BETTER
@@ -228,7 +230,7 @@ def gdn_table1(ours: pd.DataFrame, dataset: str, base: pd.DataFrame) -> tuple[pd
 class Published:
     """A paper table's own side: its name, the metrics it reports (in its order), its published rows (printed
     label -> metric -> six values, possibly none) and the dataset they were measured on. Our rows go beside
-    them (`table`); the report's variants and the tune studies' trials share it (inpaint/study_table.py)."""
+    them (`table`); the report's variants and the tune studies' trials share it (inpaint/results/study_table.py)."""
     paper: str
     metrics: tuple[str, ...]
     rows: dict[str, dict[str, list[float]]]
@@ -500,7 +502,7 @@ def build_tables(runs: pd.DataFrame, baselines: pd.DataFrame, params,
     return tables, skipped
 
 
-# ---------------------------------------------------------------- paired comparisons (inpaint/compare.py)
+# ---------------------------------------------------------------- paired comparisons (inpaint/evaluation/compare.py)
 
 def row_key(kind: str, variant: str) -> tuple[str, str]:
     """A row's key in the per-pair scores: ours and the baselines live in different folders."""

@@ -18,12 +18,13 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
-from inpaint import bins, compare, metrics  # noqa: E402
+from inpaint import bins  # noqa: E402
 from inpaint.data.pairs import mask_tensor, to_tensor  # noqa: E402
-from inpaint.evaluate import composites  # noqa: E402
+from inpaint.evaluation import compare, metrics  # noqa: E402
+from inpaint.evaluation.evaluate import composites  # noqa: E402
+from inpaint.evaluation.metrics import to_uint8  # noqa: E402
 from inpaint.frameworks.base import masked_input  # noqa: E402
 from inpaint.io import atomic_path  # noqa: E402
-from inpaint.metrics import to_uint8  # noqa: E402
 from inpaint.models.gdn import hole_probability  # noqa: E402
 
 FIGURE_BINS = (0, 2, 4, 5)  # rows of the comparisons: small to large holes

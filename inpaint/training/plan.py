@@ -4,7 +4,7 @@ For each variant: the resources its worker group reserves (`train.num_workers` x
 steps, and its seconds per step: an earlier finished run's throughput when MLflow holds one of the same
 fingerprint, else a short calibration (a few optimisation steps of the variant's own framework at the
 profile's resolution and micro-batch, on this machine's device). Then the schedule that training them all
-at once produces (inpaint/together.py: every variant submitted in params order, each starting as soon as
+at once produces (inpaint/training/together.py: every variant submitted in params order, each starting as soon as
 its request fits, a later and smaller one first if it fits earlier) and its makespan beside the sum of the
 trainings one after another. The schedule is a model of Ray's placement-group queue for planning, not a
 scheduler: start-up, data loading and communication between workers are left out, and a step on N workers
@@ -101,8 +101,8 @@ def measured(params: Params, variant: str) -> float | None:
     (no such run, no prepared data to fingerprint, or no store yet: planning writes nothing)."""
     from mlflow.tracking import MlflowClient
 
-    from inpaint import tracking
-    from inpaint.fingerprint import fingerprint
+    from inpaint.provenance import tracking
+    from inpaint.provenance.fingerprint import fingerprint
 
     uri = tracking.tracking_uri(params.tracking.uri)
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():

@@ -21,10 +21,12 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from inpaint import bins, checkpoints, metrics, weights
-from inpaint.compare import PAIR_COLUMNS
+from inpaint import bins, checkpoints, weights
 from inpaint.config import EvaluateConfig, Params
 from inpaint.data.pairs import TestPairs
+from inpaint.data.test_pairs import read_pairs
+from inpaint.evaluation import metrics
+from inpaint.evaluation.compare import PAIR_COLUMNS
 from inpaint.frameworks.base import composite, masked_input
 from inpaint.models.registry import build, build_loaded
 
@@ -51,16 +53,6 @@ def load_networks(model_path: Path) -> tuple[dict[str, torch.nn.Module], dict]:
 def load_generator(model_path: Path) -> tuple[torch.nn.Module, dict]:
     networks, meta = load_networks(model_path)
     return networks["generator"], meta
-
-
-def read_pairs(path: Path) -> pd.DataFrame:
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: missing; the pairs stage writes the test pairs (`dvc repro pairs`)")
-    pairs = pd.read_csv(path)
-    missing = {"bin", "image", "mask"} - set(pairs.columns)
-    if missing:
-        raise ValueError(f"{path}: columns {sorted(missing)} missing (expected bin, image, mask)")
-    return pairs
 
 
 def resolve_device(name: str) -> torch.device:
@@ -227,7 +219,7 @@ def evaluate(generator: torch.nn.Module, images, masks, pairs: pd.DataFrame, cfg
              set_metrics: SetMetrics) -> tuple[dict[str, float], pd.DataFrame]:
     """Metrics per bin (`{metric}/{bin key}`, with the per-image metrics' confidence intervals), FID and
     KID over the pairs of all bins together (`fid/all`, `kid/all`), and the per-pair table (bin, image, mask
-    and the per-image metrics, in the recorded order: the paired comparisons of inpaint/compare.py). The
+    and the per-image metrics, in the recorded order: the paired comparisons of inpaint/evaluation/compare.py). The
     generator moves to the metrics' device."""
     generator.to(set_metrics.device)
     results, tables = {}, []

@@ -102,7 +102,7 @@ def provenance() -> dict[str, str]:
 def run_provenance(params, variant: str, fp: str) -> dict[str, str]:
     """A train run's provenance tags: the above plus its fingerprint, data and mask manifests, profile, the
     `weights` mode and which pretrained files it loads (docs/provenance.md)."""
-    from inpaint import fingerprint
+    from inpaint.provenance import fingerprint
 
     used = fingerprint.pretrained_used(params, variant)
     return {**provenance(), "fingerprint": fp, "profile": params.profile, "weights": params.weights,

@@ -1,14 +1,15 @@
 """Which `inpaint` source files a pipeline stage runs, read from the code itself.
 
 Two things need that list: dvc.yaml's deps (a stage must re-run when any file it runs changes; a test keeps
-the deps complete) and the run fingerprint (inpaint/fingerprint.py: a trained model is tied to the content of
+the deps complete) and the run fingerprint (inpaint/provenance/fingerprint.py: a trained model is tied to the content of
 the code that trained it). Both must see lazy imports (`from inpaint import x` inside a function), which
 `modulefinder` or importing the entry point would miss, so the graph is read from the source with `ast`.
 
-A stage starts in `inpaint.stages.<stage>` (pipelines/<stage>.py calls it through `stages.main`). In
-stages.py only that function counts (with the module-level imports and the functions of stages.py it calls);
-stages.py holds every stage, and a change to the report code must not retrain a model. Every other module
-counts whole: all its imports, at any depth.
+A stage starts in its function of inpaint/stages.py (pipelines/<stage>.py calls it through `stages.main` and
+`stages.run`). Of stages.py only the module-level imports, those two runners and the stage's own function
+count: the file holds nothing but every stage's entry point, each importing its stage's code inside itself,
+and a change to the report code must not retrain a model. Every other module counts whole: all its imports,
+at any depth.
 
 A package's modules imported by discovery (`pkgutil.iter_modules(package.__path__)`: the frameworks'
 registrations in inpaint/variants, the trainers in inpaint/frameworks/build.py) count as imports of every
@@ -26,9 +27,9 @@ import sys
 from functools import cache
 from pathlib import Path
 
-PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = Path(__file__).resolve().parents[1]  # inpaint/
 ENTRY_MODULE = "inpaint.stages"
-RUNNER = "main"  # the function of stages.py that every pipeline script calls
+RUNNERS = ("main", "run")  # the functions of stages.py that every stage passes through
 RECORD_ENV = "INPAINT_RECORD_IMPORTS"  # a folder for the run-time records of what each stage imported
 
 
@@ -123,27 +124,20 @@ def imports(name: str) -> set[str]:
 
 
 def function_imports(name: str, function: str) -> set[str]:
-    """What running `function` of module `name` imports: the module's top-level imports, the function's own
-    (lazy) imports and those of the module's functions it calls, transitively."""
+    """What running `function` of module `name` imports: the module's top-level imports and the function's own
+    (lazy) imports."""
     tree = _tree(name)
     functions = {n.name: n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
     if function not in functions:
         raise KeyError(f"{module_file(name)}: no function {function!r}")
     found = {m for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom)) for m in _resolve(node, name)}
-    todo, seen = [function], set()
-    while todo:
-        fn = todo.pop()
-        seen.add(fn)
-        for node in ast.walk(functions[fn]):
-            found |= _resolve(node, name)
-            if isinstance(node, ast.Name) and node.id in functions and node.id not in seen:
-                todo.append(node.id)
+    found |= {m for node in ast.walk(functions[function]) for m in _resolve(node, name)}
     return found | set(_parents(name))
 
 
 def closure(roots: set[str]) -> set[str]:
-    """`roots` and every inpaint module they import, transitively (inpaint.stages is not followed: it is
-    only ever entered through one stage function)."""
+    """`roots` and every inpaint module they import, transitively (inpaint.stages is not followed: a stage
+    enters it through its runners and its own function)."""
     done: set[str] = set()
     todo = list(roots)
     while todo:
@@ -157,7 +151,7 @@ def closure(roots: set[str]) -> set[str]:
 
 def stage_modules(stage: str) -> set[str]:
     """The inpaint modules the DVC stage `stage` runs (the module inpaint.stages itself only in part)."""
-    roots = function_imports(ENTRY_MODULE, stage) | function_imports(ENTRY_MODULE, RUNNER)
+    roots = set().union(*(function_imports(ENTRY_MODULE, function) for function in (stage, *RUNNERS)))
     return closure(roots | {ENTRY_MODULE})
 
 
@@ -168,7 +162,7 @@ def stage_files(stage: str) -> list[Path]:
 
 def dvc_deps(stage: str) -> list[str]:
     """The code deps of `stage` as dvc.yaml lists them: a package folder when the stage runs all of it, the
-    single files otherwise (python -m inpaint.codegraph STAGE prints them)."""
+    single files otherwise (python -m inpaint.provenance.codegraph STAGE prints them)."""
     root = PACKAGE_DIR.parent
     files = set(stage_files(stage))
     deps = {f"pipelines/{stage}.py"}

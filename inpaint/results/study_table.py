@@ -1,6 +1,7 @@
 """The paper table of a tune study: the trials that trained all their steps, each scored on the pipeline's test
-pairs by the evaluate stage's code (stages.evaluate_model), are our rows, beside the paper's published rows
-where inpaint/paper_tables.py has them, in the report's layout (inpaint/report.py builds the notes and renders).
+pairs by the evaluate stage's code (inpaint/evaluation/record.py), are our rows, beside the paper's published rows
+where inpaint/results/paper_tables.py has them, in the report's layout (inpaint/results/report.py builds the notes
+and renders).
 
 A trial stopped early by ASHA, failed, interrupted or never run is not a row: its model, if any, is from an
 earlier step than the others', so its numbers would not compare; a note names those trials.
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from inpaint import report as rp
+from inpaint.results import report as rp
 
 # study -> (file name, title, the paper's side). GDN Fig. 3 is a figure: no published numbers, GDN Table 1's
 # metrics. Any other study gets every metric and no published rows.
@@ -38,7 +39,7 @@ def row_labels(scored: pd.DataFrame) -> list[str]:
 
 def build(params, study: str, results: pd.DataFrame, records: dict[str, dict], pairs: pd.DataFrame | None,
           steps: int) -> rp.Table:
-    """The study's table. `results`: one row per trial (inpaint/tune.py results_table: trial_id, setting,
+    """The study's table. `results`: one row per trial (inpaint/training/tune.py results_table: trial_id, setting,
     step, status), in trial order (a grid's order); `records`: trial id -> evaluation record of each scored
     trial; `pairs`: the test pairs (their count per bin is the sample size)."""
     name, title, paper = paper_side(study)
@@ -55,5 +56,6 @@ def build(params, study: str, results: pd.DataFrame, records: dict[str, dict], p
             + (f" at step {int(r.step)})" if pd.notna(r.step) else ")")
             for r in left.itertuples())))
     if not paper.rows:
-        notes.append(rp.Note(f"{paper.paper}: no published numbers in inpaint/paper_tables.py, so every row is ours"))
+        notes.append(rp.Note(f"{paper.paper}: no published numbers in inpaint/results/paper_tables.py, "
+                             "so every row is ours"))
     return rp.Table(name, title, frame, tuple(notes), rp.sample_sizes(frame, runs))

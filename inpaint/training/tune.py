@@ -5,17 +5,17 @@ params, recorded in MLflow.
 A study (`tune.studies` in params.yaml) perturbs one variant. `run_study`:
 1. applies every value of the search space to a copy of the params and validates it, before Ray starts;
 2. opens one MLflow parent run and lets Tune run `run_trial`, the driver function of one trial: it builds
-   the trial's TorchTrainer (inpaint/train.py), whose workers score the validation split
-   (inpaint/validation.py) every `tune.validation.every` steps; TuneReportCallback forwards those reports
+   the trial's TorchTrainer (inpaint/training/train.py), whose workers score the validation split
+   (inpaint/training/validation.py) every `tune.validation.every` steps; TuneReportCallback forwards those reports
    to Tune, so ASHA can stop a trailing trial. Each trial logs to an MLflow child run of the parent, named
    by the trial's setting (`detector_loss: focal γ=2`);
 3. turns the final checkpoint of every trial that trained all its steps into a model file (the train
    stage's model.pt) and scores it on the pipeline's test pairs with `evaluate`, the evaluate stage's code
-   (stages.evaluate_model, which logs the test metrics to the trial's run);
+   (inpaint/evaluation/record.py, which logs the test metrics to the trial's run);
 4. writes reports/tune/<study>/: results.csv (one row per trial), best_params.yaml (the best trial's
    settings as params.yaml overrides, with the `dvc exp run` line that applies them), <study>_metric.png
    (the metric against each swept param) and tables/: the paper's table of the study with the scored trials
-   as our rows (inpaint/study_table.py); all are logged to the parent run, whose description is the table.
+   as our rows (inpaint/results/study_table.py); all are logged to the parent run, whose description is the table.
 
 Tune's experiment state and each trial's Ray Train checkpoints live in tune.storage_path/<study>, so a
 study whose driver stopped (Ctrl-C, kill -9) resumes where it was (`restart=True` starts it afresh): Tune
@@ -38,9 +38,11 @@ import pandas as pd
 import yaml
 from pydantic import ValidationError
 
-from inpaint import paths, report, study_table, tracking
-from inpaint.config import Params, ParamsError, Study, TuneConfig, merge, explain
+from inpaint import paths
+from inpaint.config import Params, ParamsError, Study, TuneConfig, explain, merge
 from inpaint.io import atomic_dir, atomic_path, write_json, write_text
+from inpaint.provenance import tracking
+from inpaint.results import report, study_table
 
 TAG_PARENT = "mlflow.parentRunId"  # MLflow's own tag: the UI nests the trials under their study
 TAG_STUDY = "inpaint.tune.study"
@@ -57,7 +59,7 @@ SWEPT_SECTIONS = {"variant": "the study's variant", "train": "the train section"
 SYMBOLS = {"exp_base": "base ", "gamma": "γ=", "hole_weight": "λh=", "perceptual_weight": "λper=",
            "style_weight": "λsty=", "tv_weight": "λtv="}
 # evaluate(model file, name, its meta) -> (evaluation record, per-image scores): the evaluate stage's scoring
-# (stages.evaluate_model)
+# (inpaint/evaluation/record.py)
 Evaluate = Callable[[Path, str, dict], tuple[dict, pd.DataFrame]]
 
 
@@ -141,8 +143,8 @@ def run_trial(config: dict, params: Params, study: str, parent_run_id: str, expe
     from mlflow.tracking import MlflowClient
     from ray.tune.integration.ray_train import TuneReportCallback
 
-    from inpaint import train
-    from inpaint.fingerprint import fingerprint
+    from inpaint.provenance.fingerprint import fingerprint
+    from inpaint.training import train
 
     trial = trial_params(params, study, config)
     (variant,) = trial.variants  # trial_params keeps the study's variant alone

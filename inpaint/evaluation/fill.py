@@ -36,14 +36,15 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from inpaint import checkpoints, paths, tracking
+from inpaint import checkpoints, paths
 from inpaint.data.sources import BadImage, decode
-from inpaint.evaluate import load_generator
+from inpaint.evaluation.evaluate import load_generator
 from inpaint.frameworks.base import masked_input
 from inpaint.io import atomic_path
+from inpaint.provenance import tracking
 
 RUN_ID = re.compile(r"[0-9a-f]{32}")
-ARTIFACT = "checkpoint/model.pt"  # where the train stage logs model.pt (inpaint/train.py)
+ARTIFACT = "checkpoint/model.pt"  # where the train stage logs model.pt (inpaint/training/train.py)
 
 
 class FillError(ValueError):
@@ -156,8 +157,8 @@ def _load(checkpoint: str, tracking_uri: str | None) -> tuple[torch.nn.Module, d
 
 
 def _pointed_to(client, run_id: str) -> tuple[torch.nn.Module, dict]:
-    """The model.pt a local store's train run points to (checkpoint/model.json, inpaint/checkpoints.py), if that
-    file still holds this run's model (a later training of the variant replaces it)."""
+    """The model.pt a local store's train run points to (checkpoint/model.json, inpaint/checkpoints.py),
+    if that file still holds this run's model (a later training of the variant replaces it)."""
     from mlflow.exceptions import MlflowException
 
     try:

@@ -5,7 +5,7 @@
 The loop is step based: `train.steps` optimisation steps of a global batch `train.batch_size` split
 across workers, each running its share as `train.accumulate` micro-batches (inpaint/frameworks/base.py).
 Checkpoints (networks, optimisers, step, RNG states) go through `ray.train.report`. The
-Ray run and the MLflow run are named by the run fingerprint (code + data + params, inpaint/fingerprint.py):
+Ray run and the MLflow run are named by the run fingerprint (code + data + params, inpaint/provenance/fingerprint.py):
 an interrupted run with the same fingerprint resumes from the newest checkpoint on disk that loads
 (inpaint/checkpoints.py), anything else trains from step 0 under a new MLflow run (`train.resume`). Only
 rank 0 talks to MLflow.
@@ -30,9 +30,10 @@ import pandas as pd
 import torch
 from pydantic import TypeAdapter
 
-from inpaint import checkpoints, codegraph, fingerprint, lifetime, paths, tracking
+from inpaint import checkpoints, lifetime, paths
 from inpaint.config import Params, TrainConfig, Variant
 from inpaint.io import atomic_path, write_json
+from inpaint.provenance import codegraph, fingerprint, tracking
 
 # Ray Train retries a worker group that cannot start (no free CPU, 60 s each) forever by default: a run or
 # Tune trial whose CPUs never come would hang; after this many retries it fails, saying why.
@@ -153,11 +154,11 @@ def train_func(config: dict) -> None:
 def train_loop(config: dict, session) -> None:
     """Build the networks and the framework, resume if a checkpoint exists, and run `train.steps` steps."""
     entered = time.time()
-    from inpaint import global_batch, speed
     from inpaint.data.pairs import TrainPairs
     from inpaint.data.prepare import load_split
-    from inpaint.frameworks import build_framework, build_networks
+    from inpaint.frameworks import build_framework, build_networks, global_batch
     from inpaint.masks import MaskStore
+    from inpaint.training import speed
 
     cfg = TypeAdapter(Variant).validate_python(config["variant_cfg"])
     tcfg = TrainConfig.model_validate(config["train"])
@@ -187,7 +188,7 @@ def train_loop(config: dict, session) -> None:
     images, masks = load_split(Path(config["prepared"]), "train"), MaskStore(Path(config["masks"]))
     validation = None
     if config.get("validation"):  # Tune's trials: whole source photos held out of the training images
-        from inpaint.validation import Validation  # only here: its metrics import scipy.stats (~1 s CPU)
+        from inpaint.training.validation import Validation  # only here: its metrics import scipy.stats (~1 s CPU)
 
         manifest = pd.read_csv(Path(config["prepared"]) / "manifest.csv")
         validation = Validation.from_config(images, manifest, masks, config["validation"])
@@ -273,7 +274,7 @@ class RunLog:
             self.client.set_tag(self.run_id, "device", f"{device.type} x {session.world} ({name})")
             history = self.client.get_metric_history(self.run_id, "train/loss_g")
             self.logged_through = max((m.step for m in history), default=0)  # not logged twice
-            scored = self.client.get_metric_history(self.run_id, "val/psnr")  # inpaint/validation.py's keys
+            scored = self.client.get_metric_history(self.run_id, "val/psnr")  # inpaint/training/validation.py's keys
             self.validated_through = max((m.step for m in scored), default=0)
 
     def started(self, startup: dict, step: int) -> None:
@@ -331,7 +332,7 @@ class RunLog:
 def train_variant(params: Params, variant: str, out_dir: Path) -> dict:
     """Driver: start (or resume) the Ray Train run of one variant and write `out_dir/model.pt`. One driver
     per variant at a time (a second one fails at once instead of deleting the first one's checkpoints). A
-    run that another driver finished under this fingerprint (inpaint/together.py trains every stale variant
+    run that another driver finished under this fingerprint (inpaint/training/together.py trains every stale variant
     at once) is picked up, not trained again."""
     if variant not in params.variants:
         raise KeyError(f"unknown variant {variant!r}; params.yaml variants: {', '.join(params.variants)}")
@@ -394,7 +395,7 @@ def fit_run(params: Params, r: TrainRun, wait_for_workers: bool = False) -> dict
     """Train the run (resuming from the newest checkpoint in its folder that loads) and write its result to
     its folder: model.pt, then the marker with the train metrics, which it returns. `wait_for_workers`: the
     worker group waits in Ray's queue for as long as the cluster is busy, instead of failing after
-    STARTUP_RETRIES attempts (inpaint/together.py, whose trainings queue behind one another)."""
+    STARTUP_RETRIES attempts (inpaint/training/together.py, whose trainings queue behind one another)."""
     folder = Path(r.folder)
     model, summary = _fit(params, r, startup_retries=-1 if wait_for_workers else STARTUP_RETRIES)
     checkpoints.write_model(model, folder / FINISHED_MODEL)
@@ -495,7 +496,7 @@ def make_trainer(params: Params, config: dict, name: str, storage_path: Path | N
     from ray.train.torch import TorchConfig, TorchTrainer
 
     from inpaint import cluster
-    from inpaint.rendezvous import LoopbackTorchConfig
+    from inpaint.training.rendezvous import LoopbackTorchConfig
 
     t = TrainConfig.model_validate(config["train"])  # the variant's merged train settings (Params.train_for)
     torch_config = LoopbackTorchConfig if cluster.is_local() else TorchConfig
