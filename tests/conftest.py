@@ -22,6 +22,19 @@ def pytest_configure(config):
         torch.set_num_threads(1)
 
 
+def pytest_collection_modifyitems(config, items):
+    """The files that take minutes first (e2e, then slow; the order within a file kept). With the README's
+    `--dist loadfile --no-loadscope-reorder` the two test processes start on them and the seconds-long files
+    fill the gaps at the end, instead of one process running a minutes-long file alone while the other idles."""
+    def weight(item) -> int:
+        return 0 if item.get_closest_marker("e2e") else 1 if item.get_closest_marker("slow") else 2
+
+    heaviest = {}
+    for item in items:
+        heaviest[item.path] = min(heaviest.get(item.path, 2), weight(item))
+    items.sort(key=lambda item: heaviest[item.path])
+
+
 def square_hole_batch(n: int = 2, size: int = 64):
     """A seeded batch of `n` random images with one square hole each (the model tests' fixed input)."""
     import torch
@@ -94,8 +107,8 @@ def registered_checkpoint(storage: Path, since: float = 0.0) -> bool:
 def repo_copy(tmp_path_factory):
     """A function that copies the repository's files (tracked or not ignored) to a fresh folder, lets `edit`
     change its params.yaml (a dict), and returns the folder with an environment free of the caller's MLflow,
-    Ray and INPAINT_ROOT settings, whose PATH finds this venv's `dvc` and `inpaint` and whose SHELL (which DVC
-    runs stage commands with) is /bin/sh."""
+    Ray and INPAINT_ROOT settings, whose PATH finds this venv's `dvc` and `inpaint`, whose PYTHONPATH is the
+    copy and whose SHELL (which DVC runs stage commands with) is /bin/sh."""
 
     def copy(edit) -> tuple[Path, dict]:
         work = tmp_path_factory.mktemp("repo")
@@ -111,6 +124,10 @@ def repo_copy(tmp_path_factory):
         env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "RAY_ADDRESS", "INPAINT_ROOT")}
         env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
         env["SHELL"] = "/bin/sh"  # DVC runs stages with $SHELL: the shell of a CI machine, not the developer's
+        # the copy's own inpaint package, not the one the venv's editable install points at (`python
+        # pipelines/X.py` puts pipelines/ first on sys.path): an edit to the repository during the run cannot
+        # reach the copy's stages or change their code fingerprint
+        env["PYTHONPATH"] = str(work)
         return work, env
 
     return copy
