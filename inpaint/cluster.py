@@ -38,6 +38,8 @@ LOOPBACK_SWITCH = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 # A Tune trial that drives a TorchTrainer only waits on it, and the trainer's workers reserve the CPUs (or GPUs)
 # themselves; Ray needs a non-empty request, so the driver reserves the memory it uses instead of Tune's default CPU.
 DRIVER_RESOURCES = {"CPU": 0, "memory": 256 * 2**20}
+# Ray Train's switch for the actor each fit starts to watch for nodes drained ahead of a preemption
+PREEMPTION_WATCHER = "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER"
 HEAD_DIR = ".ray"
 
 
@@ -64,6 +66,7 @@ def connect(address: str | None = None, keep_alive_s: int = 0, env: dict[str, st
     _use_token(head)
     _lease(Path(head["dir"]))
     env["RAY_ADDRESS"] = head["address"]  # Ray Train's own lookups (state API, placement-group cleaner) too
+    env[PREEMPTION_WATCHER] = "0"  # one machine: no node is drained for preemption, so no watcher actor per fit
     return ray.init(address=head["address"], runtime_env={"env_vars": env}, configure_logging=False)
 
 

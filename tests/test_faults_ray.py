@@ -144,7 +144,7 @@ def test_killed_driver_resumes_from_its_checkpoint_and_only_loopback_listens(wor
 def _ci_study(params: dict) -> None:
     params["profile"] = "ci"
     params["ray"] = {**params.get("ray", {}), "keep_alive_s": 0}
-    params["tune"]["studies"]["pair"] = {"variant": VARIANT, "space": {"train.seed": {"grid": [1, 2]}}}
+    params["tune"]["studies"]["seed"] = {"variant": VARIANT, "space": {"train.seed": {"grid": [1]}}}
     params["tune"]["train"] = {"steps": 2, "checkpoint_every": 2}  # lean: what is tested is running at once
 
 
@@ -159,7 +159,7 @@ def test_two_clones_train_and_tune_at_the_same_time(repo_copy):
     (a, env_a), (b, env_b) = clones
     procs = [subprocess.Popen([*cli, "train", VARIANT], cwd=a, env=env_a, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True),
-             subprocess.Popen([*cli, "tune", "pair"], cwd=b, env=env_b, stdout=subprocess.PIPE,
+             subprocess.Popen([*cli, "tune", "seed"], cwd=b, env=env_b, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True)]
     logs = [p.communicate(timeout=900)[0] for p in procs]
     for proc, log in zip(procs, logs):
@@ -168,9 +168,9 @@ def test_two_clones_train_and_tune_at_the_same_time(repo_copy):
     assert (a / "runs" / VARIANT / "model.pt").is_file()
     import pandas as pd
 
-    table = pd.read_csv(b / "reports" / "tune" / "pair" / "results.csv")
-    assert list(table.status) == ["completed", "completed"], table
-    assert (b / "reports" / "tune" / "pair" / "best_params.yaml").is_file()
+    table = pd.read_csv(b / "reports" / "tune" / "seed" / "results.csv")
+    assert list(table.status) == ["completed"], table
+    assert (b / "reports" / "tune" / "seed" / "best_params.yaml").is_file()
     deadline = time.monotonic() + 60
     while any(cluster.running_head(w) for w in (a, b)) and time.monotonic() < deadline:
         time.sleep(1)

@@ -401,6 +401,19 @@ def _ray_processes_of(work, driver_pid: int) -> list:
     return list(found.values())
 
 
+def _named(processes: list) -> list:
+    """(process, command line) of those still alive (Ray names an actor's process after its class)."""
+    import psutil
+
+    named = []
+    for p in processes:
+        try:
+            named.append((p, " ".join(p.cmdline())))
+        except psutil.NoSuchProcess:
+            continue
+    return named
+
+
 def _dvc_repro_until_checkpoint(cmd: list[str], work: Path, env: dict, storage: Path, **popen) -> tuple:
     """Start `cmd` (a `dvc repro` of one train stage) and return (its Popen, [its stage process]) once the
     stage has registered a checkpoint, with both still running. The stage must be dvc's own child, a Python
@@ -529,8 +542,10 @@ def test_a_killed_worker_is_survived_and_every_step_is_done_once(pipeline):
         deadline = time.monotonic() + 300
         while killed is None and proc.poll() is None and time.monotonic() < deadline:
             if registered_checkpoint(storage, since=started):
-                workers = [p for p in _ray_processes_of(work, proc.pid)
-                           if any("RayTrainWorker" in part for part in p.cmdline())]
+                named = _named(_ray_processes_of(work, proc.pid))
+                workers = [p for p, name in named if "RayTrainWorker" in name]
+                assert not [p for p, name in named if "PreemptionWatcher" in name], (
+                    "a preemption watcher on the local head (inpaint/cluster.py turns it off)")
                 for worker in workers:
                     worker.kill()
                 killed = [w.pid for w in workers] or None

@@ -113,6 +113,9 @@ def study(repo_copy):
     log = run_checked([*cli, "tune", "ci3"], work, env)
     print(f"inpaint tune ci3 (3 trials, ci) took {time.perf_counter() - start:.0f} s")
     yield work, env, cli, log
+    from inpaint import cluster
+
+    cluster.stop_head(work)  # the local head the studies shared (ray.keep_alive_s)
     shutil.rmtree(ray_tmp, ignore_errors=True)
 
 
@@ -231,10 +234,13 @@ def test_the_completed_trials_are_scored_on_the_test_pairs_into_the_study_table(
         assert 0 < metrics["psnr_mean"] <= 100 and "test/psnr" in metrics  # one series over the bins
 
 
-def _stopped(cmd: list, work: Path, env: dict, trials: Path, stop: signal.Signals) -> tuple[int, str]:
+def _stopped(cmd: list, work: Path, env: dict, trials: Path, stop: signal.Signals) -> tuple[int, str, dict]:
     """Start `cmd` as a terminal would, in a process group of its own, and once a trial has registered a
     checkpoint written since the start, stop it: Ctrl-C (SIGINT to the group) or kill -9 of the driver alone.
-    Returns (exit code, output)."""
+    Returns (exit code, output, the record of the local head it ran on, read before the stop: with
+    keep_alive_s 0 the head may be gone by the time the driver has exited)."""
+    from inpaint import cluster
+
     started = time.time()
     with tempfile.TemporaryFile("w+") as out:  # not a pipe: Ray writes more than one holds while we poll
         proc = subprocess.Popen(as_from_a_terminal(cmd), cwd=work, env=env, stdout=out, stderr=subprocess.STDOUT,
@@ -244,6 +250,7 @@ def _stopped(cmd: list, work: Path, env: dict, trials: Path, stop: signal.Signal
             assert time.monotonic() < deadline, "no checkpoint within 600 s"
             time.sleep(0.1)
         running = proc.poll() is None
+        head = cluster.running_head(work)
         if running and stop == signal.SIGINT:
             assert catches_sigint(proc.pid), "the study ignores or blocks SIGINT"
             os.killpg(proc.pid, signal.SIGINT)
@@ -253,7 +260,7 @@ def _stopped(cmd: list, work: Path, env: dict, trials: Path, stop: signal.Signal
         out.seek(0)
         log = out.read()
     assert running, f"the study ended before it could be stopped:\n{log[-3000:]}"
-    return code, log
+    return code, log, head
 
 
 def _trainings(session: int) -> list[str]:
@@ -288,12 +295,10 @@ def test_a_study_stopped_by_ctrl_c_and_kill_9_resumes_to_the_uninterrupted_table
     best_params.yaml, summary.json interrupted. The resume, killed with -9 once a trial has checkpointed again,
     and the next resume: every trial at its last step with each step logged once, the training checkpoints
     deleted, and the same table as the uninterrupted study (CPU: equal numbers)."""
-    from inpaint import cluster
-
     work, env, cli, _ = study
     name, out = "ci3_stopped", work / "reports" / "tune" / "ci3_stopped"
     folder = work / "checkpoints" / "tune" / name
-    code, log = _stopped([*cli, "tune", name], work, env, folder / "trials", signal.SIGINT)
+    code, log, _ = _stopped([*cli, "tune", name], work, env, folder / "trials", signal.SIGINT)
     assert code == 130 and f"error: tune {name}: interrupted before every trial finished" in log, log[-3000:]
     assert "Traceback" not in log, log[-3000:]
     partial = pd.read_csv(out / "results.csv", keep_default_na=False)
@@ -305,9 +310,9 @@ def test_a_study_stopped_by_ctrl_c_and_kill_9_resumes_to_the_uninterrupted_table
     assert summary["interrupted"] is True and summary["trials"] == 3
     assert "batch_size=4096 (not run)" in (out / "tables" / f"{name}.md").read_text()
 
-    code, _ = _stopped([*cli, "tune", name], work, env, folder / "trials", signal.SIGKILL)
-    assert code == -signal.SIGKILL
-    head, deadline = cluster.running_head(work), time.monotonic() + 60
+    code, _, head = _stopped([*cli, "tune", name], work, env, folder / "trials", signal.SIGKILL)
+    assert code == -signal.SIGKILL and head, "no local head while the study ran"
+    deadline = time.monotonic() + 60
     while trainings := _trainings(head["session"]):  # Ray ends the trials the killed driver owned
         assert time.monotonic() < deadline, f"the killed driver's trials still run after 60 s: {trainings}"
         time.sleep(0.2)

@@ -264,7 +264,7 @@ def run_study(params: Params, name: str, evaluate: Evaluate, samples: int | None
     if restart:
         shutil.rmtree(study_dir, ignore_errors=True)
     client, experiment_id = tracking.open_experiment(params.tracking)
-    cluster.connect(params.ray.address)
+    cluster.connect(params.ray.address, params.ray.keep_alive_s)
     parent = _parent_run(client, experiment_id, name, study, params.tune, study_dir)
     trainable = tune.with_parameters(run_trial, params=params, study=name, parent_run_id=parent,
                                      experiment_id=experiment_id, trials_dir=str(study_dir / "trials"))
