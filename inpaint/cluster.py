@@ -207,14 +207,22 @@ def _stop_session(session: int) -> bool:
 
 
 def watch(directory: Path, poll_s: float = 1.0) -> None:
-    """The watchdog: stop the head `keep_alive_s` after the last leasing process has exited. When the head's
-    record is gone (the repository deleted or moved), whatever is left of its session is stopped too: a head
-    nobody can find again must not run on."""
+    """The watchdog: stop the head `keep_alive_s` after the last leasing process has exited. It follows the
+    head's processes and record, not its GCS port: a GCS slow to answer under load is no reason to leave.
+    When the record is gone or names another head (the repository deleted or moved, a head started over
+    it), whatever is left of this head's session is stopped: a head nobody can find again must not run on."""
     import psutil
 
     head = json.loads((directory / "head.json").read_text())
     last_used = time.monotonic()
-    while running_head(directory.parent):
+    while session_processes(head["session"]):
+        try:
+            current = json.loads((directory / "head.json").read_text())
+        except (OSError, ValueError):  # gone (the atomic write never leaves a partial one)
+            current = None
+        if current is None or current["session"] != head["session"]:
+            _stop_session(head["session"])
+            return
         leases = list((directory / "leases").glob("*"))
         live = [p for p in leases if psutil.pid_exists(int(p.name))]
         for p in set(leases) - set(live):
@@ -225,8 +233,6 @@ def watch(directory: Path, poll_s: float = 1.0) -> None:
             stop_head(directory.parent)
             return
         time.sleep(poll_s)
-    if not (directory / "head.json").is_file():  # not merely a GCS slow to answer: the record is gone
-        _stop_session(head["session"])
 
 
 if __name__ == "__main__" and sys.argv[1:2] == ["watch"]:
