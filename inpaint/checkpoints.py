@@ -27,6 +27,7 @@ scoring read them through here, without importing the trainer.
 """
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import tempfile
@@ -42,6 +43,7 @@ ATTEMPT = "attempt-"
 KEEP = 2  # the newest may be the one a crash truncated: keep the one before it
 RUN_NAME = re.compile(r".+-[0-9a-f]{12}")  # <variant>-<fingerprint> (inpaint/provenance/fingerprint.py)
 STATE_FILE = "state.pt"  # a checkpoint's one file
+STAGING = "inpaint-checkpoint-"  # + the writer's pid: a Ray worker's checkpoint before Ray copies it to storage
 MODEL_POINTER = "checkpoint/model.json"  # where a local MLflow store keeps the path of a run's model.pt
 
 
@@ -60,6 +62,19 @@ def publish(attempt: Path, write: Callable[[Path], None]) -> Path:
     partial.rename(checkpoint)
     prune(attempt.parent)
     return checkpoint
+
+
+def staging() -> tempfile.TemporaryDirectory:
+    """A folder in the node's temp folder for a Ray worker to write a checkpoint into before Ray copies it to
+    storage. A worker killed while writing leaves its folder (up to the size of a checkpoint, 1.4 GB for LGNet
+    with Adam), so each new one first removes those of writers no longer alive on this node."""
+    import psutil
+
+    for left in Path(tempfile.gettempdir()).glob(f"{STAGING}*"):
+        writer = left.name[len(STAGING):].split("-", 1)[0]
+        if writer.isdigit() and not psutil.pid_exists(int(writer)):
+            shutil.rmtree(left, ignore_errors=True)
+    return tempfile.TemporaryDirectory(prefix=f"{STAGING}{os.getpid()}-")
 
 
 def on_disk(run: Path) -> list[Path]:

@@ -20,7 +20,6 @@ import os
 import shutil
 import signal
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import NamedTuple
@@ -103,7 +102,7 @@ class RaySession:
             written = checkpoints.publish(self.attempt, lambda d: checkpoints.save_state(d, framework, step, meta))
             self._train.report(metrics, checkpoint=self._train.Checkpoint(str(written)))
         else:  # Ray copies it into the attempt's folder
-            with tempfile.TemporaryDirectory() as d:
+            with checkpoints.staging() as d:
                 checkpoints.save_state(Path(d), framework, step, meta)
                 self._train.report(metrics, checkpoint=self._train.Checkpoint.from_directory(d))
 
