@@ -311,7 +311,7 @@ Held-out test pairs ({n_pairs}), the mean of the six bin means. "vs" columns: th
 
 | row | PSNR (dB) | l1 (%) | SSIM | PSNR vs {mean_label} | l1 vs {mean_label} | PSNR vs {best_label} | l1 vs {best_label} | steps | time (min) |
 |---|---|---|---|---|---|---|---|---|---|
-""" + "\n".join(rows) + f"""
+""" + "\n".join(rows) + """
 
 ![held-out PSNR and l1 against training steps](results_psnr.png)
 

@@ -2,7 +2,6 @@
 modules import each other through any chain (a package's own __init__ excepted: importing inpaint.a.b runs
 inpaint/a/__init__.py, which is not a dependency of inpaint/a/b.py's code), and what reads a model file
 (evaluation, `inpaint fill`) does not import the trainer."""
-from pathlib import Path
 
 import pytest
 

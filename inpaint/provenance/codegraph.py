@@ -190,7 +190,5 @@ def record_imports(stage: str) -> None:
 
 
 if __name__ == "__main__":
-    import sys
-
     for name in sys.argv[1:]:
         print(f"{name}:\n" + "".join(f"  - {d}\n" for d in dvc_deps(name)))
