@@ -86,6 +86,20 @@ def catches_sigint(pid: int) -> bool:
     return bool(int(fields["SigCgt"], 16) & bit) and not int(fields["SigBlk"], 16) & bit
 
 
+def command_lines(procs) -> list[tuple]:
+    """(process, command line) of those of `procs` still alive. Ray names an actor's process after its class
+    (`ray::RayTrainWorker`), so the command line tells what a Ray process runs."""
+    import psutil
+
+    found = []
+    for p in procs:
+        try:
+            found.append((p, " ".join(p.cmdline())))
+        except psutil.NoSuchProcess:
+            continue
+    return found
+
+
 def registered_checkpoint(storage: Path, since: float = 0.0) -> bool:
     """Whether Ray Train's controller has registered a checkpoint written under `storage` since `since` (wall
     clock): a checkpoint manager snapshot names it, and that checkpoint is on disk. A checkpoint folder alone

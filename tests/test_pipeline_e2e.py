@@ -14,7 +14,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import as_from_a_terminal, catches_sigint, registered_checkpoint, run_checked
+from conftest import (as_from_a_terminal, catches_sigint, command_lines, registered_checkpoint,
+                      run_checked)
 from inpaint import bins
 from inpaint.provenance import codegraph
 from test_dvc_deps import imports_outside_deps
@@ -401,19 +402,6 @@ def _ray_processes_of(work, driver_pid: int) -> list:
     return list(found.values())
 
 
-def _named(processes: list) -> list:
-    """(process, command line) of those still alive (Ray names an actor's process after its class)."""
-    import psutil
-
-    named = []
-    for p in processes:
-        try:
-            named.append((p, " ".join(p.cmdline())))
-        except psutil.NoSuchProcess:
-            continue
-    return named
-
-
 def _dvc_repro_until_checkpoint(cmd: list[str], work: Path, env: dict, storage: Path, **popen) -> tuple:
     """Start `cmd` (a `dvc repro` of one train stage) and return (its Popen, [its stage process]) once the
     stage has registered a checkpoint, with both still running. The stage must be dvc's own child, a Python
@@ -542,7 +530,7 @@ def test_a_killed_worker_is_survived_and_every_step_is_done_once(pipeline):
         deadline = time.monotonic() + 300
         while killed is None and proc.poll() is None and time.monotonic() < deadline:
             if registered_checkpoint(storage, since=started):
-                named = _named(_ray_processes_of(work, proc.pid))
+                named = command_lines(_ray_processes_of(work, proc.pid))
                 workers = [p for p, name in named if "RayTrainWorker" in name]
                 assert not [p for p, name in named if "PreemptionWatcher" in name], (
                     "a preemption watcher on the local head (inpaint/cluster.py turns it off)")

@@ -15,11 +15,11 @@ import time
 from pathlib import Path
 
 import pandas as pd
-import psutil
 import pytest
 import yaml
 
-from conftest import as_from_a_terminal, catches_sigint, registered_checkpoint, run_checked
+from conftest import (as_from_a_terminal, catches_sigint, command_lines, registered_checkpoint,
+                      run_checked)
 from inpaint import stages
 from inpaint.config import ParamsError, resolve
 from inpaint.results import report as rp
@@ -265,18 +265,11 @@ def _stopped(cmd: list, work: Path, env: dict, trials: Path, stop: signal.Signal
 
 def _trainings(session: int) -> list[str]:
     """The command lines of the head's processes that run a trial: Tune's trial drivers, Ray Train's
-    controllers and workers (Ray names each process after its actor)."""
+    controllers and workers."""
     from inpaint import cluster
 
-    found = []
-    for proc in cluster.session_processes(session):
-        try:
-            cmdline = " ".join(proc.cmdline())
-        except psutil.NoSuchProcess:
-            continue
-        if any(actor in cmdline for actor in ("ImplicitFunc", "TrainController", "RayTrainWorker")):
-            found.append(cmdline)
-    return found
+    return [cmdline for _, cmdline in command_lines(cluster.session_processes(session))
+            if any(actor in cmdline for actor in ("ImplicitFunc", "TrainController", "RayTrainWorker"))]
 
 
 def _trial_steps(work, study: str, key: str) -> dict[str, list[int]]:
