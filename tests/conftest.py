@@ -61,6 +61,22 @@ def untrained_model_file(path: Path) -> Path:
     return path
 
 
+def trained_in_this_process(work: Path, variant: str) -> dict:
+    """The networks after the steps of `work`'s params.yaml, trained in this process without Ray or MLflow
+    (LocalSession) on `work`'s data and masks: what an interrupted and resumed, or a distributed, run of the
+    same steps must end with."""
+    from inpaint.config import load_params
+    from inpaint.provenance.fingerprint import fingerprint
+    from inpaint.training import train
+
+    loaded = load_params(work / "params.yaml")
+    config = train.loop_config(loaded, variant, None, fingerprint(loaded, variant))
+    config["prepared"], config["masks"] = str(work / "data" / "prepared"), str(work / "data" / "masks" / "train")
+    session = train.LocalSession()
+    train.train_loop(config, session)
+    return session.state["networks"]
+
+
 def run_checked(cmd, cwd, env, timeout=900) -> str:
     """Run a command; on failure, fail the test with the ends of its output."""
     out = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)

@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import (as_from_a_terminal, catches_sigint, command_lines, registered_checkpoint,
-                      run_checked)
+from conftest import (as_from_a_terminal, catches_sigint, command_lines, registered_checkpoint, run_checked,
+                      trained_in_this_process)
 from inpaint import bins
 from inpaint.provenance import codegraph
 from test_dvc_deps import imports_outside_deps
@@ -426,21 +426,6 @@ def _tree(folder: Path) -> str:
     return "\n".join(str(p.relative_to(folder)) for p in sorted(folder.rglob("*")))
 
 
-def _uninterrupted(work, variant: str) -> dict:
-    """The networks after the steps of `work`'s params.yaml, trained in this process without Ray (LocalSession):
-    what an interrupted and resumed run must end with."""
-    from inpaint.config import load_params
-    from inpaint.provenance.fingerprint import fingerprint
-    from inpaint.training import train
-
-    loaded = load_params(work / "params.yaml")
-    config = train.loop_config(loaded, variant, None, fingerprint(loaded, variant))
-    config["prepared"], config["masks"] = str(work / "data" / "prepared"), str(work / "data" / "masks" / "train")
-    session = train.LocalSession()
-    train.train_loop(config, session)
-    return session.state["networks"]
-
-
 def _in_process_checkpoint(storage: Path, since: float) -> Path | None:
     """A checkpoint an in-process run wrote since `since`: it takes its name only once complete."""
     from inpaint import checkpoints
@@ -495,7 +480,7 @@ def test_in_process_training_survives_ctrl_c_and_kill_9_and_does_every_step_once
         log = run_checked(cmd, work, env)
         resumed += resumed_from(log)
         assert len(resumed) == 2 and 0 < resumed[0] < resumed[1] < 24, log[-3000:]
-        reference = _uninterrupted(work, "gdn_weight")
+        reference = trained_in_this_process(work, "gdn_weight")
     finally:
         (work / "params.yaml").write_text(original)
     summary = json.loads((work / "runs" / "gdn_weight" / "train_metrics.json").read_text())
@@ -543,7 +528,7 @@ def test_a_killed_worker_is_survived_and_every_step_is_done_once(pipeline):
         assert proc.returncode == 0, log[-6000:]
         resumed = [int(line.rsplit(" ", 1)[1]) for line in log.splitlines() if "resumed from the checkpoint of step" in line]
         assert resumed and 0 < resumed[-1] < 24, log[-4000:]
-        reference = _uninterrupted(work, "gdn_weight")
+        reference = trained_in_this_process(work, "gdn_weight")
     finally:
         (work / "params.yaml").write_text(original)
     survived = torch.load(work / "runs" / "gdn_weight" / "model.pt", weights_only=True)
