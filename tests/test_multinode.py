@@ -1,26 +1,38 @@
-"""The ci pipeline on a two-node Ray cluster, started the way docs/cluster.md tells a researcher to (`ray start
---head`, then `ray start --address` on the second machine), here both on this machine with their own temp
-dirs and ports: 2 Ray Train workers on different nodes (train.placement_strategy SPREAD) reach the
-parameters of the run with both workers on one node; removing a worker's node mid-run is survived from the
-last checkpoint on the shared ray.storage_path; a Tune study stopped on one driver resumes from another.
+"""The ci pipeline on a two-node Ray cluster logging to an MLflow tracking server, both started the way
+docs/cluster.md tells a researcher to (`ray start --head`, then `ray start --address` on the second machine;
+`mlflow server` with a SQLite backend, artifacts served through it), here all on this machine with their own
+temp dirs and ports: every stage, the report and a Tune study log over HTTP, artifacts included, and the
+repository's own mlflow.db and mlartifacts/ are never created; 2 Ray Train workers on different nodes
+(train.placement_strategy SPREAD) reach the parameters of the run with both workers on one node, and those
+of one process on the whole batch; a Tune study stopped on one driver resumes from another; removing a
+worker's node mid-run is survived from the last checkpoint on the shared ray.storage_path. The server is
+stopped at the end with no process left.
 
 Tolerance: both runs split the same global batch over 2 gloo workers, so the all-reduce adds the same two
 numbers whichever node each worker is on: the parameters must agree to float32 rounding (1e-6). A step
-applied twice or lost moves most elements by about lr (1e-4, Adam's first updates), far outside it."""
+applied twice or lost moves most elements by about lr (1e-4, Adam's first updates), far outside it.
+Against one process the all-reduce sums in another order, and Adam's first updates are about lr * sign(g),
+so a gradient within float noise of 0 can flip its update: at least 99.9 % of the elements agree to 1e-5,
+and none differs by more than two full updates per step (2 * lr * steps). (Adam normalises the gradient's
+scale away: tests/test_ddp_equivalence.py compares the gradients themselves.)"""
+import os
 import re
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pandas as pd
+import psutil
 import pytest
 import torch
 import yaml
 
-from conftest import registered_checkpoint, run_checked
-from nodes import cluster  # noqa: F401 (the module's two-node cluster fixture)
+from conftest import registered_checkpoint, run_checked, trained_in_this_process
+from inpaint.models.registry import build
+from nodes import cluster, free_port  # noqa: F401 (cluster: the module's two-node cluster fixture)
 
 VARIANT = "gdn_weight"
 STEPS = 4
@@ -36,20 +48,68 @@ def _spread(params: dict, shared: Path) -> None:
         "seeds": {"variant": VARIANT, "space": {"train.seed": {"grid": [1]}}}}}
 
 
+def _group(pgid: int) -> list[psutil.Process]:
+    out = []
+    for p in psutil.process_iter():
+        try:
+            if os.getpgid(p.pid) == pgid:
+                out.append(p)
+        except (ProcessLookupError, psutil.NoSuchProcess):
+            continue
+    return out
+
+
 @pytest.fixture(scope="module")
-def pipeline(repo_copy, cluster, tmp_path_factory):
-    """A ci copy of the repository whose train stage ran on the cluster (RAY_ADDRESS) with SPREAD."""
+def server(tmp_path_factory):
+    """`mlflow server` on 127.0.0.1 in a process group of its own, stopped (the whole group) at the end."""
+    store = tmp_path_factory.mktemp("mlflow_server")
+    port = free_port()
+    cmd = [str(Path(sys.executable).parent / "mlflow"), "server", "--backend-store-uri",
+           f"sqlite:///{store / 'mlflow.db'}", "--artifacts-destination", str(store / "artifacts"), "--serve-artifacts",
+           "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    log = open(store / "server.log", "w")
+    proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{uri}/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, (store / "server.log").read_text()[-3000:]
+            time.sleep(0.5)
+        yield uri, store
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        _, alive = psutil.wait_procs(_group(proc.pid), timeout=20)
+        for p in alive:
+            p.kill()
+        proc.wait(timeout=20)
+        log.close()
+    assert not _group(proc.pid), "mlflow server processes left"
+
+
+@pytest.fixture(scope="module")
+def pipeline(repo_copy, cluster, server, tmp_path_factory):
+    """A ci copy of the repository after `dvc repro` on the cluster (RAY_ADDRESS) with SPREAD, logging to the
+    server (MLFLOW_TRACKING_URI)."""
     shared = tmp_path_factory.mktemp("shared")
     work, env = repo_copy(lambda p: _spread(p, shared))
-    env.update(RAY_ADDRESS=cluster.address, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=cluster.env["RAY_AUTH_TOKEN"])
+    env.update(RAY_ADDRESS=cluster.address, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=cluster.env["RAY_AUTH_TOKEN"],
+               MLFLOW_TRACKING_URI=server[0])
     git = ["git", "-c", "user.email=ci@example.invalid", "-c", "user.name=ci"]
     run_checked(["git", "init", "-q"], work, env)
     run_checked([*git, "add", "-A"], work, env)
     run_checked([*git, "commit", "-qm", "copy"], work, env)
     before = cluster.train_workers()
     start = time.perf_counter()
-    run_checked([str(Path(sys.executable).parent / "dvc"), "repro", f"train@{VARIANT}"], work, env, timeout=900)
-    print(f"dvc repro train@{VARIANT} on two nodes took {time.perf_counter() - start:.0f} s")
+    run_checked([str(Path(sys.executable).parent / "dvc"), "repro"], work, env, timeout=900)
+    print(f"dvc repro (ci, {VARIANT}) on two nodes took {time.perf_counter() - start:.0f} s")
     workers = {a: n for a, n in cluster.train_workers().items() if a not in before}
     return work, env, shared, workers
 
@@ -72,7 +132,7 @@ def _assert_same_parameters(a: dict, b: dict) -> None:
 
 
 @pytest.mark.e2e
-def test_two_workers_on_two_nodes_train_like_two_on_one_node(pipeline, cluster):
+def test_two_workers_on_two_nodes_train_like_two_on_one_node_and_like_one_process(pipeline, cluster):
     work, env, shared, workers = pipeline
     nodes = cluster.nodes()
     assert len(nodes) == 2
@@ -94,15 +154,22 @@ def test_two_workers_on_two_nodes_train_like_two_on_one_node(pipeline, cluster):
     assert len(packed) == 2 and len(set(packed.values())) == 1, packed  # both on one node
     _assert_same_parameters(spread, _generator(work))
 
+    one = trained_in_this_process(work, VARIANT)["generator"]  # the same global batch in one process
+    torch.manual_seed(10)  # the ci profile's train.seed
+    init = build("gdn_generator").state_dict()
+    assert any(not torch.equal(init[k], v) for k, v in one.items()), "training changed nothing"
+    diffs = torch.cat([(spread["generator"][k] - v).abs().flatten() for k, v in one.items()])
+    assert (diffs <= 1e-5).float().mean() >= 0.999, f"{(diffs > 1e-5).sum()} of {diffs.numel()} differ"
+    assert diffs.max() <= 2 * 1e-4 * STEPS, diffs.max()  # 2 * lr_g (GDN) * steps
+
 
 @pytest.mark.e2e
 def test_a_study_stopped_on_one_driver_resumes_from_another_on_the_shared_path(pipeline, cluster):
-    """The first driver dies once its trial has a checkpoint; a second process (another machine of the
-    cluster: it only needs RAY_ADDRESS and the shared tune.storage_path) resumes the study, and the trial
-    goes on from that checkpoint."""
+    """The first driver is killed with -9 once its trial has a checkpoint, and Ray ends the trials it owned; a
+    second process (another machine of the cluster: it only needs RAY_ADDRESS and the shared
+    tune.storage_path) resumes the study, and the trial goes on from that checkpoint."""
     work, env, shared, _ = pipeline
     study_dir = shared / "tune" / "seeds"
-    run_checked([*CLI, "pairs"], work, env)  # a study scores its completed trials on the test pairs
     first = subprocess.Popen([*CLI, "tune", "seeds"], cwd=work, env=env, stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, text=True)
     stopped, deadline = False, time.monotonic() + 300
@@ -113,6 +180,10 @@ def test_a_study_stopped_on_one_driver_resumes_from_another_on_the_shared_path(p
         time.sleep(0.05)
     log, _ = first.communicate(timeout=60)
     assert stopped, f"the study ended before its trial's first checkpoint:\n{log[-3000:]}"
+    deadline = time.monotonic() + 60
+    while trainings := cluster.alive_actors():  # Ray ends the trials the killed driver owned
+        assert time.monotonic() < deadline, f"the killed driver's trials still run after 60 s: {trainings}"
+        time.sleep(0.5)
     log = run_checked([*CLI, "tune", "seeds"], work, env)
     assert "resuming the study" in log, log[-4000:]
     assert re.search(r"resumed from the checkpoint of step [1-9]", log), log[-4000:]
@@ -121,7 +192,36 @@ def test_a_study_stopped_on_one_driver_resumes_from_another_on_the_shared_path(p
 
 
 @pytest.mark.e2e
-def test_removing_a_workers_node_resumes_on_the_node_left_and_does_every_step_once(pipeline, cluster):
+def test_the_server_holds_every_run_and_its_artifacts_and_the_repository_no_store(pipeline, server):
+    from mlflow.tracking import MlflowClient
+
+    work = pipeline[0]
+    assert not (work / "mlflow.db").exists() and not (work / "mlartifacts").exists()
+    uri, store = server
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name("inpaint")
+    assert exp.artifact_location.startswith("mlflow-artifacts:"), exp.artifact_location  # proxied by the server
+    runs = client.search_runs([exp.experiment_id])
+    kinds = sorted(r.data.tags.get("inpaint.kind") for r in runs)
+    assert kinds == ["baseline"] * 3 + ["masks", "report", "train", "tune_study", "tune_trial"], kinds
+    by_kind = {r.data.tags["inpaint.kind"]: r.info.run_id for r in runs}
+    expected = {"masks": ("pictures", "ratio_histogram.png"), "train": ("checkpoint", "model.pt"),
+                "report": ("tables", "weight_adv_det.md"), "tune_study": ("results", "results.csv")}
+    for kind, (folder, name) in expected.items():
+        local = Path(client.download_artifacts(by_kind[kind], folder, str(work / "downloaded" / kind)))
+        files = [f for f in local.rglob("*") if f.is_file()]
+        assert any(f.name == name and f.stat().st_size > 0 for f in files), (kind, files)
+    assert client.list_artifacts(by_kind["train"], "evaluation"), "the evaluate stage logged nothing"
+    train = client.get_run(by_kind["train"])
+    assert "test/psnr" in train.data.metrics, train.data.metrics.keys()  # one series over the bins
+    assert [m.step for m in client.get_metric_history(by_kind["train"], "train/loss_g")] == list(range(1, STEPS + 1))
+    assert client.get_metric_history(by_kind["tune_trial"], "val/psnr")
+    # the artifacts are files of the server's store, uploaded through it
+    assert list((store / "artifacts").rglob("model.pt")) and list((store / "artifacts").rglob("results.csv"))
+
+
+@pytest.mark.e2e
+def test_removing_a_workers_node_resumes_on_the_node_left_and_does_every_step_once(pipeline, cluster, server):
     from mlflow.tracking import MlflowClient
 
     work, env, shared, _ = pipeline
@@ -153,7 +253,7 @@ def test_removing_a_workers_node_resumes_on_the_node_left_and_does_every_step_on
     assert len(workers) == 4 and list(workers.values()).count(next(iter(nodes))) == 3, workers  # 1 + 2 on the head
 
     _assert_same_parameters(reference, _generator(work))  # no step lost, none applied twice
-    client = MlflowClient(f"sqlite:///{work / 'mlflow.db'}")
+    client = MlflowClient(server[0])
     (run,) = client.search_runs([client.get_experiment_by_name("removal").experiment_id])
     history = client.get_metric_history(run.info.run_id, "train/loss_g")
     # the steps after the restored checkpoint ran again, but MLflow holds each step once

@@ -331,33 +331,9 @@ def _train_alone(work, env, variant: str, train: dict, variant_cfg: dict | None 
     return torch.load(work / "runs" / variant / "model.pt", weights_only=True)
 
 
-def test_two_ray_workers_train_like_one_with_the_same_global_batch(pipeline):
-    """DDP over 2 gloo workers (half the batch each) reaches the same parameters as 1 worker: the sampler
-    splits the same global batch, the masks depend only on (seed, epoch, index) and every loss is a mean.
-    Tolerance: the all-reduce sums in another order, and Adam's first updates are about lr * sign(g), so a
-    gradient within float noise of 0 can flip its update. Hence: at least 99.9 % of the elements agree to
-    1e-5, and none differs by more than two full updates per step (2 * lr * steps). (Adam normalises the
-    gradient's scale away: tests/test_ddp_equivalence.py compares the gradients themselves.)"""
-    import torch
-
-    from inpaint.models.registry import build
-
-    work, env, _ = pipeline
-    one = torch.load(work / "runs" / "gdn_det" / "model.pt", weights_only=True)
-    two = _train_alone(work, env, "gdn_det", {"num_workers": 2})
-    assert one["meta"]["steps"] == two["meta"]["steps"] == 2
-    torch.manual_seed(10)  # the ci profile's train.seed
-    init = build("gdn_generator").state_dict()
-    assert any(not torch.equal(init[k], v) for k, v in one["generator"].items()), "training changed nothing"
-    diffs = torch.cat([(two["generator"][k] - v).abs().flatten() for k, v in one["generator"].items()])
-    bound = 2 * 1e-4 * 2  # 2 * lr_g (GDN Det default) * steps
-    assert (diffs <= 1e-5).float().mean() >= 0.999, f"{(diffs > 1e-5).sum()} of {diffs.numel()} differ"
-    assert diffs.max() <= bound, diffs.max()
-
-
 def test_two_ray_workers_train_a_batchnorm_model_like_one(pipeline):
     """LGNet's C (BatchNorm throughout) on 2 Ray Train workers, one image each with SyncBatchNorm, against one
-    process on both images (`num_workers: 0`, which computes what 1 worker does: the killed-worker test below
+    process on both images (this test's, which computes what 1 worker does: the killed-worker test below
     compares the two exactly), 2 steps. float32 sums in another order flip the first Adam update (lr * sign(g)) of
     the gradients within rounding of 0, and at 64 px LGNet's inner BatchNorm layers see 2 values per channel,
     so step 2's statistics amplify those flips. Measured (relative distance per BatchNorm buffer, median /
@@ -367,9 +343,16 @@ def test_two_ray_workers_train_a_batchnorm_model_like_one(pipeline):
 
     work, env, _ = pipeline
     lgnet_c = {"framework": "lgnet", "generator": "lgnet_c"}
-    one = _train_alone(work, env, "lgnet_c", {"num_workers": 0}, lgnet_c)
     two = _train_alone(work, env, "lgnet_c", {"num_workers": 2}, lgnet_c)
-    assert one["meta"]["steps"] == two["meta"]["steps"] == 2
+    original = (work / "params.yaml").read_text()
+    params = yaml.safe_load(original)
+    params["variants"]["lgnet_c"] = lgnet_c
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    try:
+        one = trained_in_this_process(work, "lgnet_c")
+    finally:
+        (work / "params.yaml").write_text(original)
+    assert two["meta"]["steps"] == 2
     g1, g2 = one["generator"], two["generator"]
     running = [k for k in g1 if k.endswith(("running_mean", "running_var"))]
     assert running, "lgnet_c has no BatchNorm buffers"
@@ -450,7 +433,7 @@ def test_in_process_training_survives_ctrl_c_and_kill_9_and_does_every_step_once
     work, env, _ = pipeline
     original = (work / "params.yaml").read_text()
     params = yaml.safe_load(original)
-    params["train"] = {"num_workers": 0, "steps": 24, "checkpoint_every": 4, "image_every": 100}
+    params["train"] = {"num_workers": 0, "steps": 12, "checkpoint_every": 2, "image_every": 100}
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     storage, cmd = work / "checkpoints" / "gdn_weight", [str(Path(sys.executable).parent / "inpaint"), "train",
                                                          "gdn_weight"]
@@ -479,17 +462,17 @@ def test_in_process_training_survives_ctrl_c_and_kill_9_and_does_every_step_once
                 assert "interrupted: inpaint train" in log and "Traceback" not in log, log[-3000:]
         log = run_checked(cmd, work, env)
         resumed += resumed_from(log)
-        assert len(resumed) == 2 and 0 < resumed[0] < resumed[1] < 24, log[-3000:]
+        assert len(resumed) == 2 and 0 < resumed[0] < resumed[1] < 12, log[-3000:]
         reference = trained_in_this_process(work, "gdn_weight")
     finally:
         (work / "params.yaml").write_text(original)
     summary = json.loads((work / "runs" / "gdn_weight" / "train_metrics.json").read_text())
-    assert summary["steps"] == 24 and summary["startup_ray_s"] < 1.0, summary
+    assert summary["steps"] == 12 and summary["startup_ray_s"] < 1.0, summary
     (run,) = [p for p in storage.glob("gdn_weight-*") if (p / "model.pt").is_file() and
-              torch.load(p / "model.pt", weights_only=True)["meta"]["steps"] == 24]
+              torch.load(p / "model.pt", weights_only=True)["meta"]["steps"] == 12]
     assert checkpoints.on_disk(run) == [] and not list(run.rglob(".partial-*"))
     (train_run,) = [r for r in _train_runs(work, "gdn_weight") if r.data.tags["fingerprint"] in run.name]
-    assert sorted(_steps_logged(work, train_run.info.run_id)) == list(range(1, 25))  # each step once
+    assert sorted(_steps_logged(work, train_run.info.run_id)) == list(range(1, 13))  # each step once
     finished = torch.load(work / "runs" / "gdn_weight" / "model.pt", weights_only=True)
     for k, v in reference["generator"].items():
         assert torch.equal(finished["generator"][k], v), k
@@ -504,7 +487,7 @@ def test_a_killed_worker_is_survived_and_every_step_is_done_once(pipeline):
     work, env, _ = pipeline
     original = (work / "params.yaml").read_text()
     params = yaml.safe_load(original)
-    params["train"] = {"steps": 24, "checkpoint_every": 4, "max_failures": 1, "image_every": 100}
+    params["train"] = {"steps": 8, "checkpoint_every": 2, "max_failures": 1, "image_every": 100}
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     try:
         storage = work / "checkpoints" / "gdn_weight"
@@ -527,12 +510,12 @@ def test_a_killed_worker_is_survived_and_every_step_is_done_once(pipeline):
         assert killed, f"no Ray Train worker to kill before the run ended:\n{log[-3000:]}"
         assert proc.returncode == 0, log[-6000:]
         resumed = [int(line.rsplit(" ", 1)[1]) for line in log.splitlines() if "resumed from the checkpoint of step" in line]
-        assert resumed and 0 < resumed[-1] < 24, log[-4000:]
+        assert resumed and 0 < resumed[-1] < 8, log[-4000:]
         reference = trained_in_this_process(work, "gdn_weight")
     finally:
         (work / "params.yaml").write_text(original)
     survived = torch.load(work / "runs" / "gdn_weight" / "model.pt", weights_only=True)
-    assert survived["meta"]["steps"] == 24
+    assert survived["meta"]["steps"] == 8
     for k, v in reference["generator"].items():
         assert torch.equal(survived["generator"][k], v), k
 
