@@ -9,39 +9,10 @@ import pytest
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def ray_session():
-    import ray
-
-    from inpaint import cluster
-
-    saved = os.environ.pop("RAY_ADDRESS", None)
-    cluster.connect(None)
-    yield ray
-    ray.shutdown()
-    cluster.stop_head()
-    if saved is not None:
-        os.environ["RAY_ADDRESS"] = saved
-
-
-def test_local_ray_listens_on_loopback(ray_session):
-    from inpaint import cluster
-
-    assert cluster.node_addresses() == ["127.0.0.1"]
-    assert ray_session.get_runtime_context().gcs_address.startswith("127.0.0.1:")
-
-    @ray_session.remote
-    def worker_ip():
-        import ray
-
-        return ray.util.get_node_ip_address()
-
-    assert ray_session.get(worker_ip.remote()) == "127.0.0.1"
-
-
 def test_stages_share_one_local_head_that_stops_when_idle(tmp_path):
     """With ray.keep_alive_s, the first process starts a head on 127.0.0.1, the next one joins the same head
-    (token-authenticated), and the watchdog stops it once nobody has used it for keep_alive_s seconds."""
+    (token-authenticated), a task of each runs on the loopback address, and the watchdog stops the head once
+    nobody has used it for keep_alive_s seconds."""
     import subprocess
     import sys
     import time
@@ -49,7 +20,8 @@ def test_stages_share_one_local_head_that_stops_when_idle(tmp_path):
     from inpaint import cluster
 
     code = ("import ray; from inpaint import cluster; cluster.connect(None, keep_alive_s=4); "
-            "print(ray.get_runtime_context().gcs_address, *cluster.node_addresses())")
+            "ip = ray.get(ray.remote(ray.util.get_node_ip_address).remote()); "
+            "print(ray.get_runtime_context().gcs_address, *cluster.node_addresses(), ip)")
     env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_AUTH_MODE", "RAY_AUTH_TOKEN")}
     env["INPAINT_ROOT"] = str(tmp_path)
     try:
@@ -58,9 +30,9 @@ def test_stages_share_one_local_head_that_stops_when_idle(tmp_path):
         for out in outs:
             assert out.returncode == 0, out.stderr[-4000:]
         assert "started a local head" in outs[0].stdout and "started a local head" not in outs[1].stdout
-        seen = [out.stdout.split()[-2:] for out in outs]
+        seen = [out.stdout.split()[-3:] for out in outs]
         head = cluster.running_head(tmp_path)
-        assert head and seen[0] == seen[1] == [head["address"], "127.0.0.1"], (seen, head)
+        assert head and seen[0] == seen[1] == [head["address"], "127.0.0.1", "127.0.0.1"], (seen, head)
         deadline = time.monotonic() + 90
         while cluster.running_head(tmp_path) and time.monotonic() < deadline:
             time.sleep(1)

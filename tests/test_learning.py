@@ -22,8 +22,7 @@ def test_recipe_overfits_one_batch(variant):
     bench = _bench()
     settings, size = bench.FAMILIES[variant]
     image, mask = bench.fixed_batch(size, 2)
-    torch.set_num_threads(2)
-    result = bench.overfit(settings, image, mask, steps=60)
+    result = bench.overfit(settings, image, mask, steps=30)  # measured: l1 ratio 0.31 (Weight), 0.27 (Det); AUC 0.77
     print(variant, result)
     assert result["ratio"] <= 0.5, result
     if variant == "gdn_det":
