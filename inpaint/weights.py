@@ -10,8 +10,6 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 
 @dataclass(frozen=True)
 class WeightFile:
@@ -22,6 +20,8 @@ class WeightFile:
 
     @property
     def path(self) -> Path:
+        import torch  # here, not at the top: the stages that need no network (prepare, masks, pairs) skip its import
+
         return Path(torch.hub.get_dir()) / "checkpoints" / self.filename
 
 
