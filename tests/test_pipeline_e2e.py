@@ -258,15 +258,19 @@ def test_a_code_change_retrains_from_step_0_under_a_new_run(pipeline):
                                                          "together.json", "train.lock"]
 
 
-def test_a_finished_run_is_trained_again_and_a_killed_dvc_repro_resumes_once(pipeline):
+def test_a_killed_driver_or_dvc_repro_resumes_once_and_only_loopback_listens(pipeline):
     """`inpaint train` of an unchanged, finished variant trains from step 0 under a new MLflow run
-    (train.resume is `interrupted`). `dvc repro` killed with -9 after a checkpoint takes its stage with it (no
-    orphaned trainer); the next `dvc repro`, stopped by Ctrl-C after a checkpoint, ends its stage with one
-    line and no result; the next resumes in the same MLflow run from the last checkpoint, logs every step
-    once and leaves no Ray checkpoint behind, only the result; a second one has nothing to do."""
+    (train.resume is `interrupted`). Then 12 steps on 2 Ray Train workers, stopped four ways, each once the run
+    has registered a checkpoint since its start:
+    - the driver (`inpaint train`) killed with -9: meanwhile nothing listens beyond loopback and a second
+      `inpaint train` of the variant is refused with one line; the kill leaves no training on the head;
+    - `dvc repro`, which resumes the run, killed with -9: its stage goes with it (no orphaned trainer);
+    - the next `dvc repro` stopped by Ctrl-C: one line, no result;
+    - the next resumes in the same MLflow run from the last checkpoint, logs every step once and leaves no
+      Ray checkpoint behind, only the result; a second one has nothing to do."""
     import psutil
 
-    from inpaint import checkpoints
+    from inpaint import checkpoints, cluster
 
     work, env, _ = pipeline
     inpaint, dvc = (str(Path(sys.executable).parent / name) for name in ("inpaint", "dvc"))
@@ -277,18 +281,50 @@ def test_a_finished_run_is_trained_again_and_a_killed_dvc_repro_resumes_once(pip
 
     original = (work / "params.yaml").read_text()
     params = yaml.safe_load(original)
-    params["train"] = {"steps": 12, "checkpoint_every": 2, "image_every": 100}
+    params["train"] = {"steps": 12, "checkpoint_every": 2, "image_every": 100, "num_workers": 2}
     params["ray"] = {**(params.get("ray") or {}), "concurrent": False}  # this variant alone (tests/test_together.py)
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    storage = work / "checkpoints" / "gdn_adv"
     try:
-        storage = work / "checkpoints" / "gdn_adv"
+        # kill -9 of the driver, a second trainer refused meanwhile
+        started = time.time()
+        driver = subprocess.Popen([inpaint, "train", "gdn_adv"], cwd=work, env=env, stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, text=True)
+        deadline = time.monotonic() + 300
+        while _lock_holder(storage) != driver.pid:  # the second starts once the first holds the variant's lock
+            assert driver.poll() is None and time.monotonic() < deadline, driver.communicate()[0][-3000:]
+            time.sleep(0.05)
+        second = subprocess.run([inpaint, "train", "gdn_adv"], cwd=work, env=env, capture_output=True, text=True,
+                                timeout=300)
+        listening, head = set(), None
+        while not registered_checkpoint(storage, since=started) and driver.poll() is None:
+            assert time.monotonic() < deadline, "no checkpoint within 300 s"
+            listening |= _listening(_ray_processes_of(work, driver.pid))
+            head = head or cluster.running_head(work)
+            time.sleep(0.05)
+        assert driver.poll() is None, f"the run ended before it could be killed:\n{driver.communicate()[0][-3000:]}"
+        assert head, "no local head seen while the driver ran"
+        driver.kill()
+        driver.communicate(timeout=60)
+        deadline = time.monotonic() + 60
+        while trainings := [c for _, c in command_lines(cluster.session_processes(head["session"]))
+                            if "RayTrainWorker" in c or "TrainController" in c]:
+            assert time.monotonic() < deadline, f"the killed driver's training still runs after 60 s: {trainings}"
+            time.sleep(0.5)
+        assert second.returncode == 2 and "Traceback" not in second.stderr, second.stderr[-3000:]
+        assert f"training of variant gdn_adv is already running (pid {driver.pid}" in second.stderr
+        assert listening, "no listening socket seen during training"
+        outside = {s for s in listening if not cluster.is_loopback(s[0])}
+        assert not outside, f"listening beyond loopback during a 2-worker run: {sorted(outside)}"
+        killed = _train_runs(work, "gdn_adv")[-1]
+        run = storage / f"gdn_adv-{killed.data.tags['fingerprint']}"
+
         proc, stage = _dvc_repro_until_checkpoint([dvc, "repro", "train@gdn_adv"], work, env, storage)
         proc.kill()  # dvc alone, as `kill -9 <dvc pid>` does
-        proc.communicate(timeout=60)
+        killed_log = proc.communicate(timeout=60)[0]
         _, alive = psutil.wait_procs(stage, timeout=60)
         assert not alive, f"the train stage outlived the killed dvc: {alive}"
-        interrupted = _train_runs(work, "gdn_adv")[-1]
-        run = storage / f"gdn_adv-{interrupted.data.tags['fingerprint']}"
+        assert f"resuming MLflow run {killed.info.run_id}" in killed_log, killed_log[-3000:]
         # Ray's num_to_keep=2, plus the one the worker was writing at the kill; the next attempt prunes to KEEP
         assert 0 < len(checkpoints.on_disk(run)) <= checkpoints.KEEP + 1, f"{run.name}:\n{_tree(storage)}"
         # Ctrl-C in a terminal: SIGINT to dvc's whole process group, once the resumed run has checkpointed
@@ -304,13 +340,18 @@ def test_a_finished_run_is_trained_again_and_a_killed_dvc_repro_resumes_once(pip
         again = run_checked([dvc, "repro", "train@gdn_adv"], work, env)
     finally:
         (work / "params.yaml").write_text(original)
-    assert f"resuming MLflow run {interrupted.info.run_id}" in log, log[-3000:]
-    resumed = [int(line.rsplit(" ", 1)[1]) for line in log.splitlines() if "resumed from the checkpoint of step" in line]
-    assert resumed and 0 < resumed[-1] < 12, log[-3000:]
+    resumed = [int(line.rsplit(" ", 1)[1]) for line in (killed_log + interrupted_log + log).splitlines()
+               if "resumed from the checkpoint of step" in line]
+    assert len(resumed) >= 3 and 0 < resumed[0] <= resumed[-1] < 12, resumed
+    assert f"resuming MLflow run {killed.info.run_id}" in log, log[-3000:]
     assert "didn't change" in again and "resumed" not in again, again[-3000:]
-    assert _train_runs(work, "gdn_adv")[-1].info.run_id == interrupted.info.run_id
-    assert sorted(_steps_logged(work, interrupted.info.run_id)) == list(range(1, 13))  # each step once
+    assert _train_runs(work, "gdn_adv")[-1].info.run_id == killed.info.run_id
+    assert sorted(_steps_logged(work, killed.info.run_id)) == list(range(1, 13))  # each step once
     assert checkpoints.on_disk(run) == [] and (run / "model.pt").is_file()  # the result, no checkpoint
+    assert os.path.samefile(run / "model.pt", work / "runs" / "gdn_adv" / "model.pt")
+    # a local MLflow store keeps a pointer to the model file, not a copy
+    assert not list((work / "mlartifacts").rglob("model.pt"))
+    assert list((work / "mlartifacts").rglob(f"{killed.info.run_id}/artifacts/{checkpoints.MODEL_POINTER}"))
 
 
 def _train_alone(work, env, variant: str, train: dict, variant_cfg: dict | None = None) -> dict:
@@ -383,6 +424,30 @@ def _ray_processes_of(work, driver_pid: int) -> list:
         except psutil.NoSuchProcess:
             continue
     return list(found.values())
+
+
+def _lock_holder(storage: Path) -> int | None:
+    """The pid in the variant's training lock file (inpaint/lifetime.py exclusive), None before there is one."""
+    try:
+        return int((storage / "train.lock").read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _listening(procs: list) -> set[tuple[str, int, str]]:
+    """(address, port, process name) of every TCP socket that one of `procs` listens on."""
+    import psutil
+
+    by_pid = {p.pid: p for p in procs}
+    found = set()
+    for c in psutil.net_connections("tcp"):
+        if c.status == psutil.CONN_LISTEN and c.pid in by_pid:
+            try:
+                name = by_pid[c.pid].name()
+            except psutil.NoSuchProcess:
+                continue
+            found.add((c.laddr.ip, c.laddr.port, name))
+    return found
 
 
 def _dvc_repro_until_checkpoint(cmd: list[str], work: Path, env: dict, storage: Path, **popen) -> tuple:
