@@ -41,6 +41,7 @@ DRIVER_RESOURCES = {"CPU": 0, "memory": 256 * 2**20}
 # Ray Train's switch for the actor each fit starts to watch for nodes drained ahead of a preemption
 PREEMPTION_WATCHER = "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER"
 HEAD_DIR = ".ray"
+START_ATTEMPTS = 2
 
 
 def connect(address: str | None = None, keep_alive_s: int = 0, env: dict[str, str] | None = None):
@@ -133,9 +134,35 @@ def _free_port() -> int:
 
 def start_head(keep_alive_s: int, root: Path | None = None) -> dict:
     """`ray start --head` on 127.0.0.1 plus its watchdog; returns the head's record (also in .ray/head.json).
-    The calling process holds the first lease, so the watchdog cannot stop the head before it joins."""
+    The calling process holds the first lease, so the watchdog cannot stop the head before it joins. `ray
+    start` gives up when its own processes answer too slowly (a loaded machine): it is tried START_ATTEMPTS
+    times, each on fresh ports."""
     directory = _head_dir(root)
     (directory / "leases").mkdir(parents=True, exist_ok=True)
+    for attempt in range(1, START_ATTEMPTS + 1):
+        try:
+            head, env = _ray_start(directory, keep_alive_s)
+            break
+        except RuntimeError as e:
+            if attempt == START_ATTEMPTS:
+                raise
+            print(f"WARNING ray: the local head did not start ({str(e).splitlines()[-1]}); trying again",
+                  flush=True)
+    with atomic_path(directory / "head.json") as tmp:
+        tmp.write_text(json.dumps(head))
+        tmp.chmod(0o600)  # holds the token
+    _lease(directory)
+    subprocess.Popen([sys.executable, "-m", "inpaint.cluster", "watch", str(directory)], env=env,
+                     start_new_session=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                     stderr=subprocess.DEVNULL)
+    print(f"ray: started a local head on {head['address']}; it stops {keep_alive_s} s after its last use "
+          "(or now: `inpaint ray stop`)", flush=True)
+    return head
+
+
+def _ray_start(directory: Path, keep_alive_s: int) -> tuple[dict, dict]:
+    """One `ray start --head`: (the head's record, the environment its processes run with). On failure,
+    stops whatever of the head did start and raises RuntimeError with `ray start`'s output."""
     port, dashboard, client = _free_port(), _free_port(), _free_port()
     head = {"address": f"127.0.0.1:{port}", "port": port, "dir": str(directory), "keep_alive_s": keep_alive_s,
             "token": secrets.token_hex(32)}
@@ -150,18 +177,9 @@ def start_head(keep_alive_s: int, root: Path | None = None) -> dict:
     _, stderr = proc.communicate()
     head["session"] = proc.pid
     if proc.returncode != 0:
-        lifetime.stop(session_processes(proc.pid))  # whatever of the head did start
-        raise RuntimeError(f"could not start a local Ray head ({' '.join(cmd)}):\n{stderr[-3000:]}")
-    with atomic_path(directory / "head.json") as tmp:
-        tmp.write_text(json.dumps(head))
-        tmp.chmod(0o600)  # holds the token
-    _lease(directory)
-    subprocess.Popen([sys.executable, "-m", "inpaint.cluster", "watch", str(directory)], env=env,
-                     start_new_session=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                     stderr=subprocess.DEVNULL)
-    print(f"ray: started a local head on {head['address']}; it stops {keep_alive_s} s after its last use "
-          "(or now: `inpaint ray stop`)", flush=True)
-    return head
+        _stop_session(proc.pid)  # whatever of the head did start
+        raise RuntimeError(f"could not start a local Ray head ({' '.join(cmd)}):\n{stderr[-3000:].rstrip()}")
+    return head, env
 
 
 def _lease(directory: Path) -> None:

@@ -31,6 +31,7 @@ def _ci_profile(params: dict) -> None:
     params["profile"] = "ci"
     params["weights"] = "random"  # the explicit tests-only switch: FID/LPIPS code paths run
     params["variants"] = {k: v for k, v in params["variants"].items() if k in VARIANTS}
+    params["ray"] = {"keep_alive_s": 1800}  # one local head for the module's tests, stopped at its end
 
 
 @pytest.fixture(scope="module")

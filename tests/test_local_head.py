@@ -1,8 +1,10 @@
-"""The local head's watchdog (inpaint/cluster.py `watch`), on a stand-in head: a `sleep` in a session of its own
+"""The local head's start and watchdog (inpaint/cluster.py), on a stand-in head. A `ray start` that gives up
+(a loaded machine) is tried once more. The watchdog runs on a stand-in head: a `sleep` in a session of its own
 with a head record whose GCS port nobody answers on, as a GCS too loaded to accept a connection in time. The
 watchdog must keep watching while the record is there and the session lives, stop the session once the last
 lease has ended for keep_alive_s, and stop it at once when the record is gone or names another head."""
 import json
+import os
 import subprocess
 import threading
 import time
@@ -71,3 +73,28 @@ def test_a_head_nobody_can_find_is_stopped_at_once(stand_in, record):
     assert _until(lambda: not thread.is_alive())
     if record != "deleted":
         assert json.loads((directory / "head.json").read_text())["session"] == head.pid + 100_000  # not ours
+
+
+def test_a_ray_start_that_gives_up_is_tried_once_more(tmp_path, monkeypatch, capsys):
+    head = subprocess.Popen(["sleep", "600"], start_new_session=True)
+    calls = []
+
+    def ray_start(directory, keep_alive_s):
+        calls.append(directory)
+        if len(calls) == 1:
+            raise RuntimeError("could not start a local Ray head (ray start ...):\nException: The current node "
+                               "timed out during startup.")
+        return {"address": "127.0.0.1:1", "port": 1, "dir": str(directory), "keep_alive_s": 0, "token": "t",
+                "session": head.pid}, dict(os.environ)
+
+    monkeypatch.setattr(cluster, "_ray_start", ray_start)
+    try:
+        record = cluster.start_head(0, root=tmp_path)
+        assert len(calls) == 2 and record["session"] == head.pid
+        assert json.loads((tmp_path / cluster.HEAD_DIR / "head.json").read_text())["session"] == head.pid
+        out = capsys.readouterr().out
+        assert "WARNING ray: the local head did not start (Exception: The current node timed out during startup.); " \
+               "trying again" in out, out
+    finally:  # its watchdog leaves once the stand-in's session is gone
+        head.kill()
+        head.wait()
