@@ -259,16 +259,16 @@ def test_a_code_change_retrains_from_step_0_under_a_new_run(pipeline):
                                                          "together.json", "train.lock"]
 
 
-def test_a_killed_driver_or_dvc_repro_resumes_once_and_only_loopback_listens(pipeline):
+def test_a_killed_driver_or_stopped_dvc_repro_resumes_once_and_only_loopback_listens(pipeline):
     """`inpaint train` of an unchanged, finished variant trains from step 0 under a new MLflow run
-    (train.resume is `interrupted`). Then 12 steps on 2 Ray Train workers, stopped four ways, each once the run
+    (train.resume is `interrupted`). Then 8 steps on 2 Ray Train workers, stopped twice, each time once the run
     has registered a checkpoint since its start:
     - the driver (`inpaint train`) killed with -9: meanwhile nothing listens beyond loopback and a second
       `inpaint train` of the variant is refused with one line; the kill leaves no training on the head;
-    - `dvc repro`, which resumes the run, killed with -9: its stage goes with it (no orphaned trainer);
-    - the next `dvc repro` stopped by Ctrl-C: one line, no result;
+    - `dvc repro`, which resumes the run, stopped by Ctrl-C: one line, its stage gone, no result;
     - the next resumes in the same MLflow run from the last checkpoint, logs every step once and leaves no
-      Ray checkpoint behind, only the result; a second one has nothing to do."""
+      Ray checkpoint behind, only the result; a second one has nothing to do.
+    (`dvc repro` killed with -9, whose stages must go with it: tests/test_together.py.)"""
     import psutil
 
     from inpaint import checkpoints, cluster
@@ -282,7 +282,7 @@ def test_a_killed_driver_or_dvc_repro_resumes_once_and_only_loopback_listens(pip
 
     original = (work / "params.yaml").read_text()
     params = yaml.safe_load(original)
-    params["train"] = {"steps": 12, "checkpoint_every": 2, "image_every": 100, "num_workers": 2}
+    params["train"] = {"steps": 8, "checkpoint_every": 2, "image_every": 100, "num_workers": 2}
     params["ray"] = {**(params.get("ray") or {}), "concurrent": False}  # this variant alone (tests/test_together.py)
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     storage = work / "checkpoints" / "gdn_adv"
@@ -320,12 +320,6 @@ def test_a_killed_driver_or_dvc_repro_resumes_once_and_only_loopback_listens(pip
         killed = _train_runs(work, "gdn_adv")[-1]
         run = storage / f"gdn_adv-{killed.data.tags['fingerprint']}"
 
-        proc, stage = _dvc_repro_until_checkpoint([dvc, "repro", "train@gdn_adv"], work, env, storage)
-        proc.kill()  # dvc alone, as `kill -9 <dvc pid>` does
-        killed_log = proc.communicate(timeout=60)[0]
-        _, alive = psutil.wait_procs(stage, timeout=60)
-        assert not alive, f"the train stage outlived the killed dvc: {alive}"
-        assert f"resuming MLflow run {killed.info.run_id}" in killed_log, killed_log[-3000:]
         # Ray's num_to_keep=2, plus the one the worker was writing at the kill; the next attempt prunes to KEEP
         assert 0 < len(checkpoints.on_disk(run)) <= checkpoints.KEEP + 1, f"{run.name}:\n{_tree(storage)}"
         # Ctrl-C in a terminal: SIGINT to dvc's whole process group, once the resumed run has checkpointed
@@ -341,13 +335,13 @@ def test_a_killed_driver_or_dvc_repro_resumes_once_and_only_loopback_listens(pip
         again = run_checked([dvc, "repro", "train@gdn_adv"], work, env)
     finally:
         (work / "params.yaml").write_text(original)
-    resumed = [int(line.rsplit(" ", 1)[1]) for line in (killed_log + interrupted_log + log).splitlines()
+    resumed = [int(line.rsplit(" ", 1)[1]) for line in (interrupted_log + log).splitlines()
                if "resumed from the checkpoint of step" in line]
-    assert len(resumed) >= 3 and 0 < resumed[0] <= resumed[-1] < 12, resumed
-    assert f"resuming MLflow run {killed.info.run_id}" in log, log[-3000:]
+    assert len(resumed) >= 2 and 0 < resumed[0] <= resumed[-1] < 8, resumed
+    assert f"resuming MLflow run {killed.info.run_id}" in interrupted_log + log, log[-3000:]
     assert "didn't change" in again and "resumed" not in again, again[-3000:]
     assert _train_runs(work, "gdn_adv")[-1].info.run_id == killed.info.run_id
-    assert sorted(_steps_logged(work, killed.info.run_id)) == list(range(1, 13))  # each step once
+    assert sorted(_steps_logged(work, killed.info.run_id)) == list(range(1, 9))  # each step once
     assert checkpoints.on_disk(run) == [] and (run / "model.pt").is_file()  # the result, no checkpoint
     assert os.path.samefile(run / "model.pt", work / "runs" / "gdn_adv" / "model.pt")
     # a local MLflow store keeps a pointer to the model file, not a copy
