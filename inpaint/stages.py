@@ -64,14 +64,25 @@ def prepare(params: Params) -> dict:
 
 
 def masks(params: Params) -> dict:
-    """Training and test masks (with the leak check), the mask pictures and the `masks` MLflow run."""
+    """Training and test masks (with the leak check), the mask pictures and the `masks` MLflow run (the
+    settings, the counts per bin and the pictures: what every variant was trained and tested on). The run is
+    logged here, not in inpaint/masks/, which sits below the params and tracking code it would need."""
     from inpaint.masks import MaskStore, build_mask_sets, write_mask_pictures
-    from inpaint.masks.record import log_masks_run
+    from inpaint.provenance import tracking
 
     summary = build_mask_sets(params.masks, params.data.image_size, paths.MASKS)
     pictures = write_mask_pictures(MaskStore(paths.MASKS / "train"), paths.REPORTS / "masks")
     write_json(paths.MASKS / "summary.json", summary)
-    log_masks_run(params, summary, pictures)
+    client, experiment_id = tracking.open_experiment(params.tracking)
+    run_id = client.create_run(experiment_id, run_name="masks",
+                               tags={tracking.TAG_KIND: "masks", **tracking.provenance()}).info.run_id
+    tracking.log_params(client, run_id, params.masks.model_dump(mode="json"), prefix="masks.")
+    counts = {tracking.metric_key("masks", split, key): count
+              for split in ("train", "test") for key, count in summary[split]["per_bin"].items()}
+    tracking.log_metrics(client, run_id, {**counts, "masks/masks_per_s": summary["masks_per_s"]})
+    for picture in pictures:
+        client.log_artifact(run_id, str(picture), artifact_path="pictures")
+    client.set_terminated(run_id)
     return summary
 
 

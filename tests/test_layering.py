@@ -1,7 +1,7 @@
 """The package's import graph, read from the source (inpaint/provenance/codegraph.py, lazy imports included): no two
 modules import each other through any chain (a package's own __init__ excepted: importing inpaint.a.b runs
-inpaint/a/__init__.py, which is not a dependency of inpaint/a/b.py's code), and what reads a model file
-(evaluation, `inpaint fill`) does not import the trainer."""
+inpaint/a/__init__.py, which is not a dependency of inpaint/a/b.py's code), nor do two subpackages, and what
+reads a model file (evaluation, `inpaint fill`) does not import the trainer."""
 
 import pytest
 
@@ -51,6 +51,21 @@ def test_the_cycle_finder_finds_a_cycle():
 
 def test_no_import_cycle_in_the_package():
     assert _cycle(_edges()) is None, f"import cycle: {' -> '.join(_cycle(_edges()))}"
+
+
+def _unit(module: str) -> str:
+    """The part of the design a module belongs to: its subpackage (inpaint.evaluation), or the module itself
+    when it sits directly in inpaint/."""
+    return ".".join(module.split(".")[:2])
+
+
+def test_no_import_cycle_between_the_subpackages():
+    """The folders read as layers: no subpackage imports one that imports it back."""
+    edges: dict[str, set[str]] = {}
+    for module, imported in _edges().items():
+        edges.setdefault(_unit(module), set()).update(_unit(i) for i in imported)
+    edges = {unit: imported - {unit} for unit, imported in edges.items()}
+    assert _cycle(edges) is None, f"import cycle between subpackages: {' -> '.join(_cycle(edges))}"
 
 
 @pytest.mark.parametrize("reader", ["inpaint.evaluation.evaluate", "inpaint.evaluation.fill"])

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-from inpaint import bins
+from inpaint import bins, plotting
 from inpaint.config import resolve
 from inpaint.results import figures, paper_tables as pt, report as rp
 
@@ -303,13 +303,13 @@ def test_metric_plots_loss_curves_and_run_figure(fixture, tmp_path):
     assert len(frame) == (len(VARIANTS) + 2) * len(bins.BINS)
     assert (frame.psnr_ci_low < frame.psnr).all() and "OpenCV Telea (baseline)" in set(frame.variant)
     written = figures.metric_plots(frame, tmp_path)
-    assert {p.name for p in written} == {f"{m}_vs_ratio.png" for m in figures.PLOTTED}
+    assert {p.name for p in written} == {f"{m}_vs_ratio.png" for m in plotting.PLOTTED}
     curves = pd.DataFrame([{"step": s, "loss_g": 1 / s, "variant": v} for v in VARIANTS for s in (1, 2, 3)])
     written.append(figures.loss_curves(curves, tmp_path / "loss.png"))
     assert all(p.read_bytes()[:4] == b"\x89PNG" for p in written)
-    fig = figures.run_curves(results.iloc[2].to_dict())
+    fig = plotting.run_curves(results.iloc[2].to_dict())
     assert [ax.get_title() for ax in fig.axes] == ["PSNR (dB)", "SSIM", "l1 (%)"]
-    looks = {tuple(sorted(figures.style(i).items())) for i in range(24)}
+    looks = {tuple(sorted(plotting.style(i).items())) for i in range(24)}
     assert len(looks) == 24  # distinct colour / line style / marker for 12+ variants
 
 

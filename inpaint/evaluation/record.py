@@ -15,12 +15,11 @@ import pandas as pd
 from mlflow.entities import RunTag
 from mlflow.tracking import MlflowClient
 
-from inpaint import bins, io, paths
+from inpaint import bins, io, paths, plotting
 from inpaint.config import Params
 from inpaint.evaluation import compare, evaluate as ev
 from inpaint.io import atomic_path, write_json
 from inpaint.provenance import tracking
-from inpaint.results import figures
 
 
 def evaluate_variant(params: Params, variant: str) -> dict:
@@ -135,5 +134,5 @@ def evaluation_provenance(params: Params, meta: dict, set_metrics) -> dict:
 
 def log_run_figure(client, run_id: str, name: str, results: dict[str, float]) -> None:
     """The run's PSNR / SSIM / l1 versus hole-ratio figure, with the 95 % intervals."""
-    figures.log_figure(client, run_id, figures.run_curves(results, f"{name}: test metrics per hole ratio"),
+    plotting.log_figure(client, run_id, plotting.run_curves(results, f"{name}: test metrics per hole ratio"),
                        "evaluation/metrics_vs_ratio.png")

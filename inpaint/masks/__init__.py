@@ -9,7 +9,6 @@ binned into the six hole-ratio bins of `inpaint.bins`, stored as packed-bit shar
     store.py     shards + manifest writer, MaskStore (O(1) reads), check_no_leak
     build.py     build_mask_sets: the masks stage
     pictures.py  contact sheets and the hole-ratio histogram
-    record.py    the masks stage's MLflow run
 
 Attributes are imported lazily so that worker processes and `inpaint.config` import only what they use.
 """

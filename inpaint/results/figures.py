@@ -9,32 +9,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
 import matplotlib.ticker
+import numpy as np
+import pandas as pd
+import torch
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
-
-from inpaint import bins  # noqa: E402
-from inpaint.data.pairs import mask_tensor, to_tensor  # noqa: E402
-from inpaint.evaluation import compare, metrics  # noqa: E402
-from inpaint.evaluation.evaluate import composites  # noqa: E402
-from inpaint.evaluation.metrics import to_uint8  # noqa: E402
-from inpaint.frameworks.base import masked_input  # noqa: E402
-from inpaint.io import atomic_path  # noqa: E402
-from inpaint.models.gdn import hole_probability  # noqa: E402
+from inpaint import bins
+from inpaint.data.pairs import mask_tensor, to_tensor
+from inpaint.evaluation import compare, metrics
+from inpaint.evaluation.evaluate import composites
+from inpaint.evaluation.metrics import to_uint8
+from inpaint.frameworks.base import masked_input
+from inpaint.models.gdn import hole_probability
+from inpaint.plotting import COLOURS, DPI, HEAT, MARKERS, PLOTTED, ratio_axis, save, style
 
 FIGURE_BINS = (0, 2, 4, 5)  # rows of the comparisons: small to large holes
-PLOTTED = {"l1": "l1 (%)", "psnr": "PSNR (dB)", "ssim": "SSIM", "fid": "FID", "kid": "KID", "lpips": "LPIPS"}
-# 20 colours x 4 line styles x 6 markers: every one of a dozen or more variants is told apart in print too
-COLOURS = plt.get_cmap("tab20").colors[::2] + plt.get_cmap("tab20").colors[1::2]
-LINES = ("-", "--", "-.", ":")
-MARKERS = ("o", "s", "^", "D", "v", "P")
-HEAT = "viridis"  # perceptually uniform: 0.5 does not look like a plateau of green
-DPI = 120
 
 
 def texture(image: np.ndarray) -> float:
@@ -73,12 +63,6 @@ def load_batch(images: np.ndarray, masks, chosen: list[tuple[int, int, int]]) ->
             torch.stack([mask_tensor(masks[m]) for _, _, m in chosen]))
 
 
-def style(i: int) -> dict:
-    """The i-th line's colour, line style and marker: the first 20 differ in colour, and colour, style and
-    marker together repeat only after 60 lines."""
-    return {"color": COLOURS[i % len(COLOURS)], "linestyle": LINES[i % len(LINES)], "marker": MARKERS[i % len(MARKERS)]}
-
-
 def image_grid(cells: list[list[np.ndarray]], row_labels: list[str], col_labels: list[str], path: Path) -> Path:
     """A grid of pictures: H x W x 3 uint8 shown as is, H x W in [0, 1] as a heat map on a fixed 0-1 scale
     with its colour bar (0 = the detector sees a real pixel, 1 = a hole)."""
@@ -101,7 +85,7 @@ def image_grid(cells: list[list[np.ndarray]], row_labels: list[str], col_labels:
     if heat is not None:
         bar = fig.colorbar(heat, ax=axes, shrink=0.6, pad=0.01)
         bar.set_label("hole probability (0 = real, 1 = hole)", fontsize=10)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 WIDTH_PX = 1600  # the comparison grid fits a 1600-px window
@@ -133,7 +117,7 @@ def comparison(generators: dict[str, torch.nn.Module], image: torch.Tensor, mask
         axes[0][c].set_title(name, fontsize=8, rotation=35, ha="left", va="bottom", x=0.1)
     fig.subplots_adjust(left=0.6 / (cols + 0.6), right=0.995, bottom=0.04, top=1 - 1.0 / (cell * 1.32 * rows + 1.1),
                         wspace=0.06, hspace=0.3)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 @torch.no_grad()
@@ -165,12 +149,6 @@ def metric_vs_ratio(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _ratio_axis(ax) -> None:
-    ax.set_xticks([(lo + hi) / 2 for lo, hi in bins.BINS], [bins.percent_label(b) for b in range(len(bins.BINS))])
-    ax.set_xlabel("hole ratio")
-    ax.grid(alpha=0.3)
-
-
 def metric_plots(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
     """One PNG per metric: one line per variant (baselines grey), the bootstrap 95% interval as error bars
     where it exists, the legend beside the axes."""
@@ -191,12 +169,12 @@ def metric_plots(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
                 look = style(i)
             ax.errorbar(rows.hole_ratio, rows[m], yerr=None if np.isnan(err).all() else err, capsize=2,
                         label=variant, markersize=4, **look)
-        _ratio_axis(ax)
+        ratio_axis(ax)
         ax.set_ylabel(label)
         ax.set_title(f"{label} per hole ratio" + (" (95% intervals)" if m in ("l1", "psnr", "ssim", "lpips") else ""))
         ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
         fig.tight_layout()
-        written.append(_save(fig, out_dir / f"{m}_vs_ratio.png"))
+        written.append(save(fig, out_dir / f"{m}_vs_ratio.png"))
     return written
 
 
@@ -212,39 +190,7 @@ def loss_curves(curves: pd.DataFrame, path: Path) -> Path:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
     fig.tight_layout()
-    return _save(fig, path)
-
-
-def run_curves(results: dict[str, float], title: str = ""):
-    """One run's PSNR, SSIM and l1 against the hole ratio with their 95% intervals (a matplotlib Figure)."""
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.8))
-    if title:
-        fig.suptitle(title)
-    x = [(lo + hi) / 2 for lo, hi in bins.BINS]
-    for ax, m in zip(axes, ("psnr", "ssim", "l1")):
-        y = np.array([results.get(f"{m}/{bins.key(b)}", np.nan) for b in range(len(bins.BINS))])
-        lo, hi = (np.array([results.get(f"{m}_ci_{s}/{bins.key(b)}", np.nan) for b in range(len(bins.BINS))])
-                  for s in ("low", "high"))
-        ax.plot(x, y, marker="o", color=COLOURS[0])
-        if np.isfinite(lo).all() and np.isfinite(hi).all():
-            ax.fill_between(x, lo, hi, alpha=0.25, color=COLOURS[0], label="95% interval")
-            ax.legend(fontsize=8)
-        _ratio_axis(ax)
-        ax.set_title(PLOTTED[m])
-    fig.tight_layout()
-    return fig
-
-
-def log_figure(client, run_id: str, fig, artifact_file: str) -> None:
-    client.log_figure(run_id, fig, artifact_file)
-    plt.close(fig)
-
-
-def _save(fig, path: Path) -> Path:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=DPI, format="png", bbox_inches="tight", pad_inches=0.1)
-    plt.close(fig)
-    return path
+    return save(fig, path)
 
 
 def ranking(rows: pd.DataFrame, path: Path) -> Path:
@@ -279,4 +225,4 @@ def ranking(rows: pd.DataFrame, path: Path) -> Path:
     axes[0][0].legend(fontsize=8, loc="lower left", bbox_to_anchor=(0, 1.06), ncol=2, frameon=False)
     fig.suptitle("Every variant against the classical fills (mean over the six hole-ratio bins)", fontsize=12, y=1.0)
     fig.tight_layout()
-    return _save(fig, path)
+    return save(fig, path)
