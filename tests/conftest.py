@@ -14,8 +14,8 @@ from inpaint.paths import REPO_ROOT
 
 
 def pytest_configure(config):
-    """Under pytest-xdist (the README runs two test processes on two cores) each process computes on one torch
-    thread: two processes of two threads each spin against each other and run several times slower."""
+    """Under pytest-xdist (the README runs three test processes on two cores) each process computes on one
+    torch thread: processes of two threads each spin against each other and run several times slower."""
     if os.environ.get("PYTEST_XDIST_WORKER"):
         import torch
 
@@ -24,8 +24,8 @@ def pytest_configure(config):
 
 def pytest_collection_modifyitems(config, items):
     """The files that take minutes first (e2e, then slow; the order within a file kept). With the README's
-    `--dist loadfile --no-loadscope-reorder` the two test processes start on them and the seconds-long files
-    fill the gaps at the end, instead of one process running a minutes-long file alone while the other idles."""
+    `--dist loadfile --no-loadscope-reorder` the test processes start on them and the seconds-long files fill
+    the gaps at the end, instead of one process running a minutes-long file alone while the others idle."""
     def weight(item) -> int:
         return 0 if item.get_closest_marker("e2e") else 1 if item.get_closest_marker("slow") else 2
 

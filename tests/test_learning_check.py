@@ -88,7 +88,7 @@ class CheckSession:
 def test_held_out_error_in_the_hole_keeps_falling(data, variant):
     settings, steps = VARIANTS[variant]
     tcfg = TrainConfig(steps=steps, batch_size=4, num_workers=0, seed=10, log_every=steps, image_every=steps,
-                       checkpoint_every=steps // CHECKS, torch_threads=1)  # as CI's two test processes
+                       checkpoint_every=steps // CHECKS, torch_threads=1)  # as CI's test processes
     held_out = HeldOut(data)
     torch.manual_seed(tcfg.seed)  # the loop's seed and build: the weights it starts from
     untrained = build_networks(TypeAdapter(Variant).validate_python(settings), SIZE)["generator"].eval()
