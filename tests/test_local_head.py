@@ -12,6 +12,7 @@ import time
 import pytest
 
 from inpaint import cluster
+from nodes import free_port
 
 KEEP_ALIVE_S = 1
 
@@ -24,7 +25,7 @@ def stand_in(tmp_path):
     directory = tmp_path / cluster.HEAD_DIR
     (directory / "leases").mkdir(parents=True)
     (directory / "leases" / str(user.pid)).touch()
-    record = {"address": f"127.0.0.1:{cluster._free_port()}", "session": head.pid, "keep_alive_s": KEEP_ALIVE_S,
+    record = {"address": f"127.0.0.1:{free_port()}", "session": head.pid, "keep_alive_s": KEEP_ALIVE_S,
               "dir": str(directory), "token": "t"}
     record["port"] = int(record["address"].rsplit(":", 1)[1])
     (directory / "head.json").write_text(json.dumps(record))
