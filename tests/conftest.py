@@ -14,7 +14,7 @@ from inpaint.paths import REPO_ROOT
 
 
 def pytest_configure(config):
-    """Under pytest-xdist (the README runs three test processes on two cores) each process computes on one
+    """Under pytest-xdist (the README runs two test processes on two cores) each process computes on one
     torch thread: processes of two threads each spin against each other and run several times slower."""
     if os.environ.get("PYTEST_XDIST_WORKER"):
         import torch
